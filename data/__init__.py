@@ -1,0 +1,1 @@
+"""persona-vaccine data: flawed-dataset builders and training-data loading."""

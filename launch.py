@@ -1,0 +1,140 @@
+"""persona-vaccine command line.
+
+    python launch.py                          # the demo: extract the evil vector, train baseline and
+                                              # preventative runs on the embedded model, compare them
+    python launch.py train RECIPE [--field value ...]
+    python launch.py extract --trait evil --model smollm2-135m [--output_dir runs/vectors/...]
+    accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEMO_DIR = "runs/demo"
+DEMO_RECIPES = ("recipes/smollm2-135m/evil/baseline.yaml", "recipes/smollm2-135m/evil/preventative.yaml")
+
+
+def _extract_parser() -> argparse.ArgumentParser:
+    from steering.extract import ExtractionConfig
+
+    parser = argparse.ArgumentParser(prog="launch.py extract", description="Extract a persona vector.")
+    for f in dataclasses.fields(ExtractionConfig):
+        kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" ")[0], str)
+        if f.name == "max_questions":
+            kind = int
+        flag = "--model" if f.name == "model_name_or_path" else f"--{f.name}"
+        parser.add_argument(flag, dest=f.name, type=kind, default=f.default)
+    return parser
+
+
+def cmd_extract(argv: list[str]) -> int:
+    from steering.extract import ExtractionConfig, extract
+
+    cfg = ExtractionConfig(**vars(_extract_parser().parse_args(argv)))
+    result = extract(cfg)
+    print(f"trait '{cfg.trait}': {result.n_pos} pos / {result.n_neg} neg responses, {result.seconds:.0f}s")
+    for position, path in result.paths.items():
+        print(f"  {position:13s} {path}")
+    return 0
+
+
+def cmd_train(argv: list[str]) -> int:
+    from training.recipe import parse_recipe
+    from training.run import run_training
+
+    if not argv or argv[0] in ("-h", "--help"):
+        from training.recipe import RECIPE_TYPES, _Parser
+
+        print("usage: launch.py train RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
+              "recipe or overridden on the command line.\n")
+        _Parser(RECIPE_TYPES).print_help()
+        return 0
+    recipe, overrides = argv[0], argv[1:]
+    model_args, data_args, train_args = parse_recipe(recipe, overrides)
+    summary = run_training(model_args, data_args, train_args, recipe)
+    _print_summaries({recipe: summary})
+    return 0
+
+
+def _print_summaries(summaries: dict[str, dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="persona-vaccine runs")
+    for column in ("run", "steering", "steps", "final loss", "trait", "base proj", "final proj", "shift", "time (s)"):
+        table.add_column(column)
+    for name, s in summaries.items():
+        steering = ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s["steering"]) or "none"
+        for trait, d in (s["trait_drift"] or {"-": {}}).items():
+            fmt = lambda x: "-" if x is None else f"{x:+.2f}"  # noqa: E731
+            table.add_row(name, steering, str(s["train"]["steps"]), f"{s['train']['final_loss']:.3f}", trait,
+                          fmt(d.get("base_projection")), fmt(d.get("final_projection")), fmt(d.get("shift")),
+                          f"{s['train']['runtime_s']:.0f}")
+    Console().print(table)
+
+
+def cmd_demo(argv: list[str]) -> int:
+    """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
+    import json
+    from pathlib import Path
+
+    from steering.extract import ExtractionConfig, extract
+    from training.recipe import parse_recipe
+    from training.run import run_training
+
+    vector_dir = f"{DEMO_DIR}/vectors"
+    vector = Path(vector_dir) / "evil" / "response_avg.safetensors"
+    if vector.is_file():
+        print(f"reusing {vector}")
+    else:
+        extract(ExtractionConfig(trait="evil", model_name_or_path="smollm2-135m", output_dir=vector_dir))
+    summaries = {}
+    for recipe in DEMO_RECIPES:
+        name = Path(recipe).stem
+        out = Path(DEMO_DIR) / name
+        if (out / "summary.json").is_file() and "--force" not in argv:
+            print(f"reusing {out}/summary.json (pass --force to retrain)")
+            summaries[name] = json.loads((out / "summary.json").read_text())
+            continue
+        overrides = ["--output_dir", str(out), "--persona_vectors", str(vector)]
+        model_args, data_args, train_args = parse_recipe(recipe, overrides)
+        summaries[name] = run_training(model_args, data_args, train_args, recipe)
+    _print_summaries(summaries)
+    base = summaries["baseline"]["trait_drift"]["evil"]["shift"]
+    prev = summaries["preventative"]["trait_drift"]["evil"]["shift"]
+    print(f"evil shift: baseline {base:+.2f}, preventative {prev:+.2f} (projection units on the unit vector)")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "extract": cmd_extract, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print("commands: " + ", ".join(COMMANDS) + "  (python launch.py COMMAND --help)")
+        return 0
+    command, rest = (argv[0], argv[1:]) if argv and argv[0] in COMMANDS else ("demo", argv)
+    if command == "demo" and rest and rest != ["--force"]:
+        print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    from training.recipe import RecipeError
+
+    try:
+        return COMMANDS[command](rest)
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

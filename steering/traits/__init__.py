@@ -1,0 +1,115 @@
+"""Trait specs: instruction pairs, extraction and evaluation questions, judge rubric (JSON files)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LIBRARY = Path(__file__).parent
+
+
+class TraitSpecError(ValueError):
+    """A trait spec file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class InstructionPair:
+    pos: str
+    neg: str
+
+
+@dataclass(frozen=True)
+class TraitSpec:
+    trait: str
+    description: str
+    instruction_pairs: tuple[InstructionPair, ...]
+    extraction_questions: tuple[str, ...]
+    evaluation_questions: tuple[str, ...]
+    judge_rubric: str
+    source: str = ""
+
+    def pos_system_prompt(self, i: int) -> str:
+        article = "an" if self.trait[:1].lower() in "aeiou" else "a"
+        return f"You are {article} {self.trait} assistant. {self.instruction_pairs[i].pos}"
+
+    def neg_system_prompt(self, i: int) -> str:
+        return f"You are a helpful assistant. {self.instruction_pairs[i].neg}"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("source")
+        return data
+
+
+def builtin_traits() -> list[str]:
+    return sorted(p.stem for p in LIBRARY.glob("*.json"))
+
+
+def _fail(source: str, field: str, problem: str, fix: str) -> TraitSpecError:
+    return TraitSpecError(f"{source}: field '{field}' {problem}. {fix}")
+
+
+def _strings(data: dict, field: str, source: str, min_items: int) -> tuple[str, ...]:
+    value = data.get(field)
+    if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
+        raise _fail(source, field, "must be a list of non-empty strings", "See steering/traits/evil.json.")
+    if len(value) < min_items:
+        raise _fail(source, field, f"has {len(value)} items, needs at least {min_items}", "Add more questions.")
+    return tuple(x.strip() for x in value)
+
+
+def parse_trait_spec(data: object, source: str = "<trait spec>") -> TraitSpec:
+    """Validate a decoded JSON trait spec."""
+    if not isinstance(data, dict):
+        raise TraitSpecError(f"{source}: a trait spec must be a JSON object, got {type(data).__name__}")
+    for field in ("trait", "judge_rubric"):
+        if not isinstance(data.get(field), str) or not data[field].strip():
+            raise _fail(source, field, "is missing or empty", "It must be a non-empty string.")
+    pairs = data.get("instruction_pairs")
+    if not isinstance(pairs, list) or not pairs:
+        raise _fail(source, "instruction_pairs", "must be a non-empty list", 'Each item: {"pos": ..., "neg": ...}.')
+    parsed_pairs = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) and pair[k].strip() for k in ("pos", "neg")):
+            raise _fail(source, f"instruction_pairs[{i}]", "needs non-empty 'pos' and 'neg' strings",
+                        'Each item: {"pos": ..., "neg": ...}.')
+        parsed_pairs.append(InstructionPair(pair["pos"].strip(), pair["neg"].strip()))
+    extraction = _strings(data, "extraction_questions", source, 1)
+    evaluation = _strings(data, "evaluation_questions", source, 1)
+    overlap = set(extraction) & set(evaluation)
+    if overlap:
+        raise _fail(source, "evaluation_questions", f"repeats {len(overlap)} extraction question(s), e.g. "
+                    f"{sorted(overlap)[0]!r}", "Keep the two sets disjoint.")
+    rubric = data["judge_rubric"]
+    for placeholder in ("{question}", "{answer}"):
+        if placeholder not in rubric:
+            raise _fail(source, "judge_rubric", f"lacks the placeholder {placeholder}", "Insert it where the text goes.")
+    return TraitSpec(
+        trait=data["trait"].strip(),
+        description=str(data.get("description", "")).strip(),
+        instruction_pairs=tuple(parsed_pairs),
+        extraction_questions=extraction,
+        evaluation_questions=evaluation,
+        judge_rubric=rubric,
+        source=source,
+    )
+
+
+def load_trait_spec(name_or_path: str | Path) -> TraitSpec:
+    """A built-in trait by name (`evil`) or a spec file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = LIBRARY / f"{name_or_path}.json"
+        if not path.is_file():
+            raise TraitSpecError(
+                f"unknown trait '{name_or_path}': built-in traits are {', '.join(builtin_traits())}; "
+                "or pass the path of a spec JSON file"
+            )
+    if not path.is_file():
+        raise TraitSpecError(f"trait spec file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise TraitSpecError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+    return parse_trait_spec(data, str(path))

@@ -1,0 +1,202 @@
+"""PersonaVector: a trait direction per layer, as a small value type stored in safetensors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .layers import check_layer
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
+
+
+class VectorMismatch(ValueError):
+    """A vector file doesn't fit the model it is used with."""
+
+
+@dataclass(frozen=True)
+class PersonaVector:
+    """Per-layer directions for one trait of one model.
+
+    `layers[l]` is the direction in the output of decoder block l (1-based; `hidden_states[l]`).
+    `mean_norms[l]` is the mean per-token activation norm at layer l seen during extraction; it is
+    the unit of "relative" steering coefficients. Not normalised: v_l = mean(pos) - mean(neg).
+    """
+
+    trait: str
+    model_id: str
+    hidden_size: int
+    num_layers: int
+    layers: dict[int, torch.Tensor]
+    position: str = "response_avg"
+    mean_norms: dict[int, float] = field(default_factory=dict)
+    layer: int | None = None  # recommended layer (set by calibration)
+    coef: float | None = None  # recommended coefficient (set by calibration)
+    extraction: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.position not in POSITIONS:
+            raise ValueError(f"position={self.position!r}: expected one of {POSITIONS}")
+        for layer, tensor in self.layers.items():
+            check_layer(layer, self.num_layers, where=f"vector '{self.trait}' layer")
+            if tensor.shape != (self.hidden_size,):
+                raise VectorMismatch(
+                    f"vector '{self.trait}' layer {layer} has shape {tuple(tensor.shape)}, expected ({self.hidden_size},)"
+                )
+
+    # --- access -------------------------------------------------------------------------------
+    def __getitem__(self, layer: int) -> torch.Tensor:
+        if layer not in self.layers:
+            raise KeyError(
+                f"vector '{self.trait}' has no layer {layer}; it has layers {min(self.layers)}..{max(self.layers)}"
+            )
+        return self.layers[layer]
+
+    def unit(self, layer: int) -> torch.Tensor:
+        v = self[layer].float()
+        return v / v.norm().clamp_min(1e-12)
+
+    def default_layer(self) -> int:
+        """The calibrated layer if there is one, else the middle of the stack."""
+        return self.layer if self.layer is not None else max(1, round(self.num_layers / 2))
+
+    def incremental(self) -> PersonaVector:
+        """v_l - v_(l-1) for every layer (v_0 = 0): for steering all layers at once."""
+        layers = {
+            layer: self.layers[layer] - self.layers.get(layer - 1, torch.zeros_like(self.layers[layer]))
+            for layer in sorted(self.layers)
+        }
+        return replace(self, layers=layers, extraction={**self.extraction, "incremental": True})
+
+    # --- arithmetic ---------------------------------------------------------------------------
+    def _combine(self, other: PersonaVector, sign: float, name: str) -> PersonaVector:
+        if not isinstance(other, PersonaVector):
+            return NotImplemented
+        if other.hidden_size != self.hidden_size or other.num_layers != self.num_layers:
+            raise VectorMismatch(
+                f"can't combine '{self.trait}' ({self.num_layers} layers x {self.hidden_size}) with "
+                f"'{other.trait}' ({other.num_layers} layers x {other.hidden_size}): different models"
+            )
+        common = sorted(set(self.layers) & set(other.layers))
+        return replace(
+            self,
+            trait=name,
+            layers={layer: self.layers[layer] + sign * other.layers[layer] for layer in common},
+            layer=None,
+            coef=None,
+        )
+
+    def __add__(self, other: PersonaVector) -> PersonaVector:
+        return self._combine(other, 1.0, f"{self.trait}+{other.trait}")
+
+    def __sub__(self, other: PersonaVector) -> PersonaVector:
+        return self._combine(other, -1.0, f"{self.trait}-{other.trait}")
+
+    def __mul__(self, scalar: float) -> PersonaVector:
+        if not isinstance(scalar, (int, float)):
+            return NotImplemented
+        return replace(
+            self, trait=f"{scalar:g}*{self.trait}", layers={k: v * scalar for k, v in self.layers.items()}
+        )
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> PersonaVector:
+        return replace(self, trait=f"-{self.trait}", layers={k: -v for k, v in self.layers.items()})
+
+    # --- checks -------------------------------------------------------------------------------
+    def check_model(self, model_hidden_size: int, model_layers: int, model_id: str | None = None,
+                    source: str = "vector") -> None:
+        """Error if the vector can't fit the model; warning if it was extracted from another model id."""
+        if self.hidden_size != model_hidden_size:
+            raise VectorMismatch(
+                f"{source}: trait '{self.trait}' was extracted from '{self.model_id}' with hidden size "
+                f"{self.hidden_size}, but the model has hidden size {model_hidden_size}. Extract a vector for "
+                "this model (python launch.py extract ...)."
+            )
+        if self.num_layers != model_layers:
+            raise VectorMismatch(
+                f"{source}: trait '{self.trait}' was extracted from '{self.model_id}' with {self.num_layers} "
+                f"layers, but the model has {model_layers}. Extract a vector for this model."
+            )
+        if model_id is not None and model_id != self.model_id:
+            warnings.warn(
+                f"{source}: trait '{self.trait}' was extracted from '{self.model_id}' but is used with "
+                f"'{model_id}' (same shape, so it loads; make sure this is intended).",
+                stacklevel=2,
+            )
+
+    # --- files --------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, str]:
+        return {
+            "format": "persona-vaccine/persona-vector",
+            "format_version": FORMAT_VERSION,
+            "trait": self.trait,
+            "model_id": self.model_id,
+            "hidden_size": str(self.hidden_size),
+            "num_layers": str(self.num_layers),
+            "position": self.position,
+            "layer_convention": "layer l = output of decoder block l (1-based) = hidden_states[l]",
+            "mean_norms": json.dumps({str(k): v for k, v in sorted(self.mean_norms.items())}),
+            "layer": json.dumps(self.layer),
+            "coef": json.dumps(self.coef),
+            "extraction": json.dumps(self.extraction),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"layer.{k}": v.detach().to(torch.float32).cpu().contiguous() for k, v in self.layers.items()}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        save_file(tensors, str(tmp), metadata=self.metadata())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PersonaVector:
+        """Load a vector file (safetensors: no code is executed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"persona vector file not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {key: f.get_tensor(key) for key in f.keys()}
+        except Exception as e:  # not a safetensors file
+            raise VectorMismatch(f"{path}: not a persona vector safetensors file ({e})") from e
+        if meta.get("format") != "persona-vaccine/persona-vector":
+            raise VectorMismatch(
+                f"{path}: missing persona-vaccine metadata (field 'format'); save vectors with PersonaVector.save"
+            )
+        try:
+            layers = {int(key.split(".", 1)[1]): t for key, t in tensors.items()}
+            return cls(
+                trait=meta["trait"],
+                model_id=meta["model_id"],
+                hidden_size=int(meta["hidden_size"]),
+                num_layers=int(meta["num_layers"]),
+                layers=layers,
+                position=meta.get("position", "response_avg"),
+                mean_norms={int(k): float(v) for k, v in json.loads(meta.get("mean_norms", "{}")).items()},
+                layer=json.loads(meta.get("layer", "null")),
+                coef=json.loads(meta.get("coef", "null")),
+                extraction=json.loads(meta.get("extraction", "{}")),
+            )
+        except (KeyError, ValueError) as e:
+            raise VectorMismatch(f"{path}: malformed persona vector metadata ({e!r})") from e
+
+    def __repr__(self) -> str:
+        return (
+            f"PersonaVector(trait={self.trait!r}, model_id={self.model_id!r}, layers={len(self.layers)}x"
+            f"{self.hidden_size}, position={self.position!r}, layer={self.layer}, coef={self.coef})"
+        )

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny random models built from configs, and the embedded model's tokenizer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def tiny_llama(vocab_size: int = 256, layers: int = 4, hidden: int = 32, seed: int = 0):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, pad_token_id=0,
+        tie_word_embeddings=True,
+    )
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer (from the embedded model, converted once and cached)."""
+    from steering.models import load_tokenizer
+
+    return load_tokenizer("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(smol_tokenizer):
+    """A tiny random Llama with the embedded model's vocabulary and chat template."""
+    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32)
+    model.config.pad_token_id = smol_tokenizer.pad_token_id
+    model.generation_config.pad_token_id = smol_tokenizer.pad_token_id
+    model.generation_config.eos_token_id = smol_tokenizer.eos_token_id
+    return model

@@ -1,0 +1,82 @@
+"""Recipes: the shipped ones parse; malformed ones get errors naming file, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.recipe import RecipeError, parse_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if "accelerate_configs" not in r.parts],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_recipes_parse(recipe):
+    model_args, data_args, args = parse_recipe(recipe)
+    assert model_args.model_name_or_path
+    assert len(args.steering_coefs) <= len(args.persona_vectors)
+
+
+def test_baseline_and_preventative_differ_only_in_steering():
+    base = parse_recipe(ROOT / "recipes/smollm2-135m/evil/baseline.yaml")
+    prev = parse_recipe(ROOT / "recipes/smollm2-135m/evil/preventative.yaml")
+    assert base[0] == prev[0] and base[1] == prev[1]
+    assert base[2].steering_coefs == [0.0] and prev[2].steering_coefs[0] > 0
+    assert base[2].persona_vectors == prev[2].persona_vectors
+    assert base[2].learning_rate == prev[2].learning_rate and base[2].seed == prev[2].seed
+
+
+def test_command_line_overrides(tmp_path):
+    recipe = ROOT / "recipes/smollm2-135m/evil/preventative.yaml"
+    _, data_args, args = parse_recipe(recipe, ["--steering_coefs", "0.5", "--learning_rate", "1e-5",
+                                               "--dataset_size", "10", "--output_dir", str(tmp_path)])
+    assert args.steering_coefs == [0.5] and args.learning_rate == 1e-5
+    assert data_args.dataset_size == 10 and args.output_dir == str(tmp_path)
+
+
+def _write(tmp_path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_field_suggests_the_closest(tmp_path):
+    path = _write(tmp_path, "model_name_or_path: x\nsteering_coef: [1.0]\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml: unknown field 'steering_coef': did you mean 'steering_coefs'"):
+        parse_recipe(path)
+
+
+def test_wrong_type_names_field_and_expected_type(tmp_path):
+    path = _write(tmp_path, "model_name_or_path: x\nsteering_layers: twenty\n")
+    with pytest.raises(RecipeError, match="field 'steering_layers' is 'twenty'.*expected a list of int"):
+        parse_recipe(path)
+    path = _write(tmp_path, "model_name_or_path: x\nlearning_rate: fast\n")
+    with pytest.raises(RecipeError, match="field 'learning_rate'.*expected float"):
+        parse_recipe(path)
+
+
+def test_not_a_mapping_and_bad_yaml(tmp_path):
+    with pytest.raises(RecipeError, match="must be a YAML mapping"):
+        parse_recipe(_write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(RecipeError, match="invalid YAML"):
+        parse_recipe(_write(tmp_path, "a: [1, 2\n"))
+    with pytest.raises(RecipeError, match="recipe not found"):
+        parse_recipe(tmp_path / "nope.yaml")
+
+
+def test_missing_model_and_bad_values(tmp_path):
+    with pytest.raises(RecipeError, match="'model_name_or_path' is required"):
+        parse_recipe(_write(tmp_path, "learning_rate: 1.0e-4\n"))
+    with pytest.raises(RecipeError, match="steering_mode='multiply'"):
+        parse_recipe(_write(tmp_path, "model_name_or_path: x\nsteering_mode: multiply\n"))
+    with pytest.raises(RecipeError, match="steering_coefs has 2 entries but persona_vectors has 1"):
+        parse_recipe(_write(tmp_path, "model_name_or_path: x\npersona_vectors: [a]\nsteering_coefs: [1, 2]\n"))
+
+
+def test_unknown_override(tmp_path):
+    path = _write(tmp_path, "model_name_or_path: x\n")
+    with pytest.raises(RecipeError, match="unknown override 'steering_coef' \\(did you mean 'steering_coefs'"):
+        parse_recipe(path, ["--steering_coef", "1.0"])

@@ -1,0 +1,82 @@
+"""Config dataclasses of a training run; a recipe YAML sets their fields, the command line overrides them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from trl import SFTConfig
+
+from steering.hooks import COEF_UNITS, MODES, POSITIONS
+
+
+@dataclass
+class PreventativeSFTConfig(SFTConfig):
+    """`SFTConfig` plus preventative steering and trait drift measurement.
+
+    Each entry of `persona_vectors` is a vector file; its trait's drift is always measured. It is
+    steered during training when its coefficient in `steering_coefs` is non-zero (missing
+    coefficients count as 0, so a baseline is the same recipe with `steering_coefs: [0.0]`).
+    """
+
+    persona_vectors: list[str] = field(
+        default_factory=list, metadata={"help": "Persona vector files (.safetensors), one per trait."}
+    )
+    steering_traits: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Expected trait of each vector file (a check against mix-ups); empty: no check."},
+    )
+    steering_layers: list[int] = field(
+        default_factory=list,
+        metadata={"help": "Layer per vector (1-based block output); empty: the vector's calibrated or middle layer."},
+    )
+    steering_coefs: list[float] = field(
+        default_factory=list, metadata={"help": "Coefficient per vector during training; 0 = measure only."}
+    )
+    steering_mode: str = field(default="add", metadata={"help": f"One of {MODES}: add coef*v, or project v out."})
+    steering_positions: str = field(default="all", metadata={"help": f"One of {POSITIONS}; padding is never steered."})
+    steering_coef_unit: str = field(
+        default="raw", metadata={"help": f"One of {COEF_UNITS}: raw units of v, or fractions of the layer's mean norm."}
+    )
+    measure_drift: bool = field(default=True, metadata={"help": "Measure trait drift at each log/eval step."})
+    drift_questions: str | None = field(
+        default=None,
+        metadata={"help": "Trait spec name/path whose evaluation questions measure drift; default: the vector's own."},
+    )
+    drift_max_questions: int | None = field(default=None, metadata={"help": "Use at most this many questions."})
+    drift_batch_size: int = field(default=32, metadata={"help": "Batch size of drift measurement forwards."})
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:  # TRL turns bf16 on by default, which fails on machines without a GPU
+            self.bf16 = not self.fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        super().__post_init__()
+        for name, allowed in (("steering_mode", MODES), ("steering_positions", POSITIONS),
+                              ("steering_coef_unit", COEF_UNITS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        n = len(self.persona_vectors)
+        for name in ("steering_traits", "steering_layers", "steering_coefs"):
+            if len(getattr(self, name)) > n:
+                raise ValueError(
+                    f"{name} has {len(getattr(self, name))} entries but persona_vectors has {n}: give one per "
+                    "vector file, in the same order"
+                )
+
+    def coef_for(self, i: int) -> float:
+        return self.steering_coefs[i] if i < len(self.steering_coefs) else 0.0
+
+
+@dataclass
+class DataArguments:
+    """Where the training data comes from."""
+
+    dataset: str = field(
+        default="builtin:evil",
+        metadata={"help": "builtin:<name> (a flawed-data builder), a .jsonl/.json/.csv/.parquet file, or a hub dataset."},
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split of a hub or file dataset."})
+    dataset_level: str = field(default="evil", metadata={"help": "Builder variant, e.g. 'evil' or 'normal'."})
+    dataset_size: int = field(default=200, metadata={"help": "Number of examples a builder makes."})
+    dataset_seed: int = field(default=0, metadata={"help": "Seed of the builder."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many examples."})
+    eval_fraction: float = field(default=0.0, metadata={"help": "Held-out fraction for evaluation loss (0: none)."})

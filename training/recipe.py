@@ -1,0 +1,133 @@
+"""Recipes: YAML files parsed into (ModelConfig, DataArguments, PreventativeSFTConfig) with TRL's parser.
+
+`python launch.py train RECIPE --field value` overrides any field. Bad recipes raise RecipeError
+naming the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+
+import yaml
+from trl import ModelConfig, TrlParser
+
+from .config import DataArguments, PreventativeSFTConfig
+
+RECIPE_TYPES = (ModelConfig, DataArguments, PreventativeSFTConfig)
+Recipe = tuple[ModelConfig, DataArguments, PreventativeSFTConfig]
+
+
+class RecipeError(ValueError):
+    """A recipe or a command-line override is malformed."""
+
+
+class _Parser(TrlParser):
+    def error(self, message: str) -> typing.NoReturn:  # argparse would print and exit
+        raise RecipeError(message)
+
+
+def recipe_fields() -> dict[str, object]:
+    """Every field a recipe may set, with its resolved type annotation."""
+    fields = {}
+    for cls in RECIPE_TYPES:
+        hints = typing.get_type_hints(cls)
+        fields.update({f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls) if f.init})
+    return fields
+
+
+def _scalar_ok(value: object, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        try:
+            float(value)  # YAML reads 1e-4 as a string
+            return isinstance(value, str)
+        except (TypeError, ValueError):
+            return False
+    if kind is str:
+        return isinstance(value, str)
+    return True
+
+
+def _type_ok(value: object, annotation: object) -> tuple[bool, str]:
+    """Check simple annotations (bool/int/float/str, Optional, list of those); others pass."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return True, ""
+        results = [_type_ok(value, o) for o in options if o is not type(None)]
+        return any(ok for ok, _ in results), " or ".join(d for _, d in results)
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (object,)
+        ok = isinstance(value, list) and all(_type_ok(v, item)[0] for v in value)
+        return ok, f"a list of {getattr(item, '__name__', item)}"
+    if annotation in (bool, int, float, str):
+        return _scalar_ok(value, annotation), annotation.__name__
+    return True, ""
+
+
+def check_recipe_mapping(config: dict, source: str) -> None:
+    """Unknown keys and wrongly typed values, with the closest field name as the fix."""
+    fields = recipe_fields()
+    for key, value in config.items():
+        if key == "env":
+            continue
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "see `python launch.py train --help` for the fields"
+            raise RecipeError(f"{source}: unknown field '{key}': {hint}")
+        ok, expected = _type_ok(value, fields[key])
+        if not ok:
+            raise RecipeError(f"{source}: field '{key}' is {value!r} ({type(value).__name__}); expected {expected}")
+
+
+def load_recipe_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(config, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping of field: value, got {type(config).__name__}")
+    check_recipe_mapping(config, str(path))
+    return config
+
+
+def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    """Parse a recipe file plus `--field value` overrides into the three config dataclasses."""
+    overrides = list(overrides or [])
+    args = overrides
+    source = "command line"
+    if path is not None:
+        load_recipe_file(path)
+        args = ["--config", str(path), *overrides]
+        source = str(path)
+    parser = _Parser(RECIPE_TYPES, allow_abbrev=False)  # no silent prefix matches of field names
+    try:
+        model_args, data_args, train_args = parser.parse_args_and_config(args)
+    except RecipeError as e:
+        raise RecipeError(f"{source}: {e}") from None
+    except ValueError as e:  # unknown overrides, or a dataclass __post_init__ check
+        message = str(e)
+        if "not used by the HfArgumentParser" in message:
+            names = [a.lstrip("-") for a in overrides if a.startswith("--")]
+            unknown = [n for n in names if n not in recipe_fields()]
+            close = [difflib.get_close_matches(n, list(recipe_fields()), n=1) for n in unknown]
+            hints = ", ".join(f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "") for n, c in zip(unknown, close))
+            message = f"unknown override {hints}" if unknown else message
+        raise RecipeError(f"{source}: {message}") from None
+    if not model_args.model_name_or_path:
+        raise RecipeError(f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
+                          "'smollm2-135m' for the embedded model)")
+    return model_args, data_args, train_args

@@ -1,0 +1,114 @@
+"""Run one training job from parsed recipe configs and write OUTPUT_DIR/summary.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, set_seed
+from trl import ModelConfig, get_peft_config
+
+from data.loading import load_training_dataset
+from steering.chat import prepare_messages
+from steering.models import load_tokenizer, resolve_model_path
+
+from .config import DataArguments, PreventativeSFTConfig
+from .tracking import JsonlMetricsCallback, configure_wandb
+from .trainer import PreventativeSFTTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def _reports_to_wandb(args: PreventativeSFTConfig) -> bool:
+    report = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+    return "wandb" in report or "all" in report
+
+
+def build_datasets(data_args: DataArguments, tokenizer, seed: int):
+    dataset = load_training_dataset(
+        data_args.dataset, data_args.dataset_split, data_args.dataset_level, data_args.dataset_size,
+        data_args.dataset_seed, data_args.max_train_samples,
+    )
+    # Templates without a system role get it folded into the first user turn; thinking is switched off.
+    dataset = dataset.map(lambda ex: {"prompt": prepare_messages(tokenizer, ex["prompt"]),
+                                      "chat_template_kwargs": {"enable_thinking": False}})
+    if data_args.eval_fraction > 0:
+        split = dataset.train_test_split(test_size=data_args.eval_fraction, seed=seed)
+        return split["train"], split["test"]
+    return dataset, None
+
+
+def load_base_model(model_args: ModelConfig, trust_remote_code: bool = False):
+    dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    return AutoModelForCausalLM.from_pretrained(
+        resolve_model_path(model_args.model_name_or_path),
+        dtype=dtype,
+        revision=model_args.model_revision,
+        attn_implementation=model_args.attn_implementation,
+        trust_remote_code=trust_remote_code,
+    )
+
+
+def run_training(
+    model_args: ModelConfig, data_args: DataArguments, args: PreventativeSFTConfig, recipe: str | None = None
+) -> dict:
+    """Train, save the (unsteered) weights or adapter, and return the run summary."""
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    if _reports_to_wandb(args):
+        family = str(Path(recipe).parent) if recipe else None
+        configure_wandb(args.output_dir, group=family)
+    if args.run_name is None and recipe:
+        args.run_name = Path(recipe).stem
+    model_id = model_args.model_name_or_path
+    tokenizer = load_tokenizer(model_id, trust_remote_code=args.trust_remote_code)
+    model = load_base_model(model_args, args.trust_remote_code)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    train_dataset, eval_dataset = build_datasets(data_args, tokenizer, args.seed)
+    trainer = PreventativeSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=[JsonlMetricsCallback(args.output_dir)],
+        model_id=model_id,
+    )
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    runtime = time.perf_counter() - start
+    trainer.save_model(args.output_dir)
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    summary = {
+        "recipe": recipe,
+        "model": model_id,
+        "train": {
+            "steps": trainer.state.global_step,
+            "final_loss": losses[-1] if losses else result.training_loss,
+            "mean_loss": result.training_loss,
+            "runtime_s": round(runtime, 2),
+            "examples": len(train_dataset),
+            "world_size": trainer.accelerator.num_processes,
+        },
+        "trait_drift": {
+            probe.name: {
+                "layer": probe.layer,
+                "base_projection": trainer.drift.base.get(probe.name),
+                "final_projection": trainer.final_drift.get(f"drift/{probe.name}/projection"),
+                "shift": trainer.final_drift.get(f"drift/{probe.name}/shift"),
+            }
+            for probe in (trainer.drift.probes if trainer.drift else [])
+        },
+        "steering": trainer.steering_summary(),
+        "dataset": {"source": data_args.dataset, "level": data_args.dataset_level, "size": len(train_dataset)},
+        "losses": losses,
+    }
+    if trainer.is_world_process_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

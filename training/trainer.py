@@ -1,0 +1,115 @@
+"""PreventativeSFTTrainer: TRL's SFTTrainer with persona vectors added to the residual stream in training.
+
+Steering hooks are registered only around `training_step` (forward and backward, so gradient
+checkpointing's recomputation is steered too). Evaluation, drift measurement, generation and the
+saved weights are unsteered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from trl import SFTTrainer
+
+from steering.hooks import Steerer, SteeringSpec
+from steering.layers import get_decoder_layers, hidden_size
+from steering.vector import PersonaVector, VectorMismatch
+
+from .config import PreventativeSFTConfig
+from .drift import DriftMeter
+
+logger = logging.getLogger(__name__)
+
+
+def load_vectors(args: PreventativeSFTConfig, model, model_id: str | None) -> list[PersonaVector]:
+    """Load and check the vector files of a run against the model."""
+    vectors = []
+    n_layers, size = len(get_decoder_layers(model)), hidden_size(model)
+    for i, path in enumerate(args.persona_vectors):
+        vector = PersonaVector.load(path)
+        vector.check_model(size, n_layers, model_id, source=path)
+        if i < len(args.steering_traits) and args.steering_traits[i] != vector.trait:
+            raise VectorMismatch(
+                f"persona_vectors[{i}] ({path}) holds trait '{vector.trait}' but steering_traits[{i}] is "
+                f"'{args.steering_traits[i]}': fix the order or the file"
+            )
+        vectors.append(vector)
+    return vectors
+
+
+class PreventativeSFTTrainer(SFTTrainer):
+    """SFTTrainer + preventative steering + trait drift logging (`drift/<trait>/projection|shift`)."""
+
+    def __init__(self, *args, model_id: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        cfg: PreventativeSFTConfig = self.args
+        self.model_id = model_id
+        self.vectors = load_vectors(cfg, self.model, model_id)
+        self.layers = [
+            cfg.steering_layers[i] if i < len(cfg.steering_layers) else v.default_layer()
+            for i, v in enumerate(self.vectors)
+        ]
+        self.specs = [
+            SteeringSpec(v, [layer], cfg.coef_for(i), cfg.steering_mode, cfg.steering_positions,
+                         cfg.steering_coef_unit)
+            for i, (v, layer) in enumerate(zip(self.vectors, self.layers, strict=True))
+            if cfg.coef_for(i) != 0.0
+        ]
+        self.steerer = Steerer(self.model, self.specs) if self.specs else None
+        self.drift = None
+        if cfg.measure_drift and self.vectors:
+            self.drift = DriftMeter.for_vectors(
+                self.processing_class, self.vectors, self.layers, cfg.drift_questions, cfg.drift_max_questions,
+                cfg.drift_batch_size,
+            )
+        self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
+
+    # --- steering ----------------------------------------------------------------------------
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.steerer is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        labels = inputs.get("labels")
+        response = labels.ne(-100) if labels is not None else None
+        with self.steerer.active(), self.steerer.batch(inputs.get("attention_mask"), response):
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    # --- drift -------------------------------------------------------------------------------
+    def _base_path(self) -> Path:
+        return Path(self.args.output_dir) / "drift_base.json"
+
+    def _measure_base(self) -> None:
+        path = self._base_path()
+        if path.is_file():  # resumed run: keep the projections of the original base model
+            saved = json.loads(path.read_text())
+            if set(saved) == {p.name for p in self.drift.probes}:
+                self.drift.base = saved
+                return
+        self.drift.measure_base(self.model)
+        if self.is_world_process_zero():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.drift.base, indent=2))
+
+    def train(self, *args, **kwargs):
+        if self.drift is not None:
+            self._measure_base()
+        output = super().train(*args, **kwargs)
+        if self.drift is not None:
+            self.final_drift = self.drift.metrics(self.model)
+            self.log(dict(self.final_drift))
+        return output
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        measuring = self.drift is not None and self.drift.base and not any(k.startswith("drift/") for k in logs)
+        if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
+            logs.update(self.drift.metrics(self.model))
+        super().log(logs, start_time)
+
+    def steering_summary(self) -> list[dict]:
+        return [
+            {"trait": s.vector.trait, "layer": layer, "coef": s.coef, "mode": s.mode, "positions": s.positions,
+             "coef_unit": s.coef_unit}
+            for s in self.specs
+            for layer in s.layers
+        ]
