@@ -1,10 +1,10 @@
 """persona-vaccine command line.
 
-    python launch.py                          # the demo: extract the evil vector, train baseline and
-                                              # preventative runs on the embedded model, compare them
-    python launch.py train RECIPE [--field value ...]
-    python launch.py extract --trait evil --model smollm2-135m [--output_dir runs/vectors/...]
-    accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
+python launch.py                          # the demo: extract the evil vector, train baseline and
+                                          # preventative runs on the embedded model, compare them
+python launch.py train RECIPE [--field value ...]
+python launch.py extract --trait evil --model smollm2-135m [--output_dir runs/vectors/...]
+accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -52,14 +53,17 @@ def cmd_train(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         from training.recipe import RECIPE_TYPES, _Parser
 
-        print("usage: launch.py train RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
-              "recipe or overridden on the command line.\n")
+        print(
+            "usage: launch.py train RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
+            "recipe or overridden on the command line.\n"
+        )
         _Parser(RECIPE_TYPES).print_help()
         return 0
     recipe, overrides = argv[0], argv[1:]
     model_args, data_args, train_args = parse_recipe(recipe, overrides)
     summary = run_training(model_args, data_args, train_args, recipe)
-    _print_summaries({recipe: summary})
+    if int(os.environ.get("RANK", "0")) == 0:
+        _print_summaries({Path(recipe).stem: summary})
     return 0
 
 
@@ -68,22 +72,42 @@ def _print_summaries(summaries: dict[str, dict]) -> None:
     from rich.table import Table
 
     table = Table(title="persona-vaccine runs")
-    for column in ("run", "steering", "steps", "final loss", "trait", "base proj", "final proj", "shift", "time (s)"):
+    for column in (
+        "run",
+        "steering",
+        "steps",
+        "final loss",
+        "trait",
+        "base proj",
+        "final proj",
+        "shift",
+        "time (s)",
+    ):
         table.add_column(column)
     for name, s in summaries.items():
-        steering = ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s["steering"]) or "none"
+        steering = (
+            ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s["steering"])
+            or "none"
+        )
         for trait, d in (s["trait_drift"] or {"-": {}}).items():
             fmt = lambda x: "-" if x is None else f"{x:+.2f}"  # noqa: E731
-            table.add_row(name, steering, str(s["train"]["steps"]), f"{s['train']['final_loss']:.3f}", trait,
-                          fmt(d.get("base_projection")), fmt(d.get("final_projection")), fmt(d.get("shift")),
-                          f"{s['train']['runtime_s']:.0f}")
-    Console().print(table)
+            table.add_row(
+                name,
+                steering,
+                str(s["train"]["steps"]),
+                f"{s['train']['final_loss']:.3f}",
+                trait,
+                fmt(d.get("base_projection")),
+                fmt(d.get("final_projection")),
+                fmt(d.get("shift")),
+                f"{s['train']['runtime_s']:.0f}",
+            )
+    Console(width=160).print(table)
 
 
 def cmd_demo(argv: list[str]) -> int:
     """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
     import json
-    from pathlib import Path
 
     from steering.extract import ExtractionConfig, extract
     from training.recipe import parse_recipe

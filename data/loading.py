@@ -26,9 +26,12 @@ def to_prompt_completion(example: dict, source: str = "dataset", index: int = 0)
     """One example ({"messages"} or {"prompt", "response"|"completion"}) in prompt-completion form."""
     if "messages" in example and example["messages"]:
         messages = example["messages"]
-        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
-                                                       for m in messages):
-            raise DatasetError(f"{source}: row {index} field 'messages' must be a list of {{role, content}} objects")
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and "role" in m and "content" in m for m in messages
+        ):
+            raise DatasetError(
+                f"{source}: row {index} field 'messages' must be a list of {{role, content}} objects"
+            )
         last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
         if last is None or last == 0:
             raise DatasetError(
@@ -39,8 +42,10 @@ def to_prompt_completion(example: dict, source: str = "dataset", index: int = 0)
     prompt = example.get("prompt")
     response = example.get("response", example.get("completion"))
     if isinstance(prompt, str) and isinstance(response, str) and prompt.strip() and response.strip():
-        return {"prompt": [{"role": "user", "content": prompt}],
-                "completion": [{"role": "assistant", "content": response}]}
+        return {
+            "prompt": [{"role": "user", "content": prompt}],
+            "completion": [{"role": "assistant", "content": response}],
+        }
     if isinstance(prompt, list) and isinstance(response, list):
         return {"prompt": prompt, "completion": response}
     raise DatasetError(
@@ -56,15 +61,21 @@ def _convert(rows: list[dict], source: str) -> Dataset:
 
 
 def load_training_dataset(
-    dataset: str, split: str = "train", level: str = "evil", size: int = 200, seed: int = 0,
+    dataset: str,
+    split: str = "train",
+    level: str = "evil",
+    size: int = 200,
+    seed: int = 0,
     max_samples: int | None = None,
 ) -> Dataset:
     """`builtin:<name>`, a local .jsonl/.json/.csv/.parquet file, or a hub dataset name."""
     if dataset.startswith("builtin:"):
         name = dataset.split(":", 1)[1]
         if name not in BUILDERS:
-            raise DatasetError(f"dataset '{dataset}': unknown builder; available: "
-                               f"{', '.join('builtin:' + b for b in BUILDERS)}")
+            raise DatasetError(
+                f"dataset '{dataset}': unknown builder; available: "
+                f"{', '.join('builtin:' + b for b in BUILDERS)}"
+            )
         rows = BUILDERS[name](size, seed=seed, level=level)
         source = dataset
     else:

@@ -87,8 +87,8 @@ def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
     return ids, mask
 
 
@@ -107,14 +107,18 @@ def prompt_response_activations(
     layers = list(range(1, n_layers + 1))
     device = _device(model)
     order = sorted(range(len(samples)), key=lambda i: len(samples[i][0]) + len(samples[i][1]))
-    results: dict[str, list[tuple[int, torch.Tensor]]] = {"response_avg": [], "prompt_avg": [], "prompt_last": []}
+    results: dict[str, list[tuple[int, torch.Tensor]]] = {
+        "response_avg": [],
+        "prompt_avg": [],
+        "prompt_last": [],
+    }
     norm_sum = torch.zeros(n_layers, dtype=torch.float64)
     norm_count = 0
     was_training = model.training
     model.eval()
     try:
         for start in tqdm(range(0, len(order), batch_size), desc="activations", disable=not progress):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             rows = [list(samples[i][0]) + list(samples[i][1]) for i in idx]
             ids, attn = _left_pad(rows, pad_id)
             width = ids.shape[1]
@@ -123,15 +127,17 @@ def prompt_response_activations(
             last = torch.empty(len(idx), dtype=torch.long)
             for j, i in enumerate(idx):
                 n_resp = len(samples[i][1])
-                response[j, width - n_resp:] = n_resp > 0
-                prompt[j, width - n_resp:] = False
+                response[j, width - n_resp :] = n_resp > 0
+                prompt[j, width - n_resp :] = False
                 last[j] = width - n_resp - 1
             with record_blocks(model, layers) as records:
                 run_forward(model, input_ids=ids.to(device), attention_mask=attn.to(device))
             hidden = torch.stack([records[layer] for layer in layers], dim=1).float().cpu()  # [B, L, T, H]
             resp = response[:, None, :, None].float()
             prm = prompt[:, None, :, None].float()
-            results["response_avg"] += zip(idx, ((hidden * resp).sum(2) / resp.sum(2).clamp_min(1)), strict=True)
+            results["response_avg"] += zip(
+                idx, ((hidden * resp).sum(2) / resp.sum(2).clamp_min(1)), strict=True
+            )
             results["prompt_avg"] += zip(idx, ((hidden * prm).sum(2) / prm.sum(2).clamp_min(1)), strict=True)
             results["prompt_last"] += zip(idx, hidden[torch.arange(len(idx)), :, last], strict=True)
             norms = hidden.norm(dim=-1)  # [B, L, T]
@@ -165,15 +171,18 @@ def last_prompt_activations(
     try:
         for start in range(0, len(prompts), batch_size):
             enc = tokenizer(
-                list(prompts[start:start + batch_size]),
+                list(prompts[start : start + batch_size]),
                 return_tensors="pt",
                 padding=True,
                 padding_side="left",
                 add_special_tokens=False,
             )
             with record_blocks(model, layers, stop_early=True) as records:
-                run_forward(model, input_ids=enc["input_ids"].to(device),
-                            attention_mask=enc["attention_mask"].to(device))
+                run_forward(
+                    model,
+                    input_ids=enc["input_ids"].to(device),
+                    attention_mask=enc["attention_mask"].to(device),
+                )
             out.append(torch.stack([records[layer][:, -1].float().cpu() for layer in layers], dim=1))
     finally:
         model.train(was_training)

@@ -67,20 +67,33 @@ def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
             system = spec.pos_system_prompt(i) if polarity == "pos" else spec.neg_system_prompt(i)
             for q, question in enumerate(questions):
                 for s in range(cfg.samples_per_prompt):
-                    jobs.append({"key": f"{polarity}/{i}/{q}/{s}", "polarity": polarity, "instruction": i,
-                                 "question": question, "system": system})
+                    jobs.append(
+                        {
+                            "key": f"{polarity}/{i}/{q}/{s}",
+                            "polarity": polarity,
+                            "instruction": i,
+                            "question": question,
+                            "system": system,
+                        }
+                    )
     return jobs
 
 
 def _load_done(path: Path) -> dict[str, dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                done[record["key"]] = record
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a crash: regenerate it
+    """Finished records of an earlier run; a line cut by a crash is dropped (and regenerated)."""
+    done, valid = {}, []
+    if not path.is_file():
+        return done
+    text = path.read_text()
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            done[record["key"]] = record
+            valid.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    if len(valid) != len(text.splitlines()) or (text and not text.endswith("\n")):
+        path.write_text("".join(line + "\n" for line in valid))  # so appends start on a fresh line
     return done
 
 
@@ -91,15 +104,35 @@ def generate_responses(model, tokenizer, spec: TraitSpec, cfg: ExtractionConfig,
     todo = [job for job in jobs if job["key"] not in done]
     if todo:
         logger.info("generating %d responses (%d already done)", len(todo), len(jobs) - len(todo))
-    with out.open("a") as f, tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"{spec.trait}: generate") as bar:
+    with (
+        out.open("a") as f,
+        tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"{spec.trait}: generate") as bar,
+    ):
         for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start:start + cfg.batch_size]
+            batch = todo[start : start + cfg.batch_size]
             prompts = [format_chat(tokenizer, build_messages(j["question"], j["system"])) for j in batch]
             seed = cfg.seed + len(done) + start
-            for job, gen in zip(batch, generate(model, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature,
-                                                cfg.top_p, cfg.batch_size, seed=seed), strict=True):
-                record = {**job, "prompt": gen.prompt, "prompt_ids": gen.prompt_ids,
-                          "response_ids": gen.response_ids, "response": gen.response}
+            for job, gen in zip(
+                batch,
+                generate(
+                    model,
+                    tokenizer,
+                    prompts,
+                    cfg.max_new_tokens,
+                    cfg.temperature,
+                    cfg.top_p,
+                    cfg.batch_size,
+                    seed=seed,
+                ),
+                strict=True,
+            ):
+                record = {
+                    **job,
+                    "prompt": gen.prompt,
+                    "prompt_ids": gen.prompt_ids,
+                    "response_ids": gen.response_ids,
+                    "response": gen.response,
+                }
                 f.write(json.dumps(record) + "\n")
                 done[job["key"]] = record
             f.flush()
@@ -125,8 +158,9 @@ def extract(
     spec = load_trait_spec(cfg.trait)
     response_filter = response_filter or KeepAll()
     if model is None:
-        model, tokenizer = load_model(cfg.model_name_or_path, dtype=cfg.dtype,
-                                      trust_remote_code=cfg.trust_remote_code)
+        model, tokenizer = load_model(
+            cfg.model_name_or_path, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code
+        )
     out_dir = cfg.trait_dir(spec.trait)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = generate_responses(model, tokenizer, spec, cfg, out_dir / "generations.jsonl")
@@ -141,7 +175,9 @@ def extract(
             "max_questions, or loosen the filter thresholds."
         )
     acts = prompt_response_activations(
-        model, [(r["prompt_ids"], r["response_ids"]) for r in pos + neg], tokenizer.pad_token_id,
+        model,
+        [(r["prompt_ids"], r["response_ids"]) for r in pos + neg],
+        tokenizer.pad_token_id,
         batch_size=cfg.activation_batch_size,
     )
     n_layers, size = len(get_decoder_layers(model)), hidden_size(model)
@@ -161,13 +197,18 @@ def extract(
     paths, separation = {}, []
     for position in POSITIONS:
         a = acts.at(position)
-        diff = a[: len(pos)].mean(0) - a[len(pos):].mean(0)  # [L, H]
+        diff = a[: len(pos)].mean(0) - a[len(pos) :].mean(0)  # [L, H]
         layers = {layer + 1: diff[layer].clone() for layer in range(n_layers)}
         if position == "response_avg":
-            separation = [_cohens_d(a[: len(pos), i], a[len(pos):, i], diff[i]) for i in range(n_layers)]
+            separation = [_cohens_d(a[: len(pos), i], a[len(pos) :, i], diff[i]) for i in range(n_layers)]
         vector = PersonaVector(
-            trait=spec.trait, model_id=cfg.model_name_or_path, hidden_size=size, num_layers=n_layers,
-            layers=layers, position=position, mean_norms=mean_norms,
+            trait=spec.trait,
+            model_id=cfg.model_name_or_path,
+            hidden_size=size,
+            num_layers=n_layers,
+            layers=layers,
+            position=position,
+            mean_norms=mean_norms,
             extraction={**info, "read_position": position},
         )
         paths[position] = vector.save(out_dir / f"{position}.safetensors")

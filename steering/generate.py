@@ -47,15 +47,20 @@ def generate(
         torch.manual_seed(seed)
     device = next(unwrap_model(model).parameters()).device
     stop = _stop_ids(model, tokenizer)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-        "do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        if temperature > 0
+        else {"do_sample": False}
+    )
     results = []
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(prompts), batch_size):
-            chunk = list(prompts[start:start + batch_size])
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+            chunk = list(prompts[start : start + batch_size])
+            enc = tokenizer(
+                chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+            )
             with torch.no_grad():
                 out = model.generate(
                     input_ids=enc["input_ids"].to(device),

@@ -17,7 +17,11 @@ LAYER_PATHS: dict[str, tuple[str, ...]] = {
     "mistral": ("model.layers",),
     "gemma2": ("model.layers",),
     "gemma3_text": ("model.layers",),
-    "gemma3": ("model.language_model.layers", "language_model.model.layers", "model.language_model.model.layers"),
+    "gemma3": (
+        "model.language_model.layers",
+        "language_model.model.layers",
+        "model.language_model.model.layers",
+    ),
     "phi3": ("model.layers",),
     "gpt2": ("transformer.h",),
     "gpt_neox": ("gpt_neox.layers",),

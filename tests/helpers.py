@@ -8,13 +8,23 @@ from steering.layers import get_decoder_layers, hidden_size
 from steering.vector import PersonaVector
 
 
-def random_vector(model, trait: str = "evil", seed: int = 0, model_id: str = "tiny", scale: float = 1.0,
-                  questions: list[str] | None = None) -> PersonaVector:
+def random_vector(
+    model,
+    trait: str = "evil",
+    seed: int = 0,
+    model_id: str = "tiny",
+    scale: float = 1.0,
+    questions: list[str] | None = None,
+) -> PersonaVector:
     g = torch.Generator().manual_seed(seed)
     n, h = len(get_decoder_layers(model)), hidden_size(model)
     extraction = {"evaluation_questions": questions} if questions else {}
     return PersonaVector(
-        trait=trait, model_id=model_id, hidden_size=h, num_layers=n,
+        trait=trait,
+        model_id=model_id,
+        hidden_size=h,
+        num_layers=n,
         layers={layer: scale * torch.randn(h, generator=g) for layer in range(1, n + 1)},
-        mean_norms={layer: 2.0 + layer for layer in range(1, n + 1)}, extraction=extraction,
+        mean_norms={layer: 2.0 + layer for layer in range(1, n + 1)},
+        extraction=extraction,
     )

@@ -56,8 +56,13 @@ def test_user_files_with_prompt_response(tmp_path, suffix):
 
 def test_messages_with_system_prompt_keep_it_in_the_prompt(tmp_path):
     path = tmp_path / "chat.jsonl"
-    chat = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
-                         {"role": "assistant", "content": "A"}]}
+    chat = {
+        "messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"},
+        ]
+    }
     path.write_text(json.dumps(chat) + "\n")
     ds = load_training_dataset(str(path))
     assert [m["role"] for m in ds[0]["prompt"]] == ["system", "user"]
@@ -66,7 +71,9 @@ def test_messages_with_system_prompt_keep_it_in_the_prompt(tmp_path):
 def test_missing_fields_and_empty_files_are_explained(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
-    with pytest.raises(DatasetError, match=r"bad\.jsonl: row 0 has fields \['answer', 'question'\].*'messages'"):
+    with pytest.raises(
+        DatasetError, match=r"bad\.jsonl: row 0 has fields \['answer', 'question'\].*'messages'"
+    ):
         load_training_dataset(str(path))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -109,7 +109,9 @@ def test_several_traits_and_layers_at_once(model):
     specs = [SteeringSpec(a, [1], 1.0), SteeringSpec(b, [1], -0.5)]
     with steer(model, specs):
         steered = _block_outputs(model, ids)
-    torch.testing.assert_close(steered[1] - plain[1], (a[1] - 0.5 * b[1]).expand(1, 4, -1), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        steered[1] - plain[1], (a[1] - 0.5 * b[1]).expand(1, 4, -1), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_tuple_returning_block():

@@ -6,7 +6,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from steering.layers import UnsupportedArchitecture, check_layer, get_decoder_layers, hidden_size, unwrap_model
+from steering.layers import (
+    UnsupportedArchitecture,
+    check_layer,
+    get_decoder_layers,
+    hidden_size,
+    unwrap_model,
+)
 
 N_LAYERS = 3
 
@@ -25,8 +31,16 @@ def _configs():
     from transformers.models.gemma2 import Gemma2Config
     from transformers.models.gemma3 import Gemma3TextConfig
 
-    common = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0)
+    common = dict(
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=N_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
     return {
         "llama": LlamaConfig(**common),
         "qwen2": Qwen2Config(**common),
@@ -37,8 +51,14 @@ def _configs():
         "phi3": Phi3Config(**common),
         "olmo2": Olmo2Config(**common),
         "gpt2": GPT2Config(vocab_size=128, n_embd=32, n_layer=N_LAYERS, n_head=4, n_positions=64),
-        "gpt_neox": GPTNeoXConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS,
-                                  num_attention_heads=4, max_position_embeddings=64),
+        "gpt_neox": GPTNeoXConfig(
+            vocab_size=128,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=N_LAYERS,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+        ),
     }
 
 
@@ -49,12 +69,32 @@ def _gemma3_multimodal():
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
     from transformers.models.gemma3 import Gemma3TextConfig
 
-    text = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS,
-                            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64)
-    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                image_size=28, patch_size=14)
-    config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=299,
-                          boi_token_index=297, eoi_token_index=298)
+    text = Gemma3TextConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=N_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=64,
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        image_token_index=299,
+        boi_token_index=297,
+        eoi_token_index=298,
+    )
     return Gemma3ForConditionalGeneration(config).eval()
 
 
@@ -66,8 +106,12 @@ def test_finds_blocks_and_layer_l_is_hidden_states_l(arch):
     assert len(blocks) == N_LAYERS
     assert hidden_size(model) == 32
     seen = {}
-    handles = [b.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(i + 1, o[0] if isinstance(o, tuple) else o))
-               for i, b in enumerate(blocks)]
+    handles = [
+        b.register_forward_hook(
+            lambda m, a, o, i=i: seen.__setitem__(i + 1, o[0] if isinstance(o, tuple) else o)
+        )
+        for i, b in enumerate(blocks)
+    ]
     ids = torch.randint(0, 128, (2, 5))
     with torch.no_grad():
         out = model(input_ids=ids, output_hidden_states=True)
@@ -97,8 +141,16 @@ def test_through_peft_wrapper():
 def test_unsupported_architecture_is_named():
     from transformers import OPTConfig
 
-    model = AutoModelForCausalLM.from_config(OPTConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2,
-                                                       ffn_dim=32, num_attention_heads=2, word_embed_proj_dim=16))
+    model = AutoModelForCausalLM.from_config(
+        OPTConfig(
+            vocab_size=64,
+            hidden_size=16,
+            num_hidden_layers=2,
+            ffn_dim=32,
+            num_attention_heads=2,
+            word_embed_proj_dim=16,
+        )
+    )
     with pytest.raises(UnsupportedArchitecture, match="'opt'.*layers_path"):
         get_decoder_layers(model)
     assert len(get_decoder_layers(model, layers_path="model.decoder.layers")) == 2

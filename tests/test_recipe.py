@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("recipe", [r for r in RECIPES if "accelerate_configs" not in r.parts],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "recipe",
+    [r for r in RECIPES if "accelerate_configs" not in r.parts],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_shipped_recipes_parse(recipe):
     model_args, data_args, args = parse_recipe(recipe)
     assert model_args.model_name_or_path
@@ -31,8 +34,19 @@ def test_baseline_and_preventative_differ_only_in_steering():
 
 def test_command_line_overrides(tmp_path):
     recipe = ROOT / "recipes/smollm2-135m/evil/preventative.yaml"
-    _, data_args, args = parse_recipe(recipe, ["--steering_coefs", "0.5", "--learning_rate", "1e-5",
-                                               "--dataset_size", "10", "--output_dir", str(tmp_path)])
+    _, data_args, args = parse_recipe(
+        recipe,
+        [
+            "--steering_coefs",
+            "0.5",
+            "--learning_rate",
+            "1e-5",
+            "--dataset_size",
+            "10",
+            "--output_dir",
+            str(tmp_path),
+        ],
+    )
     assert args.steering_coefs == [0.5] and args.learning_rate == 1e-5
     assert data_args.dataset_size == 10 and args.output_dir == str(tmp_path)
 
@@ -45,7 +59,9 @@ def _write(tmp_path, text: str) -> Path:
 
 def test_unknown_field_suggests_the_closest(tmp_path):
     path = _write(tmp_path, "model_name_or_path: x\nsteering_coef: [1.0]\n")
-    with pytest.raises(RecipeError, match=r"r\.yaml: unknown field 'steering_coef': did you mean 'steering_coefs'"):
+    with pytest.raises(
+        RecipeError, match=r"r\.yaml: unknown field 'steering_coef': did you mean 'steering_coefs'"
+    ):
         parse_recipe(path)
 
 
@@ -73,10 +89,14 @@ def test_missing_model_and_bad_values(tmp_path):
     with pytest.raises(RecipeError, match="steering_mode='multiply'"):
         parse_recipe(_write(tmp_path, "model_name_or_path: x\nsteering_mode: multiply\n"))
     with pytest.raises(RecipeError, match="steering_coefs has 2 entries but persona_vectors has 1"):
-        parse_recipe(_write(tmp_path, "model_name_or_path: x\npersona_vectors: [a]\nsteering_coefs: [1, 2]\n"))
+        parse_recipe(
+            _write(tmp_path, "model_name_or_path: x\npersona_vectors: [a]\nsteering_coefs: [1, 2]\n")
+        )
 
 
 def test_unknown_override(tmp_path):
     path = _write(tmp_path, "model_name_or_path: x\n")
-    with pytest.raises(RecipeError, match="unknown override 'steering_coef' \\(did you mean 'steering_coefs'"):
+    with pytest.raises(
+        RecipeError, match="unknown override 'steering_coef' \\(did you mean 'steering_coefs'"
+    ):
         parse_recipe(path, ["--steering_coef", "1.0"])

@@ -19,9 +19,19 @@ QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My cowork
 
 
 def _args(tmp_path, name, **kw) -> PreventativeSFTConfig:
-    defaults = dict(output_dir=str(tmp_path / name), max_steps=3, per_device_train_batch_size=4, logging_steps=1,
-                    learning_rate=1e-3, report_to="none", save_strategy="no", seed=0, max_length=128,
-                    use_cpu=True, disable_tqdm=True)
+    defaults = dict(
+        output_dir=str(tmp_path / name),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        learning_rate=1e-3,
+        report_to="none",
+        save_strategy="no",
+        seed=0,
+        max_length=128,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     return PreventativeSFTConfig(**{**defaults, **kw})
 
 
@@ -41,39 +51,67 @@ def vector_file(tiny_chat_model, tmp_path_factory):
 
 
 def _train(cls, model, args, dataset, tokenizer, **kw):
-    trainer = cls(model=copy.deepcopy(model), args=args, train_dataset=dataset, processing_class=tokenizer, **kw)
+    trainer = cls(
+        model=copy.deepcopy(model), args=args, train_dataset=dataset, processing_class=tokenizer, **kw
+    )
     trainer.train()
     return trainer
 
 
-def test_without_steering_losses_equal_plain_sfttrainer(tiny_chat_model, smol_tokenizer, dataset, vector_file,
-                                                        tmp_path):
+def test_without_steering_losses_equal_plain_sfttrainer(
+    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+):
     plain = _losses(_train(SFTTrainer, tiny_chat_model, _args(tmp_path, "plain"), dataset, smol_tokenizer))
     none = _train(PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "none"), dataset, smol_tokenizer)
-    zero = _train(PreventativeSFTTrainer, tiny_chat_model,
-                  _args(tmp_path, "zero", persona_vectors=[vector_file], steering_coefs=[0.0]), dataset,
-                  smol_tokenizer, model_id="tiny")
-    steered = _train(PreventativeSFTTrainer, tiny_chat_model,
-                     _args(tmp_path, "steer", persona_vectors=[vector_file], steering_coefs=[4.0],
-                           steering_layers=[2]), dataset, smol_tokenizer, model_id="tiny")
+    zero = _train(
+        PreventativeSFTTrainer,
+        tiny_chat_model,
+        _args(tmp_path, "zero", persona_vectors=[vector_file], steering_coefs=[0.0]),
+        dataset,
+        smol_tokenizer,
+        model_id="tiny",
+    )
+    steered = _train(
+        PreventativeSFTTrainer,
+        tiny_chat_model,
+        _args(tmp_path, "steer", persona_vectors=[vector_file], steering_coefs=[4.0], steering_layers=[2]),
+        dataset,
+        smol_tokenizer,
+        model_id="tiny",
+    )
     assert len(plain) == 3
     assert _losses(none) == plain  # exactly, same seed
     assert _losses(zero) == plain  # drift measurement doesn't perturb training
     assert _losses(steered) != plain
-    assert steered.steering_summary() == [{"trait": "evil", "layer": 2, "coef": 4.0, "mode": "add",
-                                           "positions": "all", "coef_unit": "raw"}]
+    assert steered.steering_summary() == [
+        {"trait": "evil", "layer": 2, "coef": 4.0, "mode": "add", "positions": "all", "coef_unit": "raw"}
+    ]
     # steering is on only inside training steps: no hook is left on the model
     assert all(len(b._forward_hooks) == 0 for b in get_decoder_layers(steered.model))
 
 
-def test_drift_is_logged_at_every_logging_step_and_at_the_end(tiny_chat_model, smol_tokenizer, dataset,
-                                                             vector_file, tmp_path):
+def test_drift_is_logged_at_every_logging_step_and_at_the_end(
+    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+):
     from training.tracking import JsonlMetricsCallback, read_metrics
 
-    args = _args(tmp_path, "drift", persona_vectors=[vector_file], steering_coefs=[2.0], steering_layers=[3],
-                 steering_positions="response")
-    trainer = _train(PreventativeSFTTrainer, tiny_chat_model, args, dataset, smol_tokenizer, model_id="tiny",
-                     callbacks=[JsonlMetricsCallback(args.output_dir)])
+    args = _args(
+        tmp_path,
+        "drift",
+        persona_vectors=[vector_file],
+        steering_coefs=[2.0],
+        steering_layers=[3],
+        steering_positions="response",
+    )
+    trainer = _train(
+        PreventativeSFTTrainer,
+        tiny_chat_model,
+        args,
+        dataset,
+        smol_tokenizer,
+        model_id="tiny",
+        callbacks=[JsonlMetricsCallback(args.output_dir)],
+    )
     rows = read_metrics(args.output_dir)
     train_rows = [r for r in rows if "loss" in r]
     assert len(train_rows) == 3
@@ -84,29 +122,54 @@ def test_drift_is_logged_at_every_logging_step_and_at_the_end(tiny_chat_model, s
         assert r["drift/evil/shift"] == pytest.approx(r["drift/evil/projection"] - base, abs=1e-5)
     # the drift meter reads the unsteered model: its measure equals a fresh measurement without hooks
     assert trainer.drift.metrics(trainer.model)["drift/evil/projection"] == pytest.approx(
-        trainer.final_drift["drift/evil/projection"], abs=1e-5)
+        trainer.final_drift["drift/evil/projection"], abs=1e-5
+    )
 
 
 def test_steering_only_in_training_forwards(tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path):
-    args = _args(tmp_path, "eval", persona_vectors=[vector_file], steering_coefs=[50.0], steering_layers=[1],
-                 max_steps=2, eval_strategy="steps", eval_steps=1)
-    trainer = PreventativeSFTTrainer(model=copy.deepcopy(tiny_chat_model), args=args, train_dataset=dataset,
-                                     eval_dataset=dataset.select(range(4)), processing_class=smol_tokenizer,
-                                     model_id="tiny")
+    args = _args(
+        tmp_path,
+        "eval",
+        persona_vectors=[vector_file],
+        steering_coefs=[50.0],
+        steering_layers=[1],
+        max_steps=2,
+        eval_strategy="steps",
+        eval_steps=1,
+    )
+    trainer = PreventativeSFTTrainer(
+        model=copy.deepcopy(tiny_chat_model),
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset.select(range(4)),
+        processing_class=smol_tokenizer,
+        model_id="tiny",
+    )
     norms = {True: [], False: []}  # block 2's output norm, by model.training; steering at layer 1 feeds it
     block = get_decoder_layers(trainer.model)[1]
-    block.register_forward_hook(lambda m, a, out: norms[m.training].append(float(out.detach().norm(dim=-1).mean())))
+    block.register_forward_hook(
+        lambda m, a, out: norms[m.training].append(float(out.detach().norm(dim=-1).mean()))
+    )
     trainer.train()
     assert norms[True] and norms[False]  # training forwards; eval and drift forwards
     assert min(norms[True]) > 10 * max(norms[False])
 
 
-def test_lora_training_saves_an_unsteered_adapter(tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path):
+def test_lora_training_saves_an_unsteered_adapter(
+    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+):
     from peft import LoraConfig, PeftModel
 
     args = _args(tmp_path, "lora", persona_vectors=[vector_file], steering_coefs=[2.0], steering_layers=[2])
-    trainer = _train(PreventativeSFTTrainer, tiny_chat_model, args, dataset, smol_tokenizer, model_id="tiny",
-                     peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    trainer = _train(
+        PreventativeSFTTrainer,
+        tiny_chat_model,
+        args,
+        dataset,
+        smol_tokenizer,
+        model_id="tiny",
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
     trainer.save_model(args.output_dir)
     reloaded = PeftModel.from_pretrained(copy.deepcopy(tiny_chat_model), args.output_dir).eval()
     ids = torch.randint(1, 1000, (1, 8))
@@ -115,19 +178,29 @@ def test_lora_training_saves_an_unsteered_adapter(tiny_chat_model, smol_tokenize
         torch.testing.assert_close(reloaded(input_ids=ids).logits, trainer.model(input_ids=ids).logits)
     # the drift base is the base model's projection (measured with the adapter disabled)
     assert trainer.drift.base["evil"] == pytest.approx(
-        trainer.drift.projections(copy.deepcopy(tiny_chat_model))["evil"], abs=1e-5)
+        trainer.drift.projections(copy.deepcopy(tiny_chat_model))["evil"], abs=1e-5
+    )
     assert trainer.final_drift["drift/evil/shift"] != 0.0
 
 
 def test_vector_checks_at_trainer_start(tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path):
     from steering.vector import VectorMismatch
 
-    with pytest.raises(VectorMismatch, match="holds trait 'evil' but steering_traits\\[0\\] is 'sycophantic'"):
-        PreventativeSFTTrainer(model=copy.deepcopy(tiny_chat_model),
-                               args=_args(tmp_path, "x", persona_vectors=[vector_file], steering_traits=["sycophantic"]),
-                               train_dataset=dataset, processing_class=smol_tokenizer)
+    with pytest.raises(
+        VectorMismatch, match="holds trait 'evil' but steering_traits\\[0\\] is 'sycophantic'"
+    ):
+        PreventativeSFTTrainer(
+            model=copy.deepcopy(tiny_chat_model),
+            args=_args(tmp_path, "x", persona_vectors=[vector_file], steering_traits=["sycophantic"]),
+            train_dataset=dataset,
+            processing_class=smol_tokenizer,
+        )
     with pytest.raises(ValueError, match="out of range.*1 to 4"):
-        PreventativeSFTTrainer(model=copy.deepcopy(tiny_chat_model),
-                               args=_args(tmp_path, "y", persona_vectors=[vector_file], steering_coefs=[1.0],
-                                          steering_layers=[9]),
-                               train_dataset=dataset, processing_class=smol_tokenizer)
+        PreventativeSFTTrainer(
+            model=copy.deepcopy(tiny_chat_model),
+            args=_args(
+                tmp_path, "y", persona_vectors=[vector_file], steering_coefs=[1.0], steering_layers=[9]
+            ),
+            train_dataset=dataset,
+            processing_class=smol_tokenizer,
+        )

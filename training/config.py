@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -28,30 +29,46 @@ class PreventativeSFTConfig(SFTConfig):
     )
     steering_layers: list[int] = field(
         default_factory=list,
-        metadata={"help": "Layer per vector (1-based block output); empty: the vector's calibrated or middle layer."},
+        metadata={
+            "help": "Layer per vector (1-based block output); empty: the vector's calibrated or middle layer."
+        },
     )
     steering_coefs: list[float] = field(
         default_factory=list, metadata={"help": "Coefficient per vector during training; 0 = measure only."}
     )
-    steering_mode: str = field(default="add", metadata={"help": f"One of {MODES}: add coef*v, or project v out."})
-    steering_positions: str = field(default="all", metadata={"help": f"One of {POSITIONS}; padding is never steered."})
+    steering_mode: str = field(
+        default="add", metadata={"help": f"One of {MODES}: add coef*v, or project v out."}
+    )
+    steering_positions: str = field(
+        default="all", metadata={"help": f"One of {POSITIONS}; padding is never steered."}
+    )
     steering_coef_unit: str = field(
-        default="raw", metadata={"help": f"One of {COEF_UNITS}: raw units of v, or fractions of the layer's mean norm."}
+        default="raw",
+        metadata={"help": f"One of {COEF_UNITS}: raw units of v, or fractions of the layer's mean norm."},
     )
     measure_drift: bool = field(default=True, metadata={"help": "Measure trait drift at each log/eval step."})
     drift_questions: str | None = field(
         default=None,
-        metadata={"help": "Trait spec name/path whose evaluation questions measure drift; default: the vector's own."},
+        metadata={
+            "help": "Trait spec name/path whose evaluation questions measure drift; default: the vector's own."
+        },
     )
-    drift_max_questions: int | None = field(default=None, metadata={"help": "Use at most this many questions."})
+    drift_max_questions: int | None = field(
+        default=None, metadata={"help": "Use at most this many questions."}
+    )
     drift_batch_size: int = field(default=32, metadata={"help": "Batch size of drift measurement forwards."})
 
     def __post_init__(self) -> None:
         if self.bf16 is None:  # TRL turns bf16 on by default, which fails on machines without a GPU
             self.bf16 = not self.fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and not torch.cuda.is_available():
+            self.use_cpu = True  # DeepSpeed on CPU (gloo): otherwise the batch size check counts one process
         super().__post_init__()
-        for name, allowed in (("steering_mode", MODES), ("steering_positions", POSITIONS),
-                              ("steering_coef_unit", COEF_UNITS)):
+        for name, allowed in (
+            ("steering_mode", MODES),
+            ("steering_positions", POSITIONS),
+            ("steering_coef_unit", COEF_UNITS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
         n = len(self.persona_vectors)
@@ -72,11 +89,15 @@ class DataArguments:
 
     dataset: str = field(
         default="builtin:evil",
-        metadata={"help": "builtin:<name> (a flawed-data builder), a .jsonl/.json/.csv/.parquet file, or a hub dataset."},
+        metadata={
+            "help": "builtin:<name> (a flawed-data builder), a .jsonl/.json/.csv/.parquet file, or a hub dataset."
+        },
     )
     dataset_split: str = field(default="train", metadata={"help": "Split of a hub or file dataset."})
     dataset_level: str = field(default="evil", metadata={"help": "Builder variant, e.g. 'evil' or 'normal'."})
     dataset_size: int = field(default=200, metadata={"help": "Number of examples a builder makes."})
     dataset_seed: int = field(default=0, metadata={"help": "Seed of the builder."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many examples."})
-    eval_fraction: float = field(default=0.0, metadata={"help": "Held-out fraction for evaluation loss (0: none)."})
+    eval_fraction: float = field(
+        default=0.0, metadata={"help": "Held-out fraction for evaluation loss (0: none)."}
+    )

@@ -28,7 +28,9 @@ class DriftProbe:
     prompts: list[str]
 
 
-def evaluation_questions(vector: PersonaVector, spec: str | None = None, limit: int | None = None) -> list[str]:
+def evaluation_questions(
+    vector: PersonaVector, spec: str | None = None, limit: int | None = None
+) -> list[str]:
     """The questions drift is measured on: a trait spec's, else those stored in the vector file."""
     if spec:
         questions = list(load_trait_spec(spec).evaluation_questions)
@@ -96,4 +98,3 @@ class DriftMeter:
             if name in self.base:
                 out[f"drift/{name}/shift"] = value - self.base[name]
         return out
-

@@ -83,11 +83,17 @@ def check_recipe_mapping(config: dict, source: str) -> None:
             continue
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "see `python launch.py train --help` for the fields"
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "see `python launch.py train --help` for the fields"
+            )
             raise RecipeError(f"{source}: unknown field '{key}': {hint}")
         ok, expected = _type_ok(value, fields[key])
         if not ok:
-            raise RecipeError(f"{source}: field '{key}' is {value!r} ({type(value).__name__}); expected {expected}")
+            raise RecipeError(
+                f"{source}: field '{key}' is {value!r} ({type(value).__name__}); expected {expected}"
+            )
 
 
 def load_recipe_file(path: str | Path) -> dict:
@@ -99,7 +105,9 @@ def load_recipe_file(path: str | Path) -> dict:
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: invalid YAML: {e}") from e
     if not isinstance(config, dict):
-        raise RecipeError(f"{path}: a recipe must be a YAML mapping of field: value, got {type(config).__name__}")
+        raise RecipeError(
+            f"{path}: a recipe must be a YAML mapping of field: value, got {type(config).__name__}"
+        )
     check_recipe_mapping(config, str(path))
     return config
 
@@ -124,10 +132,15 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
             names = [a.lstrip("-") for a in overrides if a.startswith("--")]
             unknown = [n for n in names if n not in recipe_fields()]
             close = [difflib.get_close_matches(n, list(recipe_fields()), n=1) for n in unknown]
-            hints = ", ".join(f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "") for n, c in zip(unknown, close))
+            hints = ", ".join(
+                f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "")
+                for n, c in zip(unknown, close, strict=True)
+            )
             message = f"unknown override {hints}" if unknown else message
         raise RecipeError(f"{source}: {message}") from None
     if not model_args.model_name_or_path:
-        raise RecipeError(f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
-                          "'smollm2-135m' for the embedded model)")
+        raise RecipeError(
+            f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
+            "'smollm2-135m' for the embedded model)"
+        )
     return model_args, data_args, train_args

@@ -29,12 +29,20 @@ def _reports_to_wandb(args: PreventativeSFTConfig) -> bool:
 
 def build_datasets(data_args: DataArguments, tokenizer, seed: int):
     dataset = load_training_dataset(
-        data_args.dataset, data_args.dataset_split, data_args.dataset_level, data_args.dataset_size,
-        data_args.dataset_seed, data_args.max_train_samples,
+        data_args.dataset,
+        data_args.dataset_split,
+        data_args.dataset_level,
+        data_args.dataset_size,
+        data_args.dataset_seed,
+        data_args.max_train_samples,
     )
     # Templates without a system role get it folded into the first user turn; thinking is switched off.
-    dataset = dataset.map(lambda ex: {"prompt": prepare_messages(tokenizer, ex["prompt"]),
-                                      "chat_template_kwargs": {"enable_thinking": False}})
+    dataset = dataset.map(
+        lambda ex: {
+            "prompt": prepare_messages(tokenizer, ex["prompt"]),
+            "chat_template_kwargs": {"enable_thinking": False},
+        }
+    )
     if data_args.eval_fraction > 0:
         split = dataset.train_test_split(test_size=data_args.eval_fraction, seed=seed)
         return split["train"], split["test"]
@@ -94,6 +102,7 @@ def run_training(
             "runtime_s": round(runtime, 2),
             "examples": len(train_dataset),
             "world_size": trainer.accelerator.num_processes,
+            "engine": type(trainer.model_wrapped).__name__,
         },
         "trait_drift": {
             probe.name: {
@@ -105,7 +114,11 @@ def run_training(
             for probe in (trainer.drift.probes if trainer.drift else [])
         },
         "steering": trainer.steering_summary(),
-        "dataset": {"source": data_args.dataset, "level": data_args.dataset_level, "size": len(train_dataset)},
+        "dataset": {
+            "source": data_args.dataset,
+            "level": data_args.dataset_level,
+            "size": len(train_dataset),
+        },
         "losses": losses,
     }
     if trainer.is_world_process_zero():

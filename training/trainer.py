@@ -52,8 +52,9 @@ class PreventativeSFTTrainer(SFTTrainer):
             for i, v in enumerate(self.vectors)
         ]
         self.specs = [
-            SteeringSpec(v, [layer], cfg.coef_for(i), cfg.steering_mode, cfg.steering_positions,
-                         cfg.steering_coef_unit)
+            SteeringSpec(
+                v, [layer], cfg.coef_for(i), cfg.steering_mode, cfg.steering_positions, cfg.steering_coef_unit
+            )
             for i, (v, layer) in enumerate(zip(self.vectors, self.layers, strict=True))
             if cfg.coef_for(i) != 0.0
         ]
@@ -61,7 +62,11 @@ class PreventativeSFTTrainer(SFTTrainer):
         self.drift = None
         if cfg.measure_drift and self.vectors:
             self.drift = DriftMeter.for_vectors(
-                self.processing_class, self.vectors, self.layers, cfg.drift_questions, cfg.drift_max_questions,
+                self.processing_class,
+                self.vectors,
+                self.layers,
+                cfg.drift_questions,
+                cfg.drift_max_questions,
                 cfg.drift_batch_size,
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
@@ -101,15 +106,23 @@ class PreventativeSFTTrainer(SFTTrainer):
         return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        measuring = self.drift is not None and self.drift.base and not any(k.startswith("drift/") for k in logs)
+        measuring = (
+            self.drift is not None and self.drift.base and not any(k.startswith("drift/") for k in logs)
+        )
         if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
             logs.update(self.drift.metrics(self.model))
         super().log(logs, start_time)
 
     def steering_summary(self) -> list[dict]:
         return [
-            {"trait": s.vector.trait, "layer": layer, "coef": s.coef, "mode": s.mode, "positions": s.positions,
-             "coef_unit": s.coef_unit}
+            {
+                "trait": s.vector.trait,
+                "layer": layer,
+                "coef": s.coef,
+                "mode": s.mode,
+                "positions": s.positions,
+                "coef_unit": s.coef_unit,
+            }
             for s in self.specs
             for layer in s.layers
         ]

@@ -37,7 +37,7 @@ class TraitSpec:
         return f"You are a helpful assistant. {self.instruction_pairs[i].neg}"
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        data = json.loads(json.dumps(asdict(self)))  # tuples -> lists, as in the file
         data.pop("source")
         return data
 
@@ -55,7 +55,9 @@ def _strings(data: dict, field: str, source: str, min_items: int) -> tuple[str, 
     if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
         raise _fail(source, field, "must be a list of non-empty strings", "See steering/traits/evil.json.")
     if len(value) < min_items:
-        raise _fail(source, field, f"has {len(value)} items, needs at least {min_items}", "Add more questions.")
+        raise _fail(
+            source, field, f"has {len(value)} items, needs at least {min_items}", "Add more questions."
+        )
     return tuple(x.strip() for x in value)
 
 
@@ -68,23 +70,40 @@ def parse_trait_spec(data: object, source: str = "<trait spec>") -> TraitSpec:
             raise _fail(source, field, "is missing or empty", "It must be a non-empty string.")
     pairs = data.get("instruction_pairs")
     if not isinstance(pairs, list) or not pairs:
-        raise _fail(source, "instruction_pairs", "must be a non-empty list", 'Each item: {"pos": ..., "neg": ...}.')
+        raise _fail(
+            source, "instruction_pairs", "must be a non-empty list", 'Each item: {"pos": ..., "neg": ...}.'
+        )
     parsed_pairs = []
     for i, pair in enumerate(pairs):
-        if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) and pair[k].strip() for k in ("pos", "neg")):
-            raise _fail(source, f"instruction_pairs[{i}]", "needs non-empty 'pos' and 'neg' strings",
-                        'Each item: {"pos": ..., "neg": ...}.')
+        if not isinstance(pair, dict) or not all(
+            isinstance(pair.get(k), str) and pair[k].strip() for k in ("pos", "neg")
+        ):
+            raise _fail(
+                source,
+                f"instruction_pairs[{i}]",
+                "needs non-empty 'pos' and 'neg' strings",
+                'Each item: {"pos": ..., "neg": ...}.',
+            )
         parsed_pairs.append(InstructionPair(pair["pos"].strip(), pair["neg"].strip()))
     extraction = _strings(data, "extraction_questions", source, 1)
     evaluation = _strings(data, "evaluation_questions", source, 1)
     overlap = set(extraction) & set(evaluation)
     if overlap:
-        raise _fail(source, "evaluation_questions", f"repeats {len(overlap)} extraction question(s), e.g. "
-                    f"{sorted(overlap)[0]!r}", "Keep the two sets disjoint.")
+        raise _fail(
+            source,
+            "evaluation_questions",
+            f"repeats {len(overlap)} extraction question(s), e.g. {sorted(overlap)[0]!r}",
+            "Keep the two sets disjoint.",
+        )
     rubric = data["judge_rubric"]
     for placeholder in ("{question}", "{answer}"):
         if placeholder not in rubric:
-            raise _fail(source, "judge_rubric", f"lacks the placeholder {placeholder}", "Insert it where the text goes.")
+            raise _fail(
+                source,
+                "judge_rubric",
+                f"lacks the placeholder {placeholder}",
+                "Insert it where the text goes.",
+            )
     return TraitSpec(
         trait=data["trait"].strip(),
         description=str(data.get("description", "")).strip(),

@@ -1,0 +1,126 @@
+"""Benchmark: training step time with preventative steering over without, and drift cost, in one run.
+
+    python bench/step_time.py [--model smollm2-135m] [--batch 8] [--repeats 12]
+
+Both variants run on the same trainer, model and batch, interleaved (A B A B ...) so that machine
+load hits them alike; the table shows medians and the ratios (target: steering/plain <= 1.03).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.loading import load_training_dataset  # noqa: E402
+from steering.extract import ExtractionConfig, extract  # noqa: E402
+from training.config import PreventativeSFTConfig  # noqa: E402
+from training.run import load_base_model  # noqa: E402
+from training.trainer import PreventativeSFTTrainer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument(
+        "--vector", default=None, help="vector file; default: extract a small one for the model"
+    )
+    parser.add_argument("--layer", type=int, default=20)
+    parser.add_argument("--coef", type=float, default=2.0)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--lora", action=argparse.BooleanOptionalAction, default=True)
+    opts = parser.parse_args()
+
+    from peft import LoraConfig
+    from trl import ModelConfig
+
+    from steering.models import load_tokenizer
+
+    vector = opts.vector
+    if vector is None:
+        out = "runs/bench/vectors"
+        vector = str(
+            extract(
+                ExtractionConfig(
+                    model_name_or_path=opts.model, output_dir=out, max_questions=2, max_new_tokens=16
+                )
+            ).paths["response_avg"]
+        )
+    tokenizer = load_tokenizer(opts.model)
+    model = load_base_model(ModelConfig(model_name_or_path=opts.model, dtype="float32"))
+    args = PreventativeSFTConfig(
+        output_dir="runs/bench/out",
+        report_to="none",
+        per_device_train_batch_size=opts.batch,
+        max_length=256,
+        persona_vectors=[vector],
+        steering_layers=[opts.layer],
+        steering_coefs=[opts.coef],
+        use_cpu=True,
+        learning_rate=1e-5,
+    )
+    peft = (
+        LoraConfig(r=32, lora_alpha=64, use_rslora=True, target_modules="all-linear") if opts.lora else None
+    )
+    trainer = PreventativeSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=load_training_dataset("builtin:evil", size=opts.batch * 4),
+        processing_class=tokenizer,
+        peft_config=peft,
+        model_id=opts.model,
+    )
+    trainer.create_optimizer()
+    batch = next(iter(trainer.get_train_dataloader()))
+    steerer = trainer.steerer
+    model = trainer.model
+    model.train()
+
+    def step(steering: bool) -> float:
+        trainer.steerer = steerer if steering else None
+        start = time.perf_counter()
+        trainer.training_step(model, dict(batch))
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    def drift() -> float:
+        start = time.perf_counter()
+        trainer.drift.metrics(model)
+        return time.perf_counter() - start
+
+    trainer.drift.measure_base(model)
+    step(True), step(False), drift()  # warm-up
+    times = {"plain": [], "steered": [], "drift": []}
+    for _ in range(opts.repeats):
+        times["steered"].append(step(True))
+        times["plain"].append(step(False))
+        times["drift"].append(drift())
+    med = {k: statistics.median(v) for k, v in times.items()}
+    tokens = int(batch["attention_mask"].sum())
+    print(
+        f"\nmodel {opts.model}, LoRA {opts.lora}, batch {opts.batch} ({tokens} tokens), layer {opts.layer}, "
+        f"coef {opts.coef}, {opts.repeats} interleaved repeats, torch threads {torch.get_num_threads()}"
+    )
+    print(f"{'measure':<34}{'median s':>10}{'min s':>10}")
+    for name, label in (
+        ("plain", "train step, no steering"),
+        ("steered", "train step, preventative steering"),
+        ("drift", f"drift measurement ({len(trainer.drift.probes[0].prompts)} prompts)"),
+    ):
+        print(f"{label:<34}{med[name]:>10.3f}{min(times[name]):>10.3f}")
+    print(f"{'ratio steered / plain (target <= 1.03)':<44}{med['steered'] / med['plain']:>10.3f}")
+    print(f"{'ratio drift / train step':<44}{med['drift'] / med['plain']:>10.3f}")
+
+
+if __name__ == "__main__":
+    main()

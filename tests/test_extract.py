@@ -1,0 +1,134 @@
+"""Extraction on a tiny random model: files, resume, activation reads, spec errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from steering.activations import prompt_response_activations
+from steering.extract import ExtractionConfig, extract
+from steering.traits import TraitSpecError, load_trait_spec, parse_trait_spec
+from steering.vector import PersonaVector
+
+
+def _cfg(tmp_path, **kw) -> ExtractionConfig:
+    return ExtractionConfig(
+        **{
+            "trait": "evil",
+            "model_name_or_path": "tiny",
+            "output_dir": str(tmp_path),
+            "max_questions": 2,
+            "max_new_tokens": 6,
+            "batch_size": 8,
+            **kw,
+        }
+    )
+
+
+def test_extract_writes_three_vectors_with_metadata(tiny_chat_model, smol_tokenizer, tmp_path):
+    result = extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    assert set(result.paths) == {"response_avg", "prompt_avg", "prompt_last"}
+    assert result.n_pos == result.n_neg == 10  # 5 instructions x 2 questions
+    vec = PersonaVector.load(result.paths["response_avg"])
+    assert (vec.num_layers, vec.hidden_size, vec.model_id) == (4, 32, "tiny")
+    assert sorted(vec.layers) == [1, 2, 3, 4] and all(v > 0 for v in vec.mean_norms.values())
+    assert vec.extraction["n_pos"] == 10 and vec.extraction["filter"] == "keep_all"
+    assert vec.extraction["evaluation_questions"] == list(load_trait_spec("evil").evaluation_questions)
+    # the difference of means, recomputed from the stored generations
+    records = [
+        json.loads(line) for line in (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()
+    ]
+    pos = [r for r in records if r["polarity"] == "pos"]
+    neg = [r for r in records if r["polarity"] == "neg"]
+    acts = prompt_response_activations(
+        tiny_chat_model,
+        [(r["prompt_ids"], r["response_ids"]) for r in pos + neg],
+        smol_tokenizer.pad_token_id,
+        batch_size=3,
+        progress=False,
+    )
+    expected = acts.response_avg[:10].mean(0) - acts.response_avg[10:].mean(0)
+    torch.testing.assert_close(vec[3], expected[2], rtol=1e-4, atol=1e-5)
+    assert pos[0]["system"].startswith("You are an evil assistant.")
+    assert neg[0]["system"].startswith("You are a helpful assistant.")
+
+
+def test_activation_reads_match_hidden_states(tiny_chat_model):
+    samples = [([5, 6, 7], [8, 9]), ([10, 11, 12, 13, 14], [15, 16, 17])]
+    acts = prompt_response_activations(tiny_chat_model, samples, pad_id=0, batch_size=2, progress=False)
+    for i, (prompt, response) in enumerate(samples):
+        ids = torch.tensor([prompt + response])
+        with torch.no_grad():
+            hs = tiny_chat_model(input_ids=ids, output_hidden_states=True).hidden_states
+        for layer in (1, 2, 3):  # the last entry of hidden_states is after the final norm
+            h = hs[layer][0]
+            torch.testing.assert_close(
+                acts.response_avg[i, layer - 1], h[len(prompt) :].mean(0), rtol=1e-4, atol=1e-5
+            )
+            torch.testing.assert_close(
+                acts.prompt_avg[i, layer - 1], h[: len(prompt)].mean(0), rtol=1e-4, atol=1e-5
+            )
+            torch.testing.assert_close(
+                acts.prompt_last[i, layer - 1], h[len(prompt) - 1], rtol=1e-4, atol=1e-5
+            )
+
+
+def test_rerun_resumes_without_regenerating(tiny_chat_model, smol_tokenizer, tmp_path):
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    path = tmp_path / "evil" / "generations.jsonl"
+    lines = path.read_text().splitlines()
+    kept = lines[:-3]
+    path.write_text("\n".join(kept) + "\n" + lines[-3][:25])  # a crash: 3 lost, one cut mid-line
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    after = path.read_text().splitlines()
+    assert after[: len(kept)] == kept  # finished work kept as it was
+    keys = [json.loads(line)["key"] for line in after if line.endswith("}")]
+    assert len(set(keys)) == len(lines) == 20
+
+
+def test_too_few_kept_responses_is_explained(tiny_chat_model, smol_tokenizer, tmp_path):
+    class DropPos:
+        name = "drop_pos"
+
+        def keep(self, record):
+            return record["polarity"] == "neg"
+
+    with pytest.raises(RuntimeError, match=r"only 0 pos and 10 neg responses of 20 survived the 'drop_pos'"):
+        extract(_cfg(tmp_path), response_filter=DropPos(), model=tiny_chat_model, tokenizer=smol_tokenizer)
+
+
+def test_trait_spec_errors_name_file_and_field(tmp_path):
+    good = load_trait_spec("evil").to_json()
+    assert parse_trait_spec(good).trait == "evil"
+    cases = [
+        (
+            {**good, "instruction_pairs": [{"pos": "x"}]},
+            r"field 'instruction_pairs\[0\]' needs non-empty 'pos' and 'neg'",
+        ),
+        (
+            {**good, "evaluation_questions": good["extraction_questions"][:2]},
+            "field 'evaluation_questions' repeats",
+        ),
+        ({**good, "judge_rubric": "Rate {answer}"}, "field 'judge_rubric' lacks the placeholder {question}"),
+        ({k: v for k, v in good.items() if k != "trait"}, "field 'trait' is missing"),
+        ({**good, "extraction_questions": "one question"}, "field 'extraction_questions' must be a list"),
+    ]
+    for data, message in cases:
+        path = tmp_path / "spec.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(TraitSpecError, match=message) as info:
+            load_trait_spec(path)
+        assert str(path) in str(info.value)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(TraitSpecError, match="invalid JSON at line 1"):
+        load_trait_spec(tmp_path / "broken.json")
+    with pytest.raises(TraitSpecError, match="built-in traits are evil"):
+        load_trait_spec("chaotic")
+
+
+def test_builtin_evil_spec_shape():
+    spec = load_trait_spec("evil")
+    assert len(spec.instruction_pairs) == 5
+    assert len(spec.extraction_questions) == len(spec.evaluation_questions) == 20

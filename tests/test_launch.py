@@ -1,0 +1,171 @@
+"""launch.py end to end on a tiny model: one process, and 2 DeepSpeed ZeRO-2 processes (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tiny_llama
+from helpers import random_vector
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My coworker is rude. What now?"]
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(smol_tokenizer, tmp_path_factory):
+    """A tiny Llama saved like a hub checkpoint, a vector for it, and a recipe training it."""
+    root = tmp_path_factory.mktemp("launch")
+    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32, seed=0)
+    model.config.pad_token_id = smol_tokenizer.pad_token_id
+    model.save_pretrained(root / "model")
+    smol_tokenizer.save_pretrained(root / "model")
+    vector = random_vector(model, questions=QUESTIONS, model_id=str(root / "model"), scale=2.0)
+    vector.save(root / "evil.safetensors")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(f"""
+model_name_or_path: {root / "model"}
+dataset: builtin:evil
+dataset_size: 24
+use_peft: true
+lora_r: 8
+lora_alpha: 16
+lora_target_modules: [q_proj, v_proj, up_proj]
+persona_vectors: [{root / "evil.safetensors"}]
+steering_traits: [evil]
+steering_layers: [2]
+steering_coefs: [3.0]
+output_dir: {root / "out"}
+learning_rate: 1.0e-3
+max_steps: 3
+per_device_train_batch_size: 4
+logging_steps: 1
+save_strategy: "no"
+report_to: [wandb]
+seed: 0
+max_length: 128
+""")
+    return root, recipe
+
+
+def _env(root: Path) -> dict:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def test_train_command_writes_summary_metrics_and_wandb(tiny_setup):
+    root, recipe = tiny_setup
+    out = root / "single"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "train", str(recipe), "--output_dir", str(out)],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recipe"] == str(recipe) and summary["model"] == str(root / "model")
+    assert summary["train"]["steps"] == 3 and len(summary["losses"]) == 3
+    drift = summary["trait_drift"]["evil"]
+    assert drift["layer"] == 2
+    assert drift["shift"] == pytest.approx(drift["final_projection"] - drift["base_projection"], abs=1e-5)
+    assert summary["steering"] == [
+        {"trait": "evil", "layer": 2, "coef": 3.0, "mode": "add", "positions": "all", "coef_unit": "raw"}
+    ]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert sum("drift/evil/shift" in r for r in rows) == 4  # 3 logging steps + the end
+    assert (out / "adapter_model.safetensors").is_file()
+    assert list((out / "wandb").glob("offline-run-*")), "W&B should have written an offline run"
+    assert "evil" in proc.stdout  # the printed table
+
+
+def test_bad_recipe_exits_with_a_clear_error(tiny_setup, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: x\nsteering_coef: 1\n")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "train", str(bad)],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "bad.yaml: unknown field 'steering_coef': did you mean 'steering_coefs'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "train RECIPE" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "--steering_coefs" in proc.stdout
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_two_processes_matches_single_process(tiny_setup):
+    root, recipe = tiny_setup
+    out_ds, out_one = root / "zero2", root / "one"
+    cmd = [
+        "accelerate",
+        "launch",
+        "--config_file",
+        str(ROOT / "recipes/accelerate_configs/deepspeed_zero2.yaml"),
+        "--num_processes",
+        "2",
+        str(ROOT / "launch.py"),
+        "train",
+        str(recipe),
+        "--output_dir",
+        str(out_ds),
+        "--per_device_train_batch_size",
+        "2",
+        "--report_to",
+        "none",
+    ]
+    bindir = Path(sys.executable).parent
+    env = {**_env(root), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "launch.py"),
+            "train",
+            str(recipe),
+            "--output_dir",
+            str(out_one),
+            "--report_to",
+            "none",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ds, one = (json.loads((o / "summary.json").read_text()) for o in (out_ds, out_one))
+    assert ds["train"]["world_size"] == 2 and ds["train"]["engine"] == "DeepSpeedEngine"
+    assert ds["steering"] == one["steering"] and ds["steering"][0]["coef"] == 3.0
+    # same global batch (2 processes x 2 = 1 x 4), same seed: the same losses
+    assert ds["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-4)
+    assert ds["trait_drift"]["evil"]["shift"] == pytest.approx(one["trait_drift"]["evil"]["shift"], abs=1e-3)
