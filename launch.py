@@ -19,7 +19,16 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEMO_DIR = "runs/demo"
+DEMO_VECTORS = "runs/vectors/smollm2-135m"  # where the smollm2-135m recipes look for their vectors
 DEMO_RECIPES = ("recipes/smollm2-135m/evil/baseline.yaml", "recipes/smollm2-135m/evil/preventative.yaml")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _extract_parser() -> argparse.ArgumentParser:
@@ -27,11 +36,9 @@ def _extract_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="launch.py extract", description="Extract a persona vector.")
     for f in dataclasses.fields(ExtractionConfig):
-        kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" ")[0], str)
-        if f.name == "max_questions":
-            kind = int
+        kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0], str)
         flag = "--model" if f.name == "model_name_or_path" else f"--{f.name}"
-        parser.add_argument(flag, dest=f.name, type=kind, default=f.default)
+        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=f"(default: {f.default})")
     return parser
 
 
@@ -113,7 +120,7 @@ def cmd_demo(argv: list[str]) -> int:
     from training.recipe import parse_recipe
     from training.run import run_training
 
-    vector_dir = f"{DEMO_DIR}/vectors"
+    vector_dir = DEMO_VECTORS
     vector = Path(vector_dir) / "evil" / "response_avg.safetensors"
     if vector.is_file():
         print(f"reusing {vector}")
@@ -127,7 +134,7 @@ def cmd_demo(argv: list[str]) -> int:
             print(f"reusing {out}/summary.json (pass --force to retrain)")
             summaries[name] = json.loads((out / "summary.json").read_text())
             continue
-        overrides = ["--output_dir", str(out), "--persona_vectors", str(vector)]
+        overrides = ["--output_dir", str(out)]
         model_args, data_args, train_args = parse_recipe(recipe, overrides)
         summaries[name] = run_training(model_args, data_args, train_args, recipe)
     _print_summaries(summaries)
@@ -151,13 +158,31 @@ def main(argv: list[str] | None = None) -> int:
     if command == "demo" and rest and rest != ["--force"]:
         print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    from training.recipe import RecipeError
-
     try:
         return COMMANDS[command](rest)
-    except RecipeError as e:
+    except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by input (recipes, vectors, specs, data, models): printed without a traceback."""
+    from data.loading import DatasetError
+    from steering.layers import UnsupportedArchitecture
+    from steering.models import EmbeddedModelMissing
+    from steering.traits import TraitSpecError
+    from steering.vector import VectorMismatch
+    from training.recipe import RecipeError
+
+    return (
+        RecipeError,
+        VectorMismatch,
+        TraitSpecError,
+        DatasetError,
+        EmbeddedModelMissing,
+        UnsupportedArchitecture,
+        FileNotFoundError,
+    )
 
 
 if __name__ == "__main__":

@@ -170,7 +170,10 @@ class PersonaVector:
         """Load a vector file (safetensors: no code is executed)."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"persona vector file not found: {path}")
+            raise FileNotFoundError(
+                f"persona vector file not found: {path}. Extract one with: python launch.py extract --trait TRAIT "
+                "--model MODEL --output_dir DIR (it writes DIR/TRAIT/response_avg.safetensors)"
+            )
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}

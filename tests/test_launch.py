@@ -103,6 +103,32 @@ def test_bad_recipe_exits_with_a_clear_error(tiny_setup, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_extract_command(tiny_setup, tmp_path):
+    root, _ = tiny_setup
+    cmd = [
+        sys.executable,
+        str(ROOT / "launch.py"),
+        "extract",
+        "--trait",
+        "evil",
+        "--model",
+        str(root / "model"),
+        "--output_dir",
+        str(tmp_path),
+        "--max_questions",
+        "1",
+        "--max_new_tokens",
+        "4",
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from steering.vector import PersonaVector
+
+    vec = PersonaVector.load(tmp_path / "evil" / "response_avg.safetensors")
+    assert vec.model_id == str(root / "model") and vec.extraction["n_pos"] == 5
+    assert "5 pos / 5 neg" in proc.stdout
+
+
 def test_help():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "launch.py"), "--help"], capture_output=True, text=True, timeout=120
@@ -165,6 +191,7 @@ def test_deepspeed_zero2_two_processes_matches_single_process(tiny_setup):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ds, one = (json.loads((o / "summary.json").read_text()) for o in (out_ds, out_one))
     assert ds["train"]["world_size"] == 2 and ds["train"]["engine"] == "DeepSpeedEngine"
+    assert ds["train"]["num_layers"] == 4  # layer discovery through the DeepSpeed engine
     assert ds["steering"] == one["steering"] and ds["steering"][0]["coef"] == 3.0
     # same global batch (2 processes x 2 = 1 x 4), same seed: the same losses
     assert ds["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-4)

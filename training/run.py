@@ -13,6 +13,7 @@ from trl import ModelConfig, get_peft_config
 
 from data.loading import load_training_dataset
 from steering.chat import prepare_messages
+from steering.layers import get_decoder_layers
 from steering.models import load_tokenizer, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
@@ -103,6 +104,7 @@ def run_training(
             "examples": len(train_dataset),
             "world_size": trainer.accelerator.num_processes,
             "engine": type(trainer.model_wrapped).__name__,
+            "num_layers": len(get_decoder_layers(trainer.model_wrapped)),  # found through the engine
         },
         "trait_drift": {
             probe.name: {
