@@ -80,6 +80,7 @@ def main() -> None:
         model_id=opts.model,
     )
     trainer.create_optimizer()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this bench bypasses
     batch = next(iter(trainer.get_train_dataloader()))
     steerer = trainer.steerer
     model = trainer.model
