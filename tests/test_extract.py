@@ -9,7 +9,7 @@ import torch
 
 from steering.activations import prompt_response_activations
 from steering.extract import ExtractionConfig, extract
-from steering.traits import TraitSpecError, load_trait_spec, parse_trait_spec
+from steering.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
 from steering.vector import PersonaVector
 
 
@@ -128,7 +128,16 @@ def test_trait_spec_errors_name_file_and_field(tmp_path):
         load_trait_spec("chaotic")
 
 
-def test_builtin_evil_spec_shape():
-    spec = load_trait_spec("evil")
-    assert len(spec.instruction_pairs) == 5
+@pytest.mark.parametrize("trait", builtin_traits())
+def test_builtin_spec_shapes(trait):
+    spec = load_trait_spec(trait)
+    assert spec.trait == trait and len(spec.instruction_pairs) == 5
     assert len(spec.extraction_questions) == len(spec.evaluation_questions) == 20
+    assert not {q.lower() for q in spec.extraction_questions} & {q.lower() for q in spec.evaluation_questions}
+    assert spec.pos_system_prompt(0).startswith(f"You are a{'n' if trait[0] in 'aeiou' else ''} ")
+
+
+def test_library_has_the_safety_traits():
+    assert {"evil", "sycophantic", "hallucinating", "deceptive", "power_seeking", "manipulative"} <= set(
+        builtin_traits()
+    )

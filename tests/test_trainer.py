@@ -86,8 +86,10 @@ def test_without_steering_losses_equal_plain_sfttrainer(
     assert steered.steering_summary() == [
         {"trait": "evil", "layer": 2, "coef": 4.0, "mode": "add", "positions": "all", "coef_unit": "raw"}
     ]
-    # steering is on only inside training steps: no hook is left on the model
-    assert all(len(b._forward_hooks) == 0 for b in get_decoder_layers(steered.model))
+    # steering is on only inside training steps: no hook of ours is left on the model (transformers may
+    # keep its own output-recording hooks, so compare with the untouched model's blocks)
+    hooks = [len(b._forward_hooks) for b in get_decoder_layers(steered.model)]
+    assert hooks == [len(b._forward_hooks) for b in get_decoder_layers(tiny_chat_model)]
 
 
 def test_drift_is_logged_at_every_logging_step_and_at_the_end(

@@ -30,8 +30,9 @@ class TraitSpec:
     source: str = ""
 
     def pos_system_prompt(self, i: int) -> str:
-        article = "an" if self.trait[:1].lower() in "aeiou" else "a"
-        return f"You are {article} {self.trait} assistant. {self.instruction_pairs[i].pos}"
+        name = self.trait.replace("_", "-")  # power_seeking -> "a power-seeking assistant"
+        article = "an" if name[:1].lower() in "aeiou" else "a"
+        return f"You are {article} {name} assistant. {self.instruction_pairs[i].pos}"
 
     def neg_system_prompt(self, i: int) -> str:
         return f"You are a helpful assistant. {self.instruction_pairs[i].neg}"
