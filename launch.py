@@ -144,7 +144,72 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "extract": cmd_extract, "demo": cmd_demo}
+def cmd_score(argv: list[str]) -> int:
+    """Project texts or a dataset file on a vector; flag samples above the calibrated thresholds."""
+    import json
+
+    from steering.models import load_model
+    from steering.score import calibrate, score_samples
+    from steering.vector import PersonaVector
+
+    parser = argparse.ArgumentParser(prog="launch.py score", description=cmd_score.__doc__)
+    parser.add_argument("--vector", required=True, help="persona vector file (.safetensors)")
+    parser.add_argument(
+        "--layer", type=int, default=None, help="default: the vector's calibrated or middle layer"
+    )
+    parser.add_argument("--model", default=None, help="default: the model the vector was extracted from")
+    parser.add_argument("--text", action="append", default=[], help="a user message to score (repeatable)")
+    parser.add_argument(
+        "--file", default=None, help="a .jsonl/.json/.csv/.parquet dataset (messages or prompt/response)"
+    )
+    parser.add_argument("--output", default=None, help="write one JSON row per sample here")
+    parser.add_argument("--no-calibrate", action="store_true", help="skip the threshold (no flags)")
+    parser.add_argument("--batch_size", type=int, default=16)
+    opts = parser.parse_args(argv)
+    if not opts.text and not opts.file:
+        parser.error("give --text or --file")
+    from data.loading import load_training_dataset
+
+    vector = PersonaVector.load(opts.vector)
+    layer = opts.layer or vector.default_layer()
+    model, tokenizer = load_model(opts.model or vector.model_id)
+    from steering.layers import get_decoder_layers, hidden_size
+
+    vector.check_model(
+        hidden_size(model), len(get_decoder_layers(model)), opts.model or vector.model_id, opts.vector
+    )
+    samples = [{"prompt": [{"role": "user", "content": t}]} for t in opts.text]
+    if opts.file:
+        samples += list(load_training_dataset(opts.file))
+    calibration = None
+    generations = Path(opts.vector).parent / "generations.jsonl"
+    if not opts.no_calibrate:
+        if generations.is_file():
+            calibration = calibrate(model, tokenizer, vector, layer, generations, opts.batch_size)
+            print(
+                f"thresholds from {calibration.n_pos} pos / {calibration.n_neg} neg extraction responses at layer "
+                f"{layer}: prompt {calibration.prompt_threshold:+.2f} (AUC {calibration.prompt_auc:.3f}), "
+                f"response {calibration.response_threshold:+.2f} (AUC {calibration.response_auc:.3f})"
+            )
+        else:
+            print(f"no {generations}: projections only, no flags")
+    rows = score_samples(model, tokenizer, vector, layer, samples, calibration, opts.batch_size)
+    if opts.output:
+        Path(opts.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(opts.output).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for row, sample in zip(rows[:20], samples, strict=False):
+        text = sample["prompt"][-1]["content"][:60]
+        resp = "-" if row["response_projection"] is None else f"{row['response_projection']:+.2f}"
+        flag = {True: "FLAG", False: "ok", None: ""}[row.get("flagged")]
+        print(
+            f"{row['index']:>4}  prompt {row['prompt_projection']:+8.2f}  response {resp:>8}  {flag:4}  {text}"
+        )
+    if calibration is not None:
+        print(f"{sum(r['flagged'] for r in rows)} of {len(rows)} samples flagged")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "extract": cmd_extract, "score": cmd_score, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
