@@ -105,15 +105,20 @@ def test_trait_spec_errors_name_file_and_field(tmp_path):
     cases = [
         (
             {**good, "instruction_pairs": [{"pos": "x"}]},
-            r"field 'instruction_pairs\[0\]' needs non-empty 'pos' and 'neg'",
+            r"field 'instruction_pairs\[0\]': 'neg' is a required property",
         ),
         (
             {**good, "evaluation_questions": good["extraction_questions"][:2]},
             "field 'evaluation_questions' repeats",
         ),
+        ({**good, "questions": []}, r"Additional properties are not allowed \('questions' was unexpected\)"),
+        ({**good, "trait": "Power Seeking"}, "field 'trait': 'Power Seeking' does not match"),
         ({**good, "judge_rubric": "Rate {answer}"}, "field 'judge_rubric' lacks the placeholder {question}"),
-        ({k: v for k, v in good.items() if k != "trait"}, "field 'trait' is missing"),
-        ({**good, "extraction_questions": "one question"}, "field 'extraction_questions' must be a list"),
+        ({k: v for k, v in good.items() if k != "trait"}, "the spec: 'trait' is a required property"),
+        (
+            {**good, "extraction_questions": "one question"},
+            "field 'extraction_questions': 'one question' is not of type 'array'",
+        ),
     ]
     for data, message in cases:
         path = tmp_path / "spec.json"

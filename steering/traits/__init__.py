@@ -44,7 +44,7 @@ class TraitSpec:
 
 
 def builtin_traits() -> list[str]:
-    return sorted(p.stem for p in LIBRARY.glob("*.json"))
+    return sorted(p.stem for p in LIBRARY.glob("*.json") if p != SCHEMA_PATH)
 
 
 def _fail(source: str, field: str, problem: str, fix: str) -> TraitSpecError:
@@ -62,8 +62,31 @@ def _strings(data: dict, field: str, source: str, min_items: int) -> tuple[str, 
     return tuple(x.strip() for x in value)
 
 
+SCHEMA_PATH = LIBRARY / "schema.json"
+
+
+def trait_schema() -> dict:
+    """The JSON schema of a trait spec (also used for constrained generation of new specs)."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _check_schema(data: object, source: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(
+        Draft202012Validator(trait_schema()).iter_errors(data), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        error = errors[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+        field = f"field '{where}'" if where else "the spec"
+        raise TraitSpecError(f"{source}: {field}: {error.message} (schema: steering/traits/schema.json)")
+
+
 def parse_trait_spec(data: object, source: str = "<trait spec>") -> TraitSpec:
-    """Validate a decoded JSON trait spec."""
+    """Validate a decoded JSON trait spec: the JSON schema, then what a schema can't say."""
+    if isinstance(data, dict):
+        _check_schema(data, source)
     if not isinstance(data, dict):
         raise TraitSpecError(f"{source}: a trait spec must be a JSON object, got {type(data).__name__}")
     for field in ("trait", "judge_rubric"):
