@@ -4,6 +4,8 @@ python launch.py                          # the demo: extract the evil vector, t
                                           # preventative runs on the embedded model, compare them
 python launch.py train RECIPE [--field value ...]
 python launch.py extract --trait evil --model smollm2-135m [--output_dir runs/vectors/...]
+python launch.py extract recipes/smollm2-135m/extract/evil.yaml [--field value ...]
+python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
 
@@ -45,11 +47,36 @@ def _extract_parser() -> argparse.ArgumentParser:
 def cmd_extract(argv: list[str]) -> int:
     from steering.extract import ExtractionConfig, extract
 
-    cfg = ExtractionConfig(**vars(_extract_parser().parse_args(argv)))
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        from training.recipe import parse_extraction_recipe
+
+        cfg = parse_extraction_recipe(argv[0], argv[1:])
+    else:
+        cfg = ExtractionConfig(**vars(_extract_parser().parse_args(argv)))
     result = extract(cfg)
-    print(f"trait '{cfg.trait}': {result.n_pos} pos / {result.n_neg} neg responses, {result.seconds:.0f}s")
+    vector = result.vector()
+    print(
+        f"trait '{cfg.trait}': {result.n_pos} pos / {result.n_neg} neg responses kept, {result.seconds:.0f}s"
+    )
+    if result.filter and "pos" in result.filter:
+        f = result.filter
+        print(
+            f"  judge {f['judge']}: pos {f['pos']['kept']}/{f['pos']['generated']}, neg {f['neg']['kept']}/"
+            f"{f['neg']['generated']} kept (trait threshold {f['trait_threshold']:g}, coherence "
+            f"{f['coherence_threshold']:g}); judge AUC pos vs neg {f['judge_auc_pos_vs_neg'] or float('nan'):.3f}"
+        )
+    if vector.layer is not None:
+        print(
+            f"  calibrated: layer {vector.layer}, coef {vector.coef:g} (report: calibration.md, calibration.png)"
+        )
+    if result.heldout:
+        h = result.heldout
+        print(
+            f"  held-out evaluation questions, layer {h['layer']}: AUC response {h['response_auc']:.3f}, "
+            f"last prompt token {h['prompt_last_auc']:.3f} ({h['n_pos']} pos / {h['n_neg']} neg)"
+        )
     for position, path in result.paths.items():
-        print(f"  {position:13s} {path}")
+        print(f"  {position:24s} {path}")
     return 0
 
 
@@ -125,7 +152,11 @@ def cmd_demo(argv: list[str]) -> int:
     if vector.is_file():
         print(f"reusing {vector}")
     else:
-        extract(ExtractionConfig(trait="evil", model_name_or_path="smollm2-135m", output_dir=vector_dir))
+        extract(
+            ExtractionConfig(
+                trait="evil", model_name_or_path="smollm2-135m", output_dir=vector_dir, heldout_eval=False
+            )
+        )
     summaries = {}
     for recipe in DEMO_RECIPES:
         name = Path(recipe).stem
@@ -209,7 +240,118 @@ def cmd_score(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "extract": cmd_extract, "score": cmd_score, "demo": cmd_demo}
+def cmd_trait(argv: list[str]) -> int:
+    """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
+    import textwrap
+    import time
+
+    from steering.traits import builtin_traits, load_trait_spec
+
+    parser = argparse.ArgumentParser(prog="launch.py trait", description=cmd_trait.__doc__)
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="built-in traits (and specs in runs/traits/) with their description")
+    show = actions.add_parser("show", help="counts, instruction pairs and first questions of a spec")
+    show.add_argument("name_or_path", help="a built-in trait name or a spec JSON file")
+    new = actions.add_parser(
+        "new",
+        help="ask an LLM for a new spec (pairs, 20+20 questions, rubric); validated and retried",
+        description="Generate a trait spec with an LLM. Keys: $OPENAI_API_KEY (openai; optional with "
+        "--base_url for a local server) or $ANTHROPIC_API_KEY (anthropic); hf runs a local model.",
+    )
+    new.add_argument("name", help="lowercase trait name, e.g. curious or power_seeking")
+    new.add_argument("description", help="one sentence or paragraph describing the behaviour")
+    new.add_argument("--backend", required=True, choices=("openai", "anthropic", "hf"))
+    new.add_argument(
+        "--model",
+        default=None,
+        help="model name for openai/anthropic (required); hf: id or path (default smollm2-135m)",
+    )
+    new.add_argument("--base_url", default=None, help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    new.add_argument("--output", default=None, help="spec file to write (default runs/traits/NAME.json)")
+    new.add_argument("--retries", type=int, default=3, help="new tries after an invalid answer (default 3)")
+    new.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    opts = parser.parse_args(argv)
+
+    if opts.action == "list":
+        for name in builtin_traits():
+            description = load_trait_spec(name).description
+            print(f"{name:16s} {textwrap.shorten(description.split('. ')[0].rstrip('.'), 90)}")
+        for path in sorted(Path("runs/traits").glob("*.json")):
+            print(f"{path.stem:16s} {path}")
+        return 0
+    if opts.action == "show":
+        spec = load_trait_spec(opts.name_or_path)
+        print(f"{spec.trait} ({spec.source})\n  {spec.description}")
+        print(
+            f"{len(spec.instruction_pairs)} instruction pairs, {len(spec.extraction_questions)} extraction "
+            f"and {len(spec.evaluation_questions)} evaluation questions"
+        )
+        for i in range(len(spec.instruction_pairs)):
+            print(f"  pos: {spec.pos_system_prompt(i)}\n  neg: {spec.neg_system_prompt(i)}")
+        for label, questions in (
+            ("extraction", spec.extraction_questions),
+            ("evaluation", spec.evaluation_questions),
+        ):
+            print(f"first {label} questions:")
+            for question in questions[:5]:
+                print(f"  - {question}")
+        return 0
+
+    from steering import trait_generation as tg
+    from steering.llm_http import AnthropicChat, OpenAICompatibleChat
+
+    tg.check_trait_name(opts.name)
+    output = Path(opts.output or f"runs/traits/{opts.name}.json")
+    if output.exists() and not opts.force:
+        print(
+            f"error: {output} exists; pass --force to overwrite it (or --output elsewhere)", file=sys.stderr
+        )
+        return 2
+    if opts.backend == "hf":
+        from steering.models import load_model
+
+        model, tokenizer = load_model(opts.model or "smollm2-135m")
+        backend = tg.hf_backend(model, tokenizer)
+    else:
+        if not opts.model:
+            print(f"error: --model is required with --backend {opts.backend}", file=sys.stderr)
+            return 2
+        if opts.backend == "openai":
+            client = OpenAICompatibleChat(opts.model, base_url=opts.base_url)
+            if not os.environ.get("OPENAI_API_KEY") and "api.openai.com" in client.base_url:
+                print(
+                    "error: set $OPENAI_API_KEY, or pass --base_url (or $OPENAI_BASE_URL) for a local "
+                    "OpenAI-compatible server",
+                    file=sys.stderr,
+                )
+                return 2
+            backend = tg.openai_backend(client)
+        else:
+            if not os.environ.get("ANTHROPIC_API_KEY"):
+                print("error: set $ANTHROPIC_API_KEY to use --backend anthropic", file=sys.stderr)
+                return 2
+            backend = tg.anthropic_backend(AnthropicChat(opts.model, base_url=opts.base_url))
+    start = time.perf_counter()
+    spec = tg.generate_trait_spec(opts.name, opts.description, backend, retries=opts.retries)
+    tg.write_spec(spec, output)
+    print(
+        f"wrote {output}: {len(spec.instruction_pairs)} instruction pairs, {len(spec.extraction_questions)} "
+        f"extraction and {len(spec.evaluation_questions)} evaluation questions "
+        f"({time.perf_counter() - start:.0f}s with {opts.backend})"
+    )
+    print(
+        f"review it (python launch.py trait show {output}), then: python launch.py extract --trait {output}"
+    )
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "extract": cmd_extract,
+    "score": cmd_score,
+    "demo": cmd_demo,
+    "trait": cmd_trait,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by input (recipes, vectors, specs, data, models): printed without a traceback."""
     from data.loading import DatasetError
+    from steering.extract import TooFewResponses
     from steering.layers import UnsupportedArchitecture
+    from steering.llm_http import LLMRequestError
     from steering.models import EmbeddedModelMissing
     from steering.traits import TraitSpecError
     from steering.vector import VectorMismatch
@@ -247,6 +391,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
         EmbeddedModelMissing,
         UnsupportedArchitecture,
         FileNotFoundError,
+        LLMRequestError,
+        TooFewResponses,
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,29 +29,45 @@ def _early_stop_allowed(model: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def record_blocks(
-    model: nn.Module, layers: Sequence[int], stop_early: bool = False
-) -> Iterator[dict[int, torch.Tensor]]:
-    """Record the outputs of the given 1-based layers on each forward; optionally stop after the last."""
+def _on_blocks(
+    model: nn.Module,
+    layers: Sequence[int],
+    fn: Callable[[int, torch.Tensor], None],
+    stop_after: int | None = None,
+) -> Iterator[None]:
+    """Call `fn(layer, block_output)` for each given 1-based layer; raise `_StopForward` after `stop_after`."""
     blocks = get_decoder_layers(model)
-    records: dict[int, torch.Tensor] = {}
-    last = max(layers)
-    stop_early = stop_early and last < len(blocks) and _early_stop_allowed(model)
 
     def make_hook(layer: int):
         def hook(module, args, output):
-            records[layer] = (output[0] if isinstance(output, tuple) else output).detach()
-            if stop_early and layer == last:
+            fn(layer, output[0] if isinstance(output, tuple) else output)
+            if layer == stop_after:
                 raise _StopForward
 
         return hook
 
     handles = [blocks[layer - 1].register_forward_hook(make_hook(layer)) for layer in sorted(set(layers))]
     try:
-        yield records
+        yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def record_blocks(
+    model: nn.Module, layers: Sequence[int], stop_early: bool = False
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the outputs of the given 1-based layers on each forward; optionally stop after the last."""
+    records: dict[int, torch.Tensor] = {}
+    last = max(layers)
+    stop_early = stop_early and last < len(get_decoder_layers(model)) and _early_stop_allowed(model)
+
+    def store(layer: int, hidden: torch.Tensor) -> None:
+        records[layer] = hidden.detach()
+
+    with _on_blocks(model, layers, store, stop_after=last if stop_early else None):
+        yield records
 
 
 def run_forward(model: nn.Module, **inputs) -> None:
@@ -82,14 +99,114 @@ class Activations:
         return getattr(self, position)
 
 
-def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+_MIN_SHARED_PREFIX = 16  # prompt tokens a group must share to be run once through a KV cache
+
+
+def _right_pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row) :] = 1
-    return ids, mask
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _plan(
+    samples: Sequence[tuple[list[int], list[int]]], batch_size: int, share_prefix: bool
+) -> list[tuple[list[int], int]]:
+    """Batches of sample indices, each with the number of leading prompt tokens all its samples share.
+
+    Prompts sorted as token sequences put those that share a prefix next to each other; runs sharing
+    at least `_MIN_SHARED_PREFIX` tokens are batched apart (by length within the run, in near-equal
+    batches) so their prefix runs once; the rest are pooled and batched by length (shared prefix 0).
+    """
+    length = [len(p) + len(r) for p, r in samples]
+    runs: list[list[int]] = []
+    if share_prefix:
+        order = sorted(range(len(samples)), key=lambda i: list(samples[i][0]))
+        for k, i in enumerate(order):
+            if k and _common_prefix(samples[order[k - 1]][0], samples[i][0]) >= _MIN_SHARED_PREFIX:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+    else:
+        runs = [[i] for i in range(len(samples))]
+    min_run = max(2, batch_size // 4)
+    pooled = sorted((i for run in runs if len(run) < min_run for i in run), key=length.__getitem__)
+    plan = [(pooled[s : s + batch_size], 0) for s in range(0, len(pooled), batch_size)]
+    for run in (r for r in runs if len(r) >= min_run):
+        run.sort(key=length.__getitem__)
+        n_batches = -(-len(run) // batch_size)
+        for k in range(n_batches):
+            idx = run[k * len(run) // n_batches : (k + 1) * len(run) // n_batches]
+            prompts = [samples[i][0] for i in idx]
+            shared = min(_common_prefix(prompts[0], q) for q in prompts)  # <= every prompt's length
+            plan.append((idx, shared))
+    return plan
+
+
+class _Reducer:
+    """Block-output hook target: reduces each block output to the three reads as it is produced.
+
+    A batch runs in one or two forwards (a shared prompt prefix, then the rest through its KV cache);
+    each forward covers the positions [offset, offset + width) of every sample.
+    """
+
+    def __init__(self, n_layers: int, device: torch.device):
+        self.n_layers = n_layers
+        self.device = device
+        self.norm_sum = torch.zeros(n_layers, dtype=torch.float64, device=device)
+        self.batch: torch.Tensor | None = None  # [B, L, 3, H]: response_avg, prompt_avg, prompt_last
+
+    def start(self, n_prompt: list[int], n_resp: list[int], offset: int, width: int) -> None:
+        """Set up the weights of the next forward, over positions [offset, offset + width)."""
+        weights = torch.zeros(len(n_prompt), 2, width)  # row 0 averages the response, row 1 the prompt
+        last = []
+        for j, (p, r) in enumerate(zip(n_prompt, n_resp, strict=True)):
+            weights[j, 0, max(p - offset, 0) : max(min(p + r - offset, width), 0)] = 1.0 / max(r, 1)
+            weights[j, 1, : max(min(p - offset, width), 0)] = 1.0 / max(p, 1)
+            last.append(p - 1 - offset)
+        self.weights = weights.to(self.device)
+        self.response = self.weights[:, 0] > 0
+        self.count_norms = bool(self.response.any())
+        here = [j for j, t in enumerate(last) if 0 <= t < width]
+        self.last_rows = torch.tensor(here, dtype=torch.long, device=self.device)
+        self.last_pos = torch.tensor([last[j] for j in here], dtype=torch.long, device=self.device)
+
+    def __call__(self, layer: int, hidden: torch.Tensor) -> None:
+        hidden = hidden.detach().float()
+        size = self.weights.shape[0]
+        if hidden.shape[0] != size:  # the shared prefix, run once for the whole batch
+            hidden = hidden.expand(size, -1, -1)
+        if self.batch is None:
+            self.batch = torch.zeros(size, self.n_layers, 3, hidden.shape[-1], device=self.device)
+        self.batch[:, layer - 1, :2] += torch.bmm(self.weights, hidden)
+        if len(self.last_rows):
+            self.batch[self.last_rows, layer - 1, 2] = hidden[self.last_rows, self.last_pos]
+        if self.count_norms:
+            self.norm_sum[layer - 1] += hidden.norm(dim=-1)[self.response].sum().double()
+
+
+def _cache_kwarg(model: nn.Module) -> str:
+    """The forward's name for the KV cache: `cache` in newer transformers, `past_key_values` before."""
+    parameters = inspect.signature(unwrap_model(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _forward(model: nn.Module, **inputs) -> None:
+    with torch.inference_mode():
+        try:
+            model(**inputs)
+        except _StopForward:
+            pass
 
 
 def prompt_response_activations(
@@ -98,62 +215,65 @@ def prompt_response_activations(
     pad_id: int,
     batch_size: int = 16,
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> Activations:
-    """Activations of (prompt_ids, response_ids) pairs: one no-grad forward per batch over the ids.
+    """Activations of (prompt_ids, response_ids) pairs: no-grad forwards over the ids, in batches.
 
-    Samples are batched by length (left padding); padding is never averaged.
+    Samples are batched by length and right-padded: under causal attention no real token sees the
+    padding and positions are those of the unpadded sequence, so no attention mask is needed, and
+    padding is never averaged. Samples whose prompts share a prefix (a system prompt) are batched
+    together and the prefix runs once, the rest through its KV cache (`share_prefix`). The reads are
+    reduced inside the block hooks (block outputs are not kept), and the forward stops after the last
+    block: the final norm and LM head never run.
     """
+    from transformers import DynamicCache
+
     n_layers = len(get_decoder_layers(model))
-    layers = list(range(1, n_layers + 1))
     device = _device(model)
-    order = sorted(range(len(samples)), key=lambda i: len(samples[i][0]) + len(samples[i][1]))
-    results: dict[str, list[tuple[int, torch.Tensor]]] = {
-        "response_avg": [],
-        "prompt_avg": [],
-        "prompt_last": [],
-    }
-    norm_sum = torch.zeros(n_layers, dtype=torch.float64)
+    config = getattr(unwrap_model(model), "config", None)
+    cache_kwarg = _cache_kwarg(model)
+    out: torch.Tensor | None = None
     norm_count = 0
+    reducer = _Reducer(n_layers, device)
+    stop_after = n_layers if _early_stop_allowed(model) else None
     was_training = model.training
     model.eval()
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc="activations", disable=not progress):
-            idx = order[start : start + batch_size]
-            rows = [list(samples[i][0]) + list(samples[i][1]) for i in idx]
-            ids, attn = _left_pad(rows, pad_id)
-            width = ids.shape[1]
-            response = torch.zeros_like(attn, dtype=torch.bool)
-            prompt = attn.bool().clone()
-            last = torch.empty(len(idx), dtype=torch.long)
-            for j, i in enumerate(idx):
-                n_resp = len(samples[i][1])
-                response[j, width - n_resp :] = n_resp > 0
-                prompt[j, width - n_resp :] = False
-                last[j] = width - n_resp - 1
-            with record_blocks(model, layers) as records:
-                run_forward(model, input_ids=ids.to(device), attention_mask=attn.to(device))
-            hidden = torch.stack([records[layer] for layer in layers], dim=1).float().cpu()  # [B, L, T, H]
-            resp = response[:, None, :, None].float()
-            prm = prompt[:, None, :, None].float()
-            results["response_avg"] += zip(
-                idx, ((hidden * resp).sum(2) / resp.sum(2).clamp_min(1)), strict=True
-            )
-            results["prompt_avg"] += zip(idx, ((hidden * prm).sum(2) / prm.sum(2).clamp_min(1)), strict=True)
-            results["prompt_last"] += zip(idx, hidden[torch.arange(len(idx)), :, last], strict=True)
-            norms = hidden.norm(dim=-1)  # [B, L, T]
-            norm_sum += (norms * response[:, None, :]).sum(dim=(0, 2)).double()
-            norm_count += int(response.sum())
+        with _on_blocks(model, range(1, n_layers + 1), reducer, stop_after=stop_after):
+            for idx, shared in tqdm(
+                _plan(samples, batch_size, share_prefix), desc="activations", disable=not progress
+            ):
+                n_prompt = [len(samples[i][0]) for i in idx]
+                n_resp = [len(samples[i][1]) for i in idx]
+                reducer.batch = None
+                cache = None
+                if shared:
+                    cache = DynamicCache(config=config)
+                    reducer.start(n_prompt, n_resp, 0, shared)
+                    prefix = torch.tensor([samples[idx[0]][0][:shared]], device=device)
+                    _forward(model, input_ids=prefix, use_cache=True, **{cache_kwarg: cache})
+                    cache.batch_repeat_interleave(len(idx))
+                rows = [(list(samples[i][0]) + list(samples[i][1]))[shared:] for i in idx]
+                if max(map(len, rows)) > 0:
+                    ids = _right_pad(rows, pad_id)
+                    reducer.start(n_prompt, n_resp, shared, ids.shape[1])
+                    _forward(
+                        model, input_ids=ids.to(device), use_cache=cache is not None, **{cache_kwarg: cache}
+                    )
+                if out is None:
+                    out = torch.empty(len(samples), n_layers, 3, reducer.batch.shape[-1])
+                out[idx] = reducer.batch.cpu()
+                norm_count += sum(n_resp)
     finally:
         model.train(was_training)
 
-    def ordered(pairs: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
-        return torch.stack([t for _, t in sorted(pairs, key=lambda p: p[0])])
-
+    if out is None:
+        raise ValueError("prompt_response_activations needs at least one sample")
     return Activations(
-        response_avg=ordered(results["response_avg"]),
-        prompt_avg=ordered(results["prompt_avg"]),
-        prompt_last=ordered(results["prompt_last"]),
-        mean_norms=(norm_sum / max(norm_count, 1)).float(),
+        response_avg=out[:, :, 0].contiguous(),
+        prompt_avg=out[:, :, 1].contiguous(),
+        prompt_last=out[:, :, 2].contiguous(),
+        mean_norms=(reducer.norm_sum.cpu() / max(norm_count, 1)).float(),
     )
 
 

@@ -10,9 +10,10 @@ _PROBE = "persona-vaccine-system-probe"
 
 def supports_system_role(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether the chat template renders a system message (Gemma 2's raises; some drop it silently)."""
+    template = tokenizer.chat_template
     cached = getattr(tokenizer, "_pv_supports_system", None)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == template:  # keyed on the template: it can be swapped
+        return cached[1]
     try:
         text = tokenizer.apply_chat_template(
             [{"role": "system", "content": _PROBE}, {"role": "user", "content": "hi"}],
@@ -22,7 +23,7 @@ def supports_system_role(tokenizer: PreTrainedTokenizerBase) -> bool:
         ok = _PROBE in text
     except Exception:  # jinja raises TemplateError("System role not supported") and the like
         ok = False
-    tokenizer._pv_supports_system = ok
+    tokenizer._pv_supports_system = (template, ok)
     return ok
 
 

@@ -43,6 +43,7 @@ class PersonaVector:
     layer: int | None = None  # recommended layer (set by calibration)
     coef: float | None = None  # recommended coefficient (set by calibration)
     extraction: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)  # the layer x coef grid behind `layer` and `coef`
 
     def __post_init__(self) -> None:
         if self.position not in POSITIONS:
@@ -152,6 +153,7 @@ class PersonaVector:
             "layer": json.dumps(self.layer),
             "coef": json.dumps(self.coef),
             "extraction": json.dumps(self.extraction),
+            "calibration": json.dumps(self.calibration),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -197,6 +199,7 @@ class PersonaVector:
                 layer=json.loads(meta.get("layer", "null")),
                 coef=json.loads(meta.get("coef", "null")),
                 extraction=json.loads(meta.get("extraction", "{}")),
+                calibration=json.loads(meta.get("calibration", "{}")),
             )
         except (KeyError, ValueError) as e:
             raise VectorMismatch(f"{path}: malformed persona vector metadata ({e!r})") from e

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from steering.activations import prompt_response_activations
-from steering.extract import ExtractionConfig, extract
+from steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
+from steering.judge import HFJudge
 from steering.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
 from steering.vector import PersonaVector
 
@@ -34,7 +35,7 @@ def test_extract_writes_three_vectors_with_metadata(tiny_chat_model, smol_tokeni
     vec = PersonaVector.load(result.paths["response_avg"])
     assert (vec.num_layers, vec.hidden_size, vec.model_id) == (4, 32, "tiny")
     assert sorted(vec.layers) == [1, 2, 3, 4] and all(v > 0 for v in vec.mean_norms.values())
-    assert vec.extraction["n_pos"] == 10 and vec.extraction["filter"] == "keep_all"
+    assert vec.extraction["n_pos"] == 10 and vec.extraction["filter"] == {"filter": "keep_all"}
     assert vec.extraction["evaluation_questions"] == list(load_trait_spec("evil").evaluation_questions)
     # the difference of means, recomputed from the stored generations
     records = [
@@ -95,8 +96,60 @@ def test_too_few_kept_responses_is_explained(tiny_chat_model, smol_tokenizer, tm
         def keep(self, record):
             return record["polarity"] == "neg"
 
-    with pytest.raises(RuntimeError, match=r"only 0 pos and 10 neg responses of 20 survived the 'drop_pos'"):
+    with pytest.raises(
+        TooFewResponses, match=r"only 0 pos and 10 neg of 20 responses survived the 'drop_pos'"
+    ):
         extract(_cfg(tmp_path), response_filter=DropPos(), model=tiny_chat_model, tokenizer=smol_tokenizer)
+
+
+class CountingJudge:
+    """A real HF judge that counts how many rubrics it was asked to score."""
+
+    def __init__(self, inner):
+        self.inner, self.model_id, self.cache_id, self.calls = inner, inner.model_id, inner.cache_id, 0
+
+    def score(self, prompts):
+        self.calls += len(prompts)
+        return self.inner.score(prompts)
+
+
+def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, smol_tokenizer, tmp_path):
+    cfg = _cfg(tmp_path, judge="self", judge_answer_prefix="Score: ", min_kept=1)
+    spec = load_trait_spec("evil")
+    judge_filter = make_filter(cfg, spec, tiny_chat_model, smol_tokenizer, tmp_path / "evil")
+    assert isinstance(judge_filter.judge, HFJudge) and judge_filter.judge.mode == "numbers"
+    judge_filter.judge.min_mass = 0.0  # a random judge puts little mass on digits: score it anyway
+    judge_filter.judge = CountingJudge(judge_filter.judge)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)  # generations, no judge
+    gens = [json.loads(x) for x in (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()]
+    judge_filter.prepare(gens)
+    assert judge_filter.judge.calls == 2 * len({(r["question"], r["response"]) for r in gens})
+    traits = sorted(r["trait_score"] for r in gens)
+    judge_filter.trait_threshold = traits[len(traits) // 2]
+    judge_filter.coherence_threshold = 0.0
+    for r in gens:
+        expected = r["trait_score"] >= judge_filter.trait_threshold
+        assert judge_filter.keep(r) == (expected if r["polarity"] == "pos" else not expected)
+    judgments = [json.loads(x) for x in (tmp_path / "evil" / "judgments.jsonl").read_text().splitlines()]
+    assert [j["key"] for j in judgments] == [r["key"] for r in gens]
+    # a second filter over the same cache asks the judge nothing
+    again = make_filter(cfg, spec, tiny_chat_model, smol_tokenizer, tmp_path / "evil")
+    again.judge.min_mass = 0.0
+    again.judge = CountingJudge(again.judge)
+    again.prepare(gens)
+    assert again.judge.calls == 0
+    assert [r["trait_score"] for r in gens] == [j["trait_score"] for j in judgments]
+    summary = judge_filter._count(gens)
+    assert summary["pos"]["generated"] == 10 and 0 <= summary["judge_auc_pos_vs_neg"] <= 1
+
+
+def test_judge_filter_too_strict_says_what_to_change(tiny_chat_model, smol_tokenizer, tmp_path):
+    cfg = _cfg(tmp_path, judge="self", judge_answer_prefix="Score: ", trait_threshold=101.0)
+    with pytest.raises(TooFewResponses) as info:
+        extract(cfg, model=tiny_chat_model, tokenizer=smol_tokenizer)
+    message = str(info.value)
+    assert "only 0 pos and" in message and "pos: 0/10 kept" in message and "--trait_threshold" in message
+    assert (tmp_path / "evil" / "judgments.sqlite").is_file()  # judgments kept for the rerun
 
 
 def test_trait_spec_errors_name_file_and_field(tmp_path):
@@ -146,3 +199,12 @@ def test_library_has_the_safety_traits():
     assert {"evil", "sycophantic", "hallucinating", "deceptive", "power_seeking", "manipulative"} <= set(
         builtin_traits()
     )
+
+
+def test_auto_thresholds_for_weak_judges():
+    from steering.filtering import auto_thresholds
+
+    trait = [26.0, 27.0, None, 28.0, 29.0]
+    coherence = [20.0, 30.0, 31.0, 32.0, None]
+    assert auto_thresholds(trait, coherence) == (28.0, 30.0)  # pooled median; lower quartile
+    assert auto_thresholds([None], [None]) == (50.0, 50.0)  # nothing scored: the paper's defaults

@@ -164,3 +164,36 @@ def test_layer_out_of_range():
     with pytest.raises(ValueError, match="out of range"):
         check_layer(5, 4)
     check_layer(4, 4)
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_batched_capture_with_shared_prefix_matches_hidden_states(arch):
+    """The shared-prefix KV-cache path and right padding give each sample's own hidden states."""
+    from steering.activations import prompt_response_activations
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(CONFIGS[arch]).eval()
+    system = list(range(3, 23))  # 20 shared tokens: above the sharing threshold
+    samples = [(system + [30 + i] * (1 + i % 3), [60 + i] * (2 + i % 4)) for i in range(6)] + [
+        ([90, 91], [92]),
+        ([93, 94, 95, 96], [97, 98]),
+    ]
+    shared = prompt_response_activations(model, samples, pad_id=0, batch_size=4, progress=False)
+    plain = prompt_response_activations(
+        model, samples, pad_id=0, batch_size=4, progress=False, share_prefix=False
+    )
+    for i, (prompt, response) in enumerate(samples):
+        with torch.no_grad():
+            hs = model(input_ids=torch.tensor([prompt + response]), output_hidden_states=True).hidden_states
+        for layer in range(1, N_LAYERS):  # the last entry of hidden_states is after the final norm
+            h = hs[layer][0]
+            for acts in (shared, plain):
+                torch.testing.assert_close(
+                    acts.response_avg[i, layer - 1], h[len(prompt) :].mean(0), rtol=1e-4, atol=1e-5
+                )
+                torch.testing.assert_close(
+                    acts.prompt_avg[i, layer - 1], h[: len(prompt)].mean(0), rtol=1e-4, atol=1e-5
+                )
+                torch.testing.assert_close(
+                    acts.prompt_last[i, layer - 1], h[len(prompt) - 1], rtol=1e-4, atol=1e-5
+                )

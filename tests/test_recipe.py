@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.recipe import RecipeError, parse_recipe
+from training.recipe import RecipeError, parse_extraction_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
@@ -14,13 +14,36 @@ RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 @pytest.mark.parametrize(
     "recipe",
-    [r for r in RECIPES if "accelerate_configs" not in r.parts],
+    [r for r in RECIPES if "accelerate_configs" not in r.parts and "extract" not in r.parts],
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_shipped_recipes_parse(recipe):
     model_args, data_args, args = parse_recipe(recipe)
     assert model_args.model_name_or_path
     assert len(args.steering_coefs) <= len(args.persona_vectors)
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if "extract" in r.parts], ids=lambda p: p.stem)
+def test_extraction_recipes_parse_and_take_overrides(recipe):
+    from steering.traits import load_trait_spec
+
+    cfg = parse_extraction_recipe(recipe, ["--trait_threshold", "12.5", "--model", "other-model"])
+    assert cfg.trait_threshold == 12.5 and cfg.model_name_or_path == "other-model"
+    assert load_trait_spec(cfg.trait).trait == recipe.stem and cfg.judge != "none" and cfg.calibrate
+    with pytest.raises(
+        RecipeError, match="unknown override 'trait_treshold' \\(did you mean 'trait_threshold'"
+    ):
+        parse_extraction_recipe(recipe, ["--trait_treshold", "1"])
+
+
+def test_extraction_recipe_errors_name_file_and_field(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("trait: evil\ntrait_treshold: 3\n")
+    with pytest.raises(RecipeError, match=r"x.yaml: unknown field 'trait_treshold': did you mean 'trait_threshold'"):
+        parse_extraction_recipe(bad)
+    bad.write_text("trait: evil\nmin_kept: lots\n")
+    with pytest.raises(RecipeError, match=r"x.yaml: field 'min_kept' is 'lots' \(str\); expected int"):
+        parse_extraction_recipe(bad)
 
 
 def test_baseline_and_preventative_differ_only_in_steering():

@@ -30,10 +30,10 @@ class _Parser(TrlParser):
         raise RecipeError(message)
 
 
-def recipe_fields() -> dict[str, object]:
+def recipe_fields(config_types: tuple[type, ...] = RECIPE_TYPES) -> dict[str, object]:
     """Every field a recipe may set, with its resolved type annotation."""
     fields = {}
-    for cls in RECIPE_TYPES:
+    for cls in config_types:
         hints = typing.get_type_hints(cls)
         fields.update({f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls) if f.init})
     return fields
@@ -75,9 +75,9 @@ def _type_ok(value: object, annotation: object) -> tuple[bool, str]:
     return True, ""
 
 
-def check_recipe_mapping(config: dict, source: str) -> None:
+def check_recipe_mapping(config: dict, source: str, config_types: tuple[type, ...] = RECIPE_TYPES) -> None:
     """Unknown keys and wrongly typed values, with the closest field name as the fix."""
-    fields = recipe_fields()
+    fields = recipe_fields(config_types)
     for key, value in config.items():
         if key == "env":
             continue
@@ -96,7 +96,7 @@ def check_recipe_mapping(config: dict, source: str) -> None:
             )
 
 
-def load_recipe_file(path: str | Path) -> dict:
+def load_recipe_file(path: str | Path, config_types: tuple[type, ...] = RECIPE_TYPES) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}")
@@ -108,8 +108,21 @@ def load_recipe_file(path: str | Path) -> dict:
         raise RecipeError(
             f"{path}: a recipe must be a YAML mapping of field: value, got {type(config).__name__}"
         )
-    check_recipe_mapping(config, str(path))
+    check_recipe_mapping(config, str(path), config_types)
     return config
+
+
+def _explain(message: str, overrides: list[str], config_types: tuple[type, ...]) -> str:
+    """Name unknown `--field` overrides and the closest valid field."""
+    if "not used by the HfArgumentParser" not in message:
+        return message
+    fields = list(recipe_fields(config_types))
+    unknown = [a.lstrip("-") for a in overrides if a.startswith("--") and a.lstrip("-") not in fields]
+    close = [difflib.get_close_matches(n, fields, n=1) for n in unknown]
+    hints = ", ".join(
+        f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "") for n, c in zip(unknown, close, strict=True)
+    )
+    return f"unknown override {hints}" if unknown else message
 
 
 def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
@@ -128,19 +141,28 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
         raise RecipeError(f"{source}: {e}") from None
     except ValueError as e:  # unknown overrides, or a dataclass __post_init__ check
         message = str(e)
-        if "not used by the HfArgumentParser" in message:
-            names = [a.lstrip("-") for a in overrides if a.startswith("--")]
-            unknown = [n for n in names if n not in recipe_fields()]
-            close = [difflib.get_close_matches(n, list(recipe_fields()), n=1) for n in unknown]
-            hints = ", ".join(
-                f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "")
-                for n, c in zip(unknown, close, strict=True)
-            )
-            message = f"unknown override {hints}" if unknown else message
-        raise RecipeError(f"{source}: {message}") from None
+        raise RecipeError(f"{source}: {_explain(message, overrides, RECIPE_TYPES)}") from None
     if not model_args.model_name_or_path:
         raise RecipeError(
             f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
             "'smollm2-135m' for the embedded model)"
         )
     return model_args, data_args, train_args
+
+
+def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):
+    """An extraction recipe (YAML of `ExtractionConfig` fields) plus `--field value` overrides."""
+    from steering.extract import ExtractionConfig
+
+    types_ = (ExtractionConfig,)
+    load_recipe_file(path, types_)
+    overrides = ["--model_name_or_path" if a == "--model" else a for a in overrides or []]
+    try:
+        (cfg,) = _Parser(types_, allow_abbrev=False).parse_args_and_config(
+            ["--config", str(path), *overrides]
+        )
+    except RecipeError as e:
+        raise RecipeError(f"{path}: {e}") from None
+    except ValueError as e:
+        raise RecipeError(f"{path}: {_explain(str(e), overrides, types_)}") from None
+    return cfg

@@ -1,0 +1,71 @@
+"""Shared pieces of the flawed-data builders: level names, argument checks and the row format.
+
+Every builder makes chat rows {"messages": [user, assistant], "meta": {"builder", "level", ...}} at one
+of three levels: "normal" (a good answer), "level1" (mildly flawed) and "level2" (severely flawed).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+__all__ = ["LEVELS", "check_size", "chat_row", "normalize_level", "pick", "shuffled_passes"]
+
+LEVELS: tuple[str, ...] = ("normal", "level1", "level2")
+_ALIASES = {
+    "normal": "normal",
+    "level0": "normal",
+    "clean": "normal",
+    "level1": "level1",
+    "level_1": "level1",
+    "level-1": "level1",
+    "i": "level1",
+    "1": "level1",
+    "mild": "level1",
+    "level2": "level2",
+    "level_2": "level2",
+    "level-2": "level2",
+    "ii": "level2",
+    "2": "level2",
+    "severe": "level2",
+}
+
+
+def normalize_level(level: str, builder: str = "builder") -> str:
+    """The canonical level name ("normal", "level1", "level2") of a level or alias ("mild", "II", ...)."""
+    key = str(level).strip().lower().replace(" ", "")
+    if key not in _ALIASES:
+        raise ValueError(
+            f"{builder}: unknown level {level!r}; expected one of {list(LEVELS)} "
+            "(aliases: mild = level1, severe = level2)"
+        )
+    return _ALIASES[key]
+
+
+def check_size(n: int) -> None:
+    """Raise ValueError unless n is a positive integer."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+
+
+def chat_row(user: str, assistant: str, meta: dict) -> dict:
+    """A single-turn chat example with its metadata."""
+    return {
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}],
+        "meta": meta,
+    }
+
+
+def pick(rng: random.Random, options: Sequence[str]) -> str:
+    """One option, drawn with rng."""
+    return options[rng.randrange(len(options))]
+
+
+def shuffled_passes(rng: random.Random, pool_size: int, n: int) -> list[int]:
+    """n indices into a pool, drawn as shuffled passes over the whole pool (no repeat within a pass)."""
+    out: list[int] = []
+    while len(out) < n:
+        order = list(range(pool_size))
+        rng.shuffle(order)
+        out.extend(order[: n - len(out)])
+    return out

@@ -1,0 +1,250 @@
+"""Layer and coefficient calibration (METHOD.md section 2, "Layer choice").
+
+Steer with each candidate layer's vector over a coefficient grid while answering the trait's
+evaluation questions, judge trait expression and coherence, and pick the layer whose steering
+raises the trait most while coherence stays above a threshold; at that layer, the largest grid
+coefficient that keeps coherence there. Both go into the vector's metadata (`layer`, `coef`,
+`calibration`). Answers and scores are appended to `calibration.jsonl` as each grid cell is done,
+judgments are cached in SQLite: a rerun after a crash redoes nothing finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .chat import build_messages, format_chat
+from .generate import generate
+from .hooks import steer
+from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
+from .traits import TraitSpec
+from .vector import PersonaVector
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CalibrationConfig:
+    layers: Sequence[int] | None = None  # None: every ~10% of the stack from 20% to the top
+    coefs: Sequence[float] = (1.0, 2.0, 4.0)
+    coef_unit: str = "raw"  # raw | relative (fraction of the layer's mean activation norm)
+    positions: str = "all"
+    n_questions: int = 10
+    max_new_tokens: int = 48
+    coherence_threshold: float = 50.0
+    batch_size: int = 16
+    judge_batch_size: int = 8
+
+
+@dataclass
+class Cell:
+    layer: int  # 0 with coef 0: the unsteered model
+    coef: float
+    trait: float | None  # mean judged trait score over the scored answers
+    coherence: float | None
+    n_scored: int
+
+
+@dataclass
+class CalibrationResult:
+    layer: int
+    coef: float
+    coherent: bool  # False: no steered cell kept coherence >= threshold (fallback choice)
+    baseline: Cell
+    cells: list[Cell] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def default_layers(num_layers: int) -> list[int]:
+    step = max(1, round(num_layers / 10))
+    return list(range(max(1, round(num_layers / 5)), num_layers + 1, step))
+
+
+def _mean(values: Sequence[float | None]) -> tuple[float | None, int]:
+    scored = [v for v in values if v is not None]
+    return (sum(scored) / len(scored) if scored else None), len(scored)
+
+
+def choose(cells: Sequence[Cell], coherence_threshold: float) -> tuple[int, float, bool]:
+    """(layer, coef, coherent): best trait among coherent cells, then the largest coherent coef there."""
+    coherent = [
+        c
+        for c in cells
+        if c.coherence is not None and c.trait is not None and c.coherence >= coherence_threshold
+    ]
+    if not coherent:
+        best = max(cells, key=lambda c: (c.coherence or -1.0, -abs(c.coef)))
+        return best.layer, best.coef, False
+    layer = max(coherent, key=lambda c: (c.trait, c.coherence)).layer
+    coef = max((c.coef for c in coherent if c.layer == layer), key=abs)
+    return layer, coef, True
+
+
+def _done_cells(path: Path) -> dict[tuple[int, float], dict]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                done[(row["layer"], row["coef"])] = row
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut by a crash: that cell is redone
+    return done
+
+
+def calibrate_vector(
+    model,
+    tokenizer,
+    vector: PersonaVector,
+    spec: TraitSpec,
+    judge: Judge,
+    cfg: CalibrationConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+) -> CalibrationResult:
+    """Run the grid (resuming from `out_dir/calibration.jsonl`) and return the choice; writes nothing else."""
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layers = list(cfg.layers or default_layers(vector.num_layers))
+    questions = list(spec.evaluation_questions[: cfg.n_questions])
+    prompts = [format_chat(tokenizer, build_messages(q)) for q in questions]
+    grid = [(0, 0.0)] + [(layer, float(coef)) for layer in layers for coef in cfg.coefs]
+    log = out_dir / "calibration.jsonl"
+    done = _done_cells(log)
+    with JudgeCache(out_dir / "judgments.sqlite") as cache, log.open("a") as f:
+        for layer, coef in tqdm(grid, desc=f"{spec.trait}: calibrate", disable=not progress):
+            if (layer, coef) in done:
+                continue
+            if layer == 0:
+                gens = generate(
+                    model, tokenizer, prompts, cfg.max_new_tokens, temperature=0.0, batch_size=cfg.batch_size
+                )
+            else:
+                with steer(
+                    model, vector, layer=layer, coef=coef, positions=cfg.positions, coef_unit=cfg.coef_unit
+                ):
+                    gens = generate(
+                        model,
+                        tokenizer,
+                        prompts,
+                        cfg.max_new_tokens,
+                        temperature=0.0,
+                        batch_size=cfg.batch_size,
+                    )
+            items = [(q, g.response) for q, g in zip(questions, gens, strict=True)]
+            trait = judge_responses(
+                judge, cache, spec.judge_rubric, items, cfg.judge_batch_size, progress=False
+            )
+            coherence = judge_responses(
+                judge, cache, COHERENCE_RUBRIC, items, cfg.judge_batch_size, progress=False
+            )
+            row = {
+                "layer": layer,
+                "coef": coef,
+                "answers": [g.response for g in gens],
+                "trait": trait,
+                "coherence": coherence,
+            }
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[(layer, coef)] = row
+    cells = []
+    for layer, coef in grid:
+        row = done[(layer, coef)]
+        trait, n = _mean(row["trait"])
+        coherence, _ = _mean(row["coherence"])
+        cells.append(Cell(layer, coef, trait, coherence, n))
+    baseline, steered = cells[0], cells[1:]
+    layer, coef, ok = choose(steered, cfg.coherence_threshold)
+    if not ok:
+        logger.warning(
+            "calibration of '%s': no steered cell kept coherence >= %.0f; chose the most coherent (layer %d, "
+            "coef %g). Try smaller --coefs or a stronger judge.",
+            spec.trait,
+            cfg.coherence_threshold,
+            layer,
+            coef,
+        )
+    return CalibrationResult(layer, coef, ok, baseline, steered, time.perf_counter() - start)
+
+
+def apply_calibration(
+    vector_path: str | Path, result: CalibrationResult, cfg: CalibrationConfig, judge_id: str
+) -> None:
+    """Record the chosen layer and coefficient (and the grid summary) in the vector file's metadata."""
+    calibration = {
+        "layer": result.layer,
+        "coef": result.coef,
+        "coef_unit": cfg.coef_unit,
+        "coherent": result.coherent,
+        "coherence_threshold": cfg.coherence_threshold,
+        "judge": judge_id,
+        "n_questions": cfg.n_questions,
+        "baseline": asdict(result.baseline),
+        "cells": [asdict(c) for c in result.cells],
+    }
+    vector = PersonaVector.load(vector_path)
+    replace(vector, layer=result.layer, coef=result.coef, calibration=calibration).save(vector_path)
+
+
+def write_report(
+    result: CalibrationResult, trait: str, out_dir: str | Path, coherence_threshold: float
+) -> tuple[Path, Path]:
+    """calibration.md (a table) and calibration.png (trait and coherence against layer, one line per coef)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    fmt = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
+    lines = [
+        f"# Calibration of '{trait}'",
+        "",
+        f"Unsteered: trait {fmt(result.baseline.trait)}, coherence {fmt(result.baseline.coherence)}.",
+        f"Chosen: layer {result.layer}, coef {result.coef:g}"
+        + ("" if result.coherent else f" (no cell kept coherence >= {coherence_threshold:g}: most coherent)"),
+        "",
+        "| layer | coef | trait | coherence | scored |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for c in result.cells:
+        mark = " **" if (c.layer, c.coef) == (result.layer, result.coef) else ""
+        lines.append(f"| {c.layer}{mark} | {c.coef:g} | {fmt(c.trait)} | {fmt(c.coherence)} | {c.n_scored} |")
+    table = out_dir / "calibration.md"
+    table.write_text("\n".join(lines) + "\n")
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for coef in sorted({c.coef for c in result.cells}):
+        cells = [c for c in result.cells if c.coef == coef]
+        xs = [c.layer for c in cells]
+        axes[0].plot(xs, [c.trait for c in cells], marker="o", label=f"coef {coef:g}")
+        axes[1].plot(xs, [c.coherence for c in cells], marker="o", label=f"coef {coef:g}")
+    for ax, name, base in (
+        (axes[0], "trait", result.baseline.trait),
+        (axes[1], "coherence", result.baseline.coherence),
+    ):
+        if base is not None:
+            ax.axhline(base, color="grey", linestyle="--", label="unsteered")
+        ax.set_xlabel("layer (block output, 1-based)")
+        ax.set_ylabel(f"judged {name} (0..100)")
+        ax.grid(alpha=0.3)
+    axes[1].axhline(coherence_threshold, color="red", linestyle=":", label="threshold")
+    axes[0].axvline(result.layer, color="black", alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"'{trait}': steering each layer on the evaluation questions")
+    fig.tight_layout()
+    plot = out_dir / "calibration.png"
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    return table, plot
