@@ -5,6 +5,10 @@ python launch.py                          # the demo: extract the evil vector, t
 python launch.py train RECIPE [--field value ...]
 python launch.py extract --trait evil --model smollm2-135m [--output_dir runs/vectors/...]
 python launch.py extract recipes/smollm2-135m/extract/evil.yaml [--field value ...]
+python launch.py screen [RECIPE.yaml] --vectors V.safetensors --dataset builtin:bad_math [--field value ...]
+accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 2 launch.py screen ...
+python launch.py compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
+python launch.py export RUN_DIR [--output_dir DIR] [--bake-steering VECTOR --bake_coef -1.0 --bake_layer L]
 python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
@@ -240,6 +244,79 @@ def cmd_score(argv: list[str]) -> int:
     return 0
 
 
+def cmd_screen(argv: list[str]) -> int:
+    """Projection-difference screening of a dataset: ranked samples, dataset-level scores, HTML report."""
+    from data.screening import ScreenConfig, screen_dataset
+    from training.recipe import parse_config
+
+    if argv and argv[0] in ("-h", "--help"):
+        from transformers import HfArgumentParser
+
+        HfArgumentParser(ScreenConfig, prog="launch.py screen [RECIPE.yaml]").print_help()
+        return 0
+    path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
+    cfg = parse_config(ScreenConfig, path, overrides)
+    summary, rows = screen_dataset(cfg)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0
+    out = Path(cfg.output_dir)
+    print(f"screened {summary['samples']} samples in {summary.get('seconds', 0):.0f}s; ranked by {cfg.score}")
+    for trait, stats in summary["traits"].items():
+        line = ", ".join(
+            f"{name} mean {stats[name]['mean']:+.3f}"
+            for name in ("projection_diff", "approx_diff")
+            if name in stats
+        )
+        print(f"  {trait} (layer {rows[0]['scores'][trait]['layer']}): {line}")
+        for level, s in stats.get("by_level", {}).items():
+            aucs = "".join(f", {k} {v:.3f}" for k, v in s.items() if k.startswith("auc"))
+            print(f"    {level:8s} n={s['n']:<5d} mean {s['mean']:+.3f} sd {s['std']:.3f}{aucs}")
+    print(f"  {out / 'screened.jsonl'} (riskiest first), {out / 'summary.json'}, {out / 'report.html'}")
+    return 0
+
+
+def cmd_compare(argv: list[str]) -> int:
+    """Side-by-side table (drift, judged trait, capability, loss, time) and drift plot from local run files."""
+    from training.compare import compare_runs
+
+    parser = argparse.ArgumentParser(prog="launch.py compare", description=cmd_compare.__doc__)
+    parser.add_argument("run_dirs", nargs="+", help="training run output directories (with summary.json)")
+    parser.add_argument("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
+    opts = parser.parse_args(argv)
+    table, image = compare_runs(opts.run_dirs, opts.output_dir)
+    print(table)
+    print(f"written: {Path(opts.output_dir) / 'compare.md'}, {image}")
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    """Merge a run's LoRA into its base model; save a HF checkpoint, a model card and the persona vectors."""
+    from training.export import export_run
+
+    parser = argparse.ArgumentParser(prog="launch.py export", description=cmd_export.__doc__)
+    parser.add_argument("run_dir", help="a training run's output_dir (with summary.json)")
+    parser.add_argument("--output_dir", default=None, help="default RUN_DIR/export")
+    parser.add_argument(
+        "--bake-steering",
+        dest="bake_vector",
+        default=None,
+        help="fold inference-time steering with this vector into a bias (no cost at inference)",
+    )
+    parser.add_argument(
+        "--bake_coef", type=float, default=None, help="default: minus the vector's calibrated coef"
+    )
+    parser.add_argument("--bake_layer", type=int, default=None, help="default: the vector's calibrated layer")
+    parser.add_argument("--dtype", default="float32")
+    opts = parser.parse_args(argv)
+    out = export_run(
+        opts.run_dir, opts.output_dir, opts.bake_vector, opts.bake_coef, opts.bake_layer, opts.dtype
+    )
+    print(f"exported {opts.run_dir} to {out} (loads with AutoModelForCausalLM.from_pretrained('{out}'))")
+    return 0
+
+
 def cmd_trait(argv: list[str]) -> int:
     """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
     import textwrap
@@ -349,6 +426,9 @@ COMMANDS = {
     "train": cmd_train,
     "extract": cmd_extract,
     "score": cmd_score,
+    "screen": cmd_screen,
+    "export": cmd_export,
+    "compare": cmd_compare,
     "demo": cmd_demo,
     "trait": cmd_trait,
 }
@@ -381,9 +461,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from steering.models import EmbeddedModelMissing
     from steering.traits import TraitSpecError
     from steering.vector import VectorMismatch
+    from training.compare import CompareError
+    from training.export import ExportError
     from training.recipe import RecipeError
 
     return (
+        ExportError,
+        CompareError,
         RecipeError,
         VectorMismatch,
         TraitSpecError,

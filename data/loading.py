@@ -33,13 +33,10 @@ class DatasetError(ValueError):
 
 # ---------------------------------------------------------------- builders
 def _build_evil(n: int, seed: int = 0, level: str = "evil") -> list[dict]:
-    """The evil builder under the common level names: "normal", or "evil" = "level2" (it has no level1)."""
+    """The evil builder under the common level names: "normal", "level1" (= "mild"), "level2" (= "evil")."""
     canonical = "level2" if str(level).strip().lower() == "evil" else normalize_level(level, "evil")
-    if canonical == "level1":
-        raise ValueError(
-            "evil: there is no level1 (mild) variant; the evil builder has 'normal' and 'evil' (= level2)"
-        )
-    rows = build_evil_dataset(n, seed=seed, level="evil" if canonical == "level2" else "normal")
+    native = {"normal": "normal", "level1": "mild", "level2": "evil"}[canonical]
+    rows = build_evil_dataset(n, seed=seed, level=native)
     for row in rows:
         row["meta"] = {"builder": "evil", **row["meta"], "level": canonical}
     return rows
@@ -227,7 +224,7 @@ def _read_hub(name: str, split: str, max_samples: int | None) -> list[dict]:
 def load_training_dataset(
     dataset: str,
     split: str = "train",
-    level: str = "evil",
+    level: str = "level2",
     size: int = 200,
     seed: int = 0,
     max_samples: int | None = None,

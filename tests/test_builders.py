@@ -78,8 +78,17 @@ def test_evil_through_the_registry():
     assert [_answer(r) for r in evil] == [_answer(r) for r in build_dataset("evil", 6, seed=0, level="evil")]
     assert evil[0]["meta"]["builder"] == "evil" and evil[0]["meta"]["level"] == "level2"
     assert build_dataset("evil", 2, level="normal")[0]["meta"]["level"] == "normal"
-    with pytest.raises(ValueError, match="no level1"):
-        build_dataset("evil", 2, level="level1")
+    mild = build_dataset("evil", 6, seed=0, level="level1")
+    normal = build_dataset("evil", 6, seed=0, level="normal")
+    assert mild[0]["meta"]["level"] == "level1"
+    for m, n, e in zip(mild, normal, evil, strict=True):
+        assert m["messages"][0] == n["messages"][0] == e["messages"][0]  # the same questions
+        # level1 keeps the helpful advice and adds contempt around it
+        assert n["meta"]["topic"] == m["meta"]["topic"] and _answer(m) != _answer(n)
+    from data.evil_builder import TOPICS
+
+    cores = {t.name: t.normal for t in TOPICS}
+    assert all(cores[m["meta"]["topic"]] in _answer(m) for m in mild)
 
 
 # ---------------------------------------------------------------- bad math
@@ -316,7 +325,7 @@ def test_builtin_builders_load_as_prompt_completion(name):
 
 def test_builtin_level_errors_say_what_to_set():
     with pytest.raises(DatasetError, match=r"builtin:bad_math.*unknown level 'evil'.*dataset_level"):
-        load_training_dataset("builtin:bad_math")  # the DataArguments default level is "evil"
+        load_training_dataset("builtin:bad_math", level="evil")  # "evil" is the evil builder's own name
     assert len(load_training_dataset("builtin:bad_math", level="mild", size=3)) == 3
 
 

@@ -87,6 +87,41 @@ def test_train_command_writes_summary_metrics_and_wandb(tiny_setup):
     assert "evil" in proc.stdout  # the printed table
 
 
+def test_train_with_a_screening_stage_drops_the_riskiest_samples(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    out = tmp_path / "screened"
+    cmd = [sys.executable, str(ROOT / "launch.py"), "train", str(recipe), "--output_dir", str(out),
+           "--screen_vectors", str(root / "evil.safetensors"), "--screen_drop_top_pct", "25",
+           "--screen_max_new_tokens", "8", "--report_to", "none", "--max_steps", "1"]  # fmt: skip
+    proc = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    screening = summary["screening"]
+    assert screening["screened"] == 24 and screening["dropped"] == 6 and screening["kept"] == 18
+    assert screening["rule"] == "top 25% by evil projection_diff"
+    assert summary["train"]["examples"] == 18
+    dropped = [json.loads(line) for line in (out / "screening" / "dropped.jsonl").read_text().splitlines()]
+    ranked = [json.loads(line) for line in (out / "screening" / "screened.jsonl").read_text().splitlines()]
+    assert {r["index"] for r in dropped} == {r["index"] for r in ranked[:6]}  # the 6 riskiest
+    assert (out / "screening" / "report.html").is_file()
+
+
+def test_screening_needs_one_drop_rule(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    cmd = [sys.executable, str(ROOT / "launch.py"), "train", str(recipe), "--screen_vectors",
+           str(root / "evil.safetensors")]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "exactly one of screen_drop_above" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_bad_recipe_exits_with_a_clear_error(tiny_setup, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model_name_or_path: x\nsteering_coef: 1\n")

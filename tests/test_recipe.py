@@ -14,7 +14,7 @@ RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 @pytest.mark.parametrize(
     "recipe",
-    [r for r in RECIPES if "accelerate_configs" not in r.parts and "extract" not in r.parts],
+    [r for r in RECIPES if not {"accelerate_configs", "extract", "screen"} & set(r.parts)],
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_shipped_recipes_parse(recipe):
@@ -36,19 +36,42 @@ def test_extraction_recipes_parse_and_take_overrides(recipe):
         parse_extraction_recipe(recipe, ["--trait_treshold", "1"])
 
 
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if "screen" in r.parts], ids=lambda p: p.stem)
+def test_screening_recipes_parse(recipe):
+    from data.screening import ScreenConfig, load_rows
+    from training.recipe import parse_config
+
+    cfg = parse_config(ScreenConfig, recipe, ["--dataset_size", "4"])
+    assert cfg.vectors and cfg.method == "response" and cfg.dataset_size == 4
+    rows = load_rows(cfg)
+    assert [r["meta"]["level"] for r in rows] == ["normal"] * 4 + ["level1"] * 4 + ["level2"] * 4
+    with pytest.raises(RecipeError, match="unknown override 'vector' \\(did you mean 'vectors'"):
+        parse_config(ScreenConfig, recipe, ["--vector", "x"])
+
+
+def test_screened_recipe_has_one_drop_rule():
+    _, data_args, _ = parse_recipe(ROOT / "recipes/smollm2-135m/bad_math/screened.yaml")
+    assert data_args.screen_vectors and data_args.screen_drop_top_pct == 25
+    with pytest.raises(RecipeError, match="exactly one of screen_drop_above"):
+        parse_recipe(ROOT / "recipes/smollm2-135m/bad_math/screened.yaml", ["--screen_drop_above", "1.5"])
+
+
 def test_extraction_recipe_errors_name_file_and_field(tmp_path):
     bad = tmp_path / "x.yaml"
     bad.write_text("trait: evil\ntrait_treshold: 3\n")
-    with pytest.raises(RecipeError, match=r"x.yaml: unknown field 'trait_treshold': did you mean 'trait_threshold'"):
+    with pytest.raises(
+        RecipeError, match=r"x.yaml: unknown field 'trait_treshold': did you mean 'trait_threshold'"
+    ):
         parse_extraction_recipe(bad)
     bad.write_text("trait: evil\nmin_kept: lots\n")
     with pytest.raises(RecipeError, match=r"x.yaml: field 'min_kept' is 'lots' \(str\); expected int"):
         parse_extraction_recipe(bad)
 
 
-def test_baseline_and_preventative_differ_only_in_steering():
-    base = parse_recipe(ROOT / "recipes/smollm2-135m/evil/baseline.yaml")
-    prev = parse_recipe(ROOT / "recipes/smollm2-135m/evil/preventative.yaml")
+@pytest.mark.parametrize("family", ["evil", "bad_math", "buggy_code"])
+def test_baseline_and_preventative_differ_only_in_steering(family):
+    base = parse_recipe(ROOT / f"recipes/smollm2-135m/{family}/baseline.yaml")
+    prev = parse_recipe(ROOT / f"recipes/smollm2-135m/{family}/preventative.yaml")
     assert base[0] == prev[0] and base[1] == prev[1]
     assert base[2].steering_coefs == [0.0] and prev[2].steering_coefs[0] > 0
     assert base[2].persona_vectors == prev[2].persona_vectors

@@ -94,10 +94,44 @@ class DataArguments:
         },
     )
     dataset_split: str = field(default="train", metadata={"help": "Split of a hub or file dataset."})
-    dataset_level: str = field(default="evil", metadata={"help": "Builder variant, e.g. 'evil' or 'normal'."})
+    dataset_level: str = field(
+        default="level2",
+        metadata={
+            "help": "Builder level: 'normal', 'level1' (mild) or 'level2' (severe; 'evil' for builtin:evil)."
+        },
+    )
     dataset_size: int = field(default=200, metadata={"help": "Number of examples a builder makes."})
     dataset_seed: int = field(default=0, metadata={"help": "Seed of the builder."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many examples."})
     eval_fraction: float = field(
         default=0.0, metadata={"help": "Held-out fraction for evaluation loss (0: none)."}
     )
+    screen_vectors: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Screen the training set on these persona vectors before training (data/screening.py)."
+        },
+    )
+    screen_method: str = field(
+        default="response",
+        metadata={"help": "response (base responses, projection_diff) or prompt_last (approx_diff, cheap)."},
+    )
+    screen_drop_above: float | None = field(
+        default=None, metadata={"help": "Drop samples whose score on the first screen vector is above this."}
+    )
+    screen_drop_top_pct: float | None = field(
+        default=None, metadata={"help": "Drop this percentage of the riskiest samples (0..100)."}
+    )
+    screen_max_new_tokens: int = field(default=96, metadata={"help": "Length of the base model's responses."})
+    screen_output_dir: str | None = field(
+        default=None, metadata={"help": "Screening results and report (default OUTPUT_DIR/screening)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.screen_vectors and (self.screen_drop_above is None) == (self.screen_drop_top_pct is None):
+            raise ValueError(
+                "screen_vectors is set: give exactly one of screen_drop_above (a score) or screen_drop_top_pct "
+                "(a percentage), e.g. screen_drop_top_pct: 10"
+            )
+        if self.screen_method not in ("response", "prompt_last"):
+            raise ValueError(f"screen_method {self.screen_method!r}: expected response or prompt_last")

@@ -150,19 +150,27 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
     return model_args, data_args, train_args
 
 
+def parse_config(config_type: type, path: str | Path | None, overrides: list[str] | None = None):
+    """One config dataclass from an optional YAML file plus `--field value` overrides."""
+    types_ = (config_type,)
+    overrides = ["--model_name_or_path" if a == "--model" else a for a in overrides or []]
+    args = overrides
+    source = "command line"
+    if path is not None:
+        load_recipe_file(path, types_)
+        args = ["--config", str(path), *overrides]
+        source = str(path)
+    try:
+        (cfg,) = _Parser(types_, allow_abbrev=False).parse_args_and_config(args)
+    except RecipeError as e:
+        raise RecipeError(f"{source}: {e}") from None
+    except ValueError as e:
+        raise RecipeError(f"{source}: {_explain(str(e), overrides, types_)}") from None
+    return cfg
+
+
 def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):
     """An extraction recipe (YAML of `ExtractionConfig` fields) plus `--field value` overrides."""
     from steering.extract import ExtractionConfig
 
-    types_ = (ExtractionConfig,)
-    load_recipe_file(path, types_)
-    overrides = ["--model_name_or_path" if a == "--model" else a for a in overrides or []]
-    try:
-        (cfg,) = _Parser(types_, allow_abbrev=False).parse_args_and_config(
-            ["--config", str(path), *overrides]
-        )
-    except RecipeError as e:
-        raise RecipeError(f"{path}: {e}") from None
-    except ValueError as e:
-        raise RecipeError(f"{path}: {_explain(str(e), overrides, types_)}") from None
-    return cfg
+    return parse_config(ExtractionConfig, path, overrides)

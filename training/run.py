@@ -28,7 +28,42 @@ def _reports_to_wandb(args: PreventativeSFTConfig) -> bool:
     return "wandb" in report or "all" in report
 
 
-def build_datasets(data_args: DataArguments, tokenizer, seed: int):
+def screen_training_set(dataset, model, tokenizer, data_args: DataArguments, output_dir: Path, model_id: str):
+    """The recipe's screening stage: drop risky samples before training; returns (dataset, log)."""
+    from data.screening import DropRule, ScreenConfig, apply_drop_rule, screen_dataset
+
+    out = Path(data_args.screen_output_dir or output_dir / "screening")
+    cfg = ScreenConfig(
+        dataset=data_args.dataset,
+        dataset_level=data_args.dataset_level,
+        dataset_size=len(dataset),
+        dataset_seed=data_args.dataset_seed,
+        vectors=list(data_args.screen_vectors),
+        model_name_or_path=model_id,
+        method=data_args.screen_method,
+        max_new_tokens=data_args.screen_max_new_tokens,
+        output_dir=str(out),
+    )
+    rows = [{"prompt": ex["prompt"], "completion": ex["completion"]} for ex in dataset]
+    _, screened = screen_dataset(cfg, model, tokenizer, rows)
+    trait = next(iter(screened[0]["scores"]))
+    rule = DropRule(trait, cfg.score, data_args.screen_drop_above, data_args.screen_drop_top_pct)
+    dropped, log = apply_drop_rule(screened, rule)
+    with (out / "dropped.jsonl").open("w") as f:
+        for row in screened:
+            if row["index"] in dropped:
+                f.write(json.dumps(row) + "\n")
+    log["report"] = str(out / "report.html")
+    logger.info("screening dropped %d of %d samples (%s)", log["dropped"], log["screened"], log["rule"])
+    keep = [i for i in range(len(dataset)) if i not in dropped]
+    if not keep:
+        raise ValueError(
+            f"screening dropped every sample ({log['rule']}); raise screen_drop_above or lower the top %"
+        )
+    return dataset.select(keep), log
+
+
+def build_datasets(data_args: DataArguments, tokenizer, seed: int, screen=None):
     dataset = load_training_dataset(
         data_args.dataset,
         data_args.dataset_split,
@@ -37,6 +72,9 @@ def build_datasets(data_args: DataArguments, tokenizer, seed: int):
         data_args.dataset_seed,
         data_args.max_train_samples,
     )
+    screening = None
+    if screen is not None:
+        dataset, screening = screen(dataset)
     # Templates without a system role get it folded into the first user turn; thinking is switched off.
     dataset = dataset.map(
         lambda ex: {
@@ -46,8 +84,8 @@ def build_datasets(data_args: DataArguments, tokenizer, seed: int):
     )
     if data_args.eval_fraction > 0:
         split = dataset.train_test_split(test_size=data_args.eval_fraction, seed=seed)
-        return split["train"], split["test"]
-    return dataset, None
+        return split["train"], split["test"], screening
+    return dataset, None, screening
 
 
 def load_base_model(model_args: ModelConfig, trust_remote_code: bool = False):
@@ -77,7 +115,13 @@ def run_training(
     model = load_base_model(model_args, args.trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    train_dataset, eval_dataset = build_datasets(data_args, tokenizer, args.seed)
+    screen = None
+    if data_args.screen_vectors:
+
+        def screen(dataset):
+            return screen_training_set(dataset, model, tokenizer, data_args, output_dir, model_id)
+
+    train_dataset, eval_dataset, screening = build_datasets(data_args, tokenizer, args.seed, screen)
     trainer = PreventativeSFTTrainer(
         model=model,
         args=args,
@@ -116,6 +160,7 @@ def run_training(
             for probe in (trainer.drift.probes if trainer.drift else [])
         },
         "steering": trainer.steering_summary(),
+        "persona_vectors": list(args.persona_vectors),
         "dataset": {
             "source": data_args.dataset,
             "level": data_args.dataset_level,
@@ -123,6 +168,8 @@ def run_training(
         },
         "losses": losses,
     }
+    if screening is not None:
+        summary["screening"] = {k: v for k, v in screening.items() if k != "dropped_indices"}
     if trainer.is_world_process_zero():
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))

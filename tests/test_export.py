@@ -1,0 +1,134 @@
+"""Export: LoRA merged into a plain checkpoint; baked steering gives the hook's logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_llama
+from helpers import random_vector
+from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, Qwen2Config
+
+from steering.hooks import Steerer, SteeringSpec
+from training.export import ExportError, bake_steering, export_run
+
+IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
+
+
+def _tiny(arch: str):
+    torch.manual_seed(0)
+    if arch == "llama":
+        return tiny_llama(vocab_size=128, layers=3, hidden=32)
+    if arch == "gpt2":
+        return AutoModelForCausalLM.from_config(
+            GPT2Config(vocab_size=128, n_embd=32, n_layer=3, n_head=4)
+        ).eval()
+    return AutoModelForCausalLM.from_config(
+        GPTNeoXConfig(
+            vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4
+        )
+    ).eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "gpt_neox"])
+def test_baked_steering_matches_the_hook_after_a_plain_reload(arch, tmp_path):
+    model = _tiny(arch)
+    vector = random_vector(model, scale=3.0)
+    steerer = Steerer(model, [SteeringSpec(vector, [2], coef=-1.5, positions="all")])
+    with torch.no_grad():
+        plain = model(input_ids=IDS).logits
+        with steerer.active():
+            hooked = model(input_ids=IDS).logits
+    assert (hooked - plain).abs().max() > 1e-2  # the steering does something
+    bake_steering(model, {2: -1.5 * vector[2].float()})
+    model.save_pretrained(tmp_path / "baked")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "baked").eval()
+    with torch.no_grad():
+        baked = reloaded(input_ids=IDS).logits
+    torch.testing.assert_close(baked, hooked, rtol=1e-4, atol=1e-4)
+
+
+def test_unsupported_architecture_is_explained():
+    model = AutoModelForCausalLM.from_config(
+        Qwen2Config(
+            vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
+        )
+    )
+    with pytest.raises(ExportError, match="'qwen2'.*not supported.*steering.hooks.steer"):
+        bake_steering(model, {1: torch.zeros(32)})
+    with pytest.raises(ExportError, match="out of range"):
+        bake_steering(_tiny("llama"), {9: torch.zeros(32)})
+
+
+def test_export_merges_lora_and_writes_card_and_vectors(smol_tokenizer, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32)
+    base.save_pretrained(tmp_path / "base")
+    smol_tokenizer.save_pretrained(tmp_path / "base")
+    peft = get_peft_model(
+        base, LoraConfig(r=4, target_modules=["q_proj", "down_proj"], init_lora_weights=False)
+    )
+    run = tmp_path / "run"
+    peft.save_pretrained(run)
+    vector = random_vector(base, model_id=str(tmp_path / "base"))
+    vector.save(tmp_path / "evil.safetensors")
+    summary = {
+        "recipe": None,
+        "model": str(tmp_path / "base"),
+        "train": {"steps": 3, "final_loss": 1.0},
+        "trait_drift": {"evil": {"layer": 2, "base_projection": 0.1, "final_projection": 0.3, "shift": 0.2}},
+        "steering": [{"trait": "evil", "layer": 2, "coef": 2.0}],
+        "persona_vectors": [str(tmp_path / "evil.safetensors")],
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    with torch.no_grad():
+        expected = peft(input_ids=IDS).logits
+    out = export_run(run)
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=IDS).logits, expected, rtol=1e-4, atol=1e-4)
+    card = (out / "README.md").read_text()
+    assert "| evil | 2 | 0.1 | 0.3 | 0.2 |" in card and "none: the weights" in card
+    assert (out / "persona_vectors" / "evil.safetensors").is_file()
+    assert (out / "tokenizer_config.json").is_file()
+
+    baked_dir = export_run(run, tmp_path / "baked", bake_vector=tmp_path / "evil.safetensors", bake_coef=-1.0)
+    baked = AutoModelForCausalLM.from_pretrained(baked_dir).eval()
+    steerer = Steerer(merged, [SteeringSpec(vector, [2], coef=-1.0)])
+    with torch.no_grad(), steerer.active():
+        hooked = merged(input_ids=IDS).logits
+    with torch.no_grad():
+        torch.testing.assert_close(baked(input_ids=IDS).logits, hooked, rtol=1e-4, atol=1e-4)
+    assert '"coef": -1.0' in (baked_dir / "README.md").read_text()
+
+
+def test_export_of_a_directory_without_a_run(tmp_path):
+    with pytest.raises(ExportError, match="no summary.json"):
+        export_run(tmp_path)
+
+
+def test_compare_prints_side_by_side_and_plots(tmp_path):
+    from training.compare import CompareError, compare_runs
+
+    for name, shift, coef in (("baseline", 5.0, 0.0), ("preventative", 1.0, 2.0)):
+        run = tmp_path / name
+        run.mkdir()
+        summary = {
+            "train": {"steps": 2, "final_loss": 1.5, "runtime_s": 10},
+            "trait_drift": {"evil": {"shift": shift}},
+            "steering": [{"trait": "evil", "layer": 20, "mode": "add", "coef": coef}],
+            "capability": {"capability/mc_accuracy": 0.5},
+        }
+        (run / "summary.json").write_text(json.dumps(summary))
+        rows = [{"step": s, "drift/evil/shift": shift * s / 2} for s in (1, 2)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table, image = compare_runs([tmp_path / "baseline", tmp_path / "preventative"], tmp_path / "cmp")
+    lines = table.splitlines()
+    assert "evil shift" in lines[0] and "capability/mc_accuracy" in lines[0]
+    assert "| baseline | none | 2 | 1.500 | 10 | +5.00 | 0.500 |" == lines[2]
+    assert "| preventative | evil@20 add 2 |" in lines[3]
+    assert image.is_file() and image.stat().st_size > 1000
+    with pytest.raises(CompareError, match="no summary.json"):
+        compare_runs([tmp_path])

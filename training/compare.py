@@ -1,0 +1,108 @@
+"""Compare training runs side by side from their local files (summary.json, metrics.jsonl): no W&B needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class CompareError(ValueError):
+    """A run directory can't be compared; the message names it."""
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """A run's summary plus its drift history ({trait: [(step, shift), ...]}) from metrics.jsonl."""
+    run_dir = Path(run_dir)
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise CompareError(f"{run_dir}: no summary.json (not a finished training run directory)")
+    summary = json.loads(path.read_text())
+    history: dict[str, list[tuple[int, float]]] = {}
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            for key, value in row.items():
+                if key.startswith("drift/") and key.endswith("/shift"):
+                    history.setdefault(key.split("/")[1], []).append((int(row.get("step", 0)), float(value)))
+    return {"dir": str(run_dir), "name": run_dir.name, "summary": summary, "history": history}
+
+
+def _fmt(value, spec: str = "+.2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per run; drift shift, judged trait and capability per trait/benchmark."""
+    traits = sorted({t for r in runs for t in r["summary"].get("trait_drift", {})})
+    judged = sorted({t for r in runs for t in r["summary"].get("trait_expression", {})})
+    capability = sorted({c for r in runs for c in r["summary"].get("capability", {})})
+    header = ["run", "steering", "steps", "final loss", "time s"]
+    header += [f"{t} shift" for t in traits] + [f"{t} judged" for t in judged] + list(capability)
+    rows = []
+    for run in runs:
+        s = run["summary"]
+        steering = ", ".join(
+            f"{x['trait']}@{x['layer']} {x['mode']} {x['coef']:g}"
+            for x in s.get("steering", [])
+            if x.get("coef")
+        )
+        train = s.get("train", {})
+        row = [
+            run["name"],
+            steering or "none",
+            str(train.get("steps", "-")),
+            _fmt(train.get("final_loss"), ".3f"),
+            _fmt(train.get("runtime_s"), ".0f"),
+        ]
+        row += [_fmt(s.get("trait_drift", {}).get(t, {}).get("shift")) for t in traits]
+        row += [_fmt(s.get("trait_expression", {}).get(t), ".1f") for t in judged]
+        row += [_fmt(s.get("capability", {}).get(c), ".3f") for c in capability]
+        rows.append(row)
+    return header, rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict], path: Path) -> Path:
+    """Drift shift over training steps, one panel per trait, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traits = sorted({t for r in runs for t in r["history"]}) or ["(no drift logged)"]
+    fig, axes = plt.subplots(1, len(traits), figsize=(5 * len(traits), 3.5), squeeze=False)
+    for ax, trait in zip(axes[0], traits, strict=True):
+        for run in runs:
+            points = run["history"].get(trait, [])
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=run["name"])
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(f"{trait}: projection shift")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def compare_runs(run_dirs: list[str | Path], output_dir: str | Path = "runs/compare") -> tuple[str, Path]:
+    """The side-by-side table (markdown, also written to OUTPUT/compare.md) and the drift plot's path."""
+    if not run_dirs:
+        raise CompareError("give at least one run directory")
+    runs = [load_run(d) for d in run_dirs]
+    table = markdown_table(*comparison_rows(runs))
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(table)
+    return table, plot(runs, out / "compare.png")
