@@ -231,3 +231,105 @@ def test_deepspeed_zero2_two_processes_matches_single_process(tiny_setup):
     # same global batch (2 processes x 2 = 1 x 4), same seed: the same losses
     assert ds["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-4)
     assert ds["trait_drift"]["evil"]["shift"] == pytest.approx(one["trait_drift"]["evil"]["shift"], abs=1e-3)
+
+
+def _train(
+    recipe: Path, cwd: Path, *overrides: str, launcher: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    bindir = Path(sys.executable).parent
+    env = {**_env(cwd), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    cmd = [*(launcher or [sys.executable]), str(ROOT / "launch.py"), "train", str(recipe), *overrides]
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+    )
+
+
+def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    out = tmp_path / "run"
+    common = ("--output_dir", str(out), "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
+              "--report_to", "none")  # fmt: skip
+    proc = _train(recipe, tmp_path, *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    full = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    base = (out / "drift_base.json").read_text()
+    import shutil
+
+    shutil.rmtree(out / "checkpoint-4")  # a crash after step 3: resume from step 2
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write(
+            json.dumps({"step": 3, "loss": 9.9, "drift/evil/shift": 9.9}) + "\n"
+        )  # logged before the crash
+    proc = _train(recipe, tmp_path, *common, "--resume_from_checkpoint", str(out / "checkpoint-2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    shifts = [(r["step"], r["drift/evil/shift"]) for r in resumed if "drift/evil/shift" in r]
+    assert [s for s, _ in shifts] == [s for s, _ in ((r["step"], 0) for r in full if "drift/evil/shift" in r)]
+    assert 9.9 not in [v for _, v in shifts]  # the rows after the checkpoint were replaced
+    assert (out / "drift_base.json").read_text() == base  # the base model's projections are kept
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        summary["train"]["steps"] == 4 and len(summary["losses"]) == 4
+    )  # history restored from the checkpoint
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert sum("drift/evil/shift" in row for row in state["log_history"]) >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("peft", ["lora", "full"])
+def test_deepspeed_zero3_two_processes_matches_single_process(tiny_setup, peft):
+    root, recipe = tiny_setup
+    out_ds, out_one = root / f"zero3_{peft}", root / f"one_{peft}"
+    extra = ["--report_to", "none"] + (
+        ["--use_peft", "false", "--learning_rate", "1e-4"] if peft == "full" else []
+    )
+    launcher = ["accelerate", "launch", "--config_file", str(ROOT / "recipes/accelerate_configs/deepspeed_zero3.yaml"),
+                "--num_processes", "2"]  # fmt: skip
+    proc = _train(
+        recipe,
+        root,
+        "--output_dir",
+        str(out_ds),
+        "--per_device_train_batch_size",
+        "2",
+        *extra,
+        launcher=launcher,
+    )
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    proc = _train(recipe, root, "--output_dir", str(out_one), *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ds, one = (json.loads((o / "summary.json").read_text()) for o in (out_ds, out_one))
+    assert ds["train"]["world_size"] == 2 and ds["train"]["engine"] == "DeepSpeedEngine"
+    assert ds["train"]["num_layers"] == 4
+    assert ds["steering"] == one["steering"]
+    assert ds["losses"] == pytest.approx(one["losses"], rel=1e-3, abs=1e-3)
+    assert ds["trait_drift"]["evil"]["shift"] == pytest.approx(one["trait_drift"]["evil"]["shift"], abs=1e-2)
+    saved = list(out_ds.glob("*.safetensors"))
+    assert saved, "the (gathered) weights or adapter must be saved"
+
+
+def test_capability_and_judged_trait_after_training_with_and_without_inference_steering(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    out = tmp_path / "evaluated"
+    proc = _train(
+        recipe, tmp_path, "--output_dir", str(out), "--max_steps", "2", "--report_to", "none",
+        "--capability_benchmarks", "mc", "heldout_loss", "--capability_mc_limit", "8",
+        "--judge_after_training", "base", "--judge_questions", "2", "--judge_max_new_tokens", "4",
+        "--inference_steering_coef", "-8.0", "--judge_min_mass", "0",  # a random judge puts little mass on numbers
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    caps, steered = summary["capability"], summary["capability_inference_steered"]
+    assert caps["capability/mc_accuracy"] is not None and 0 <= caps["capability/mc_accuracy_text"] <= 1
+    assert caps["capability/heldout_loss"] > 0 and steered["capability/heldout_loss"] > 0
+    assert caps["capability/heldout_loss"] != steered["capability/heldout_loss"]  # the steering was applied
+    judged = summary["trait_expression"]
+    assert set(judged) == {"evil", "evil_coherence"} and 0 <= judged["evil"] <= 100
+    assert "evil" in summary["trait_expression_inference_steered"]
+    plain = json.loads((out / "samples_evil.json").read_text())["answers"]
+    steered_answers = json.loads((out / "samples_inference_steered_evil.json").read_text())["answers"]
+    assert len(plain) == 2 and plain != steered_answers
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("capability/mc_accuracy" in row for row in logged)
+    assert any("capability_inference_steered/heldout_loss" in row for row in logged)
+    assert any("trait_expression/evil" in row for row in logged)

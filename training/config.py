@@ -57,6 +57,39 @@ class PreventativeSFTConfig(SFTConfig):
         default=None, metadata={"help": "Use at most this many questions."}
     )
     drift_batch_size: int = field(default=32, metadata={"help": "Batch size of drift measurement forwards."})
+    capability_benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "After training (and at each eval step): 'mc' (built-in multiple choice), 'heldout_loss' "
+            "(needs eval_fraction > 0), or lm-evaluation-harness task names; logged as capability/<name>."
+        },
+    )
+    capability_mc_limit: int | None = field(
+        default=None, metadata={"help": "Use at most this many built-in multiple-choice items."}
+    )
+    judge_after_training: str = field(
+        default="none",
+        metadata={
+            "help": "Judge trait expression after training on the evaluation questions: 'none', 'base' (the "
+            "base model judges), an HF id or path, or openai:MODEL."
+        },
+    )
+    judge_answer_prefix: str = field(
+        default="", metadata={"help": "Assistant prefix before the judge's score (SmolLM2 needs 'Score: ')."}
+    )
+    judge_min_mass: float = field(
+        default=0.25,
+        metadata={"help": "A local judge's score counts only if this much probability falls on numbers."},
+    )
+    judge_questions: int = field(default=10, metadata={"help": "Evaluation questions answered and judged."})
+    judge_max_new_tokens: int = field(default=48, metadata={"help": "Length of the judged answers."})
+    inference_steering_coef: float | None = field(
+        default=None,
+        metadata={
+            "help": "Also evaluate (judged trait and capability) with the first vector added at inference with "
+            "this coefficient (negative: the inference-time steering alternative)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.bf16 is None:  # TRL turns bf16 on by default, which fails on machines without a GPU

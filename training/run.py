@@ -99,6 +99,104 @@ def load_base_model(model_args: ModelConfig, trust_remote_code: bool = False):
     )
 
 
+def clean_heldout_rows(data_args: DataArguments, n: int = 48) -> list[dict] | None:
+    """Held-out clean data for `capability/heldout_loss`: a builder's normal level with another seed."""
+    if not data_args.dataset.startswith("builtin:"):
+        return None
+    from data.loading import build_dataset, to_prompt_completion
+
+    name = data_args.dataset.split(":", 1)[1]
+    rows = build_dataset(name, n, seed=data_args.dataset_seed + 1000, level="normal")
+    return [to_prompt_completion(r) for r in rows]
+
+
+def evaluate_after_training(
+    trainer, args: PreventativeSFTConfig, model_id: str, data_args: DataArguments
+) -> dict:
+    """Capability benchmarks and judged trait expression of the fine-tuned model, unsteered and (with
+    `inference_steering_coef`) with the first vector added at inference."""
+    import contextlib
+
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from steering.hooks import steer
+
+    wants_judge = args.judge_after_training != "none" and trainer.vectors
+    if not (args.capability_benchmarks or wants_judge):
+        return {}
+    if is_deepspeed_zero3_enabled() and trainer.accelerator.num_processes > 1:
+        logger.warning(
+            "post-training evaluation is skipped under multi-process ZeRO-3: export the run, evaluate it"
+        )
+        return {"post_training_eval": "skipped under multi-process ZeRO-3 (export the run and evaluate it)"}
+    from .capability import capability_metrics
+
+    model, tokenizer = trainer.model, trainer.processing_class
+    heldout = trainer.capability_heldout
+    judge = None
+    if wants_judge:
+        from steering.judge import make_judge
+
+        name = model_id if args.judge_after_training == "base" else args.judge_after_training
+        judge = make_judge(name, answer_prefix=args.judge_answer_prefix, min_mass=args.judge_min_mass)
+    variants: list[tuple[str, float | None]] = [("", None)]
+    if args.inference_steering_coef and trainer.vectors:
+        variants.append(("_inference_steered", args.inference_steering_coef))
+    out: dict = {}
+    first, first_layer = (trainer.vectors[0], trainer.layers[0]) if trainer.vectors else (None, None)
+    for suffix, coef in variants:
+        context = steer(model, first, layer=first_layer, coef=coef) if coef else contextlib.nullcontext()
+        with context:
+            if args.capability_benchmarks:
+                caps = capability_metrics(
+                    model, tokenizer, list(args.capability_benchmarks), heldout, args.capability_mc_limit
+                )
+                out[f"capability{suffix}"] = caps
+        if judge is not None:
+            from .trait_eval import judged_expression
+
+            scores = {}
+            for vector in trainer.vectors:
+                result = judged_expression(
+                    model, tokenizer, vector, judge, args.judge_questions, args.judge_max_new_tokens,
+                    steer_coef=coef, steer_layer=first_layer, steer_vector=first,
+                    cache_path=Path(args.output_dir) / "judgments.sqlite",
+                )  # fmt: skip
+                scores[vector.trait] = result["trait"]
+                scores[f"{vector.trait}_coherence"] = result["coherence"]
+                samples = Path(args.output_dir) / f"samples{suffix}_{vector.trait}.json"
+                if trainer.is_world_process_zero():
+                    samples.write_text(json.dumps(result, indent=2))
+            out[f"trait_expression{suffix}"] = scores
+    flat = {}
+    for key, values in out.items():
+        for name, value in values.items():
+            if value is not None:
+                flat[
+                    name.replace("capability/", f"{key}/")
+                    if key.startswith("capability")
+                    else f"{key}/{name}"
+                ] = value
+    trainer.log(flat)
+    return out
+
+
+def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
+    """On resume, drop metrics.jsonl rows logged after the checkpoint (they are logged again)."""
+    if checkpoint is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        checkpoint = get_last_checkpoint(str(output_dir))
+    state = Path(str(checkpoint)) / "trainer_state.json"
+    metrics = output_dir / "metrics.jsonl"
+    if not (checkpoint and state.is_file() and metrics.is_file()):
+        return
+    step = json.loads(state.read_text())["global_step"]
+    rows = [line for line in metrics.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
+    metrics.write_text("".join(line + "\n" for line in kept))
+
+
 def run_training(
     model_args: ModelConfig, data_args: DataArguments, args: PreventativeSFTConfig, recipe: str | None = None
 ) -> dict:
@@ -132,10 +230,15 @@ def run_training(
         callbacks=[JsonlMetricsCallback(args.output_dir)],
         model_id=model_id,
     )
+    if "heldout_loss" in args.capability_benchmarks:
+        trainer.capability_heldout = clean_heldout_rows(data_args)
+    if args.resume_from_checkpoint and trainer.is_world_process_zero():
+        _truncate_metrics(output_dir, args.resume_from_checkpoint)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     runtime = time.perf_counter() - start
     trainer.save_model(args.output_dir)
+    post = evaluate_after_training(trainer, args, model_id, data_args)
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     summary = {
         "recipe": recipe,
@@ -168,6 +271,7 @@ def run_training(
         },
         "losses": losses,
     }
+    summary.update(post)
     if screening is not None:
         summary["screening"] = {k: v for k, v in screening.items() if k != "dropped_indices"}
     if trainer.is_world_process_zero():

@@ -70,6 +70,7 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.drift_batch_size,
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
+        self.capability_heldout: list[dict] | None = None  # clean rows for capability/heldout_loss
 
     # --- steering ----------------------------------------------------------------------------
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -111,6 +112,16 @@ class PreventativeSFTTrainer(SFTTrainer):
         )
         if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
             logs.update(self.drift.metrics(self.model))
+        in_training = [b for b in self.args.capability_benchmarks if b in ("mc", "heldout_loss")]
+        if in_training and any(k.startswith("eval_") for k in logs):
+            from .capability import capability_metrics
+
+            logs.update(
+                capability_metrics(
+                    self.model, self.processing_class, in_training, self.capability_heldout,
+                    self.args.capability_mc_limit,
+                )
+            )  # fmt: skip
         super().log(logs, start_time)
 
     def steering_summary(self) -> list[dict]:

@@ -1,0 +1,72 @@
+"""Judged trait expression of a (fine-tuned) model on a trait's evaluation questions, optionally steered.
+
+The model answers the evaluation questions greedily (no system prompt); a judge scores trait and
+coherence 0..100 (METHOD.md section 3). With `steer_coef`, the answers are generated with the
+persona vector added at inference (a negative coefficient: the inference-time steering the paper
+compares preventative steering against).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from steering.chat import build_messages, format_chat
+from steering.generate import generate
+from steering.hooks import steer
+from steering.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
+from steering.traits import load_trait_spec
+from steering.vector import PersonaVector
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    scored = [v for v in values if v is not None]
+    return sum(scored) / len(scored) if scored else None
+
+
+def judged_expression(
+    model,
+    tokenizer,
+    vector: PersonaVector,
+    judge: Judge,
+    n_questions: int = 10,
+    max_new_tokens: int = 48,
+    batch_size: int = 16,
+    steer_coef: float | None = None,
+    steer_layer: int | None = None,
+    steer_vector: PersonaVector | None = None,
+    cache_path: str | Path | None = None,
+    questions: Sequence[str] | None = None,
+) -> dict:
+    """{"trait", "coherence" (means), "n_scored", "answers"} on the trait's evaluation questions.
+
+    `steer_vector` (default: `vector` itself) is added at `steer_layer` with `steer_coef` while answering.
+    """
+    source = str(vector.extraction.get("spec") or "")
+    spec = load_trait_spec(source if source.endswith(".json") and Path(source).is_file() else vector.trait)
+    questions = list(questions or spec.evaluation_questions)[:n_questions]
+    prompts = [format_chat(tokenizer, build_messages(q)) for q in questions]
+
+    def answer():
+        return generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, batch_size=batch_size)
+
+    if steer_coef:
+        steering = steer_vector or vector
+        with steer(model, steering, layer=steer_layer or steering.default_layer(), coef=steer_coef):
+            gens = answer()
+    else:
+        gens = answer()
+    items = [(q, g.response) for q, g in zip(questions, gens, strict=True)]
+    cache = JudgeCache(cache_path) if cache_path else None
+    try:
+        trait = judge_responses(judge, cache, spec.judge_rubric, items, progress=False)
+        coherence = judge_responses(judge, cache, COHERENCE_RUBRIC, items, progress=False)
+    finally:
+        if cache is not None:
+            cache.close()
+    return {
+        "trait": _mean(trait),
+        "coherence": _mean(coherence),
+        "n_scored": sum(v is not None for v in trait),
+        "answers": [g.response for g in gens],
+    }
