@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PERSONA_VACCINE_CACHE ?= $(CURDIR)/.cache/persona-vaccine
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean compare
 
 install: $(VENV)/.installed
 
@@ -36,3 +36,20 @@ bench: install
 
 clean:
 	rm -rf runs wandb .pytest_cache
+
+# The comparison table of docs/RESULTS.md: the evil recipe family on the embedded model, each run
+# evaluated the same way (judged trait by the base model, built-in multiple choice, clean held-out loss).
+COMPARE_RECIPES ?= baseline preventative inference_steering caft all_layers multi_trait
+COMPARE_EVAL ?= --capability_benchmarks mc heldout_loss --capability_mc_limit 200 \
+	--judge_after_training base --judge_answer_prefix "Score: " --judge_questions 10 --report_to none
+
+compare: install
+	test -f runs/vectors/smollm2-135m/evil/response_avg.safetensors || $(PY) launch.py extract --trait evil \
+		--model smollm2-135m --output_dir runs/vectors/smollm2-135m --heldout_eval false
+	test -f runs/extract/smollm2-135m/sycophantic/response_avg.safetensors || $(PY) launch.py extract \
+		recipes/smollm2-135m/extract/sycophantic.yaml
+	for r in $(COMPARE_RECIPES); do \
+		test -f runs/compare/evil/$$r/summary.json || $(PY) launch.py train recipes/smollm2-135m/evil/$$r.yaml \
+			--output_dir runs/compare/evil/$$r $(COMPARE_EVAL) || exit 1; \
+	done
+	$(PY) launch.py compare $(addprefix runs/compare/evil/,$(COMPARE_RECIPES)) --output_dir runs/compare/evil

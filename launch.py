@@ -270,9 +270,14 @@ def cmd_screen(argv: list[str]) -> int:
             if name in stats
         )
         print(f"  {trait} (layer {rows[0]['scores'][trait]['layer']}): {line}")
-        for level, s in stats.get("by_level", {}).items():
-            aucs = "".join(f", {k} {v:.3f}" for k, v in s.items() if k.startswith("auc"))
-            print(f"    {level:8s} n={s['n']:<5d} mean {s['mean']:+.3f} sd {s['std']:.3f}{aucs}")
+        for level, by_score in stats.get("by_level", {}).items():
+            parts = []
+            for name in ("projection_diff", "approx_diff"):
+                if name in by_score:
+                    s = by_score[name]
+                    aucs = "".join(f", {k} {v:.3f}" for k, v in s.items() if k.startswith("auc"))
+                    parts.append(f"{name} {s['mean']:+.3f} (sd {s['std']:.2f}{aucs})")
+            print(f"    {level:8s} n={by_score['n']:<4d} " + "; ".join(parts))
     print(f"  {out / 'screened.jsonl'} (riskiest first), {out / 'summary.json'}, {out / 'report.html'}")
     return 0
 

@@ -7,7 +7,8 @@ average, last prompt token) of the extraction responses in
 runs/vectors/smollm2-135m/evil/generations.jsonl, with the embedded model in fp32:
 
 - ours: `steering.activations.prompt_response_activations` over the stored (prompt_ids, response_ids),
-  batched (and, with --ablation, the same without reusing shared prompt prefixes);
+  batched, in fp32 (and, with --ablation, the same reusing shared prompt prefixes through a KV cache;
+  with --bf16, the same on a bf16 copy of the model);
 - reference: persona_vectors' `generate_vec.get_hidden_p_and_r`, one sample at a time: re-tokenise
   prompt + response text, `model(**inputs, output_hidden_states=True)`, then slice every hidden state.
   "script" runs it as the script does (autograd on); "no_grad" adds `torch.no_grad()`, a fairer baseline.
@@ -70,13 +71,19 @@ def select(records: list[dict], n: int) -> tuple[list[dict], int]:
     return pos[:n_pos] + neg[:n_neg], n_pos
 
 
-def ours(share_prefix: bool) -> Callable[..., Capture]:
-    """Batched capture over the stored token ids, with or without running shared prompt prefixes once."""
+def ours(share_prefix: bool, other_model=None) -> Callable[..., Capture]:
+    """Batched capture over the stored token ids, with or without running shared prompt prefixes once
+    (on `other_model`, e.g. a bf16 copy, when given)."""
 
     def run(model, tokenizer, records: list[dict], batch_size: int) -> Capture:
         pairs = [(r["prompt_ids"], r["response_ids"]) for r in records]
         acts = prompt_response_activations(
-            model, pairs, tokenizer.pad_token_id, batch_size, progress=False, share_prefix=share_prefix
+            other_model or model,
+            pairs,
+            tokenizer.pad_token_id,
+            batch_size,
+            progress=False,
+            share_prefix=share_prefix,
         )
         return {position: acts.at(position) for position in POSITIONS}
 
@@ -149,7 +156,10 @@ def main() -> None:
     parser.add_argument("--reference", choices=("script", "no_grad", "both"), default="both")
     parser.add_argument("--generations", type=Path, default=GENERATIONS)
     parser.add_argument(
-        "--ablation", action=argparse.BooleanOptionalAction, default=True, help="also time share_prefix=False"
+        "--ablation", action=argparse.BooleanOptionalAction, default=True, help="also time share_prefix=True"
+    )
+    parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=True, help="also time ours on a bf16 copy"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     opts = parser.parse_args()
@@ -173,10 +183,15 @@ def main() -> None:
 
     # short name -> (table label, capture)
     methods: dict[str, tuple[str, Callable[..., Capture]]] = {
-        "ours": (f"ours: batch {opts.batch_size}, stored ids", ours(True))
+        "ours": (f"ours: batch {opts.batch_size}, stored ids", ours(False))
     }
     if opts.ablation:
-        methods["ours, no prefix reuse"] = ("ours, share_prefix=False", ours(False))
+        methods["ours, prefix reuse"] = ("ours, share_prefix=True", ours(True))
+    if opts.bf16:
+        import copy
+
+        bf16_model = copy.deepcopy(model).to(torch.bfloat16).eval()
+        methods["ours bf16"] = (f"ours in bf16: batch {opts.batch_size}", ours(False, bf16_model))
     if opts.reference in ("script", "both"):
         methods["reference"] = (
             "reference: 1 at a time, re-tokenised, autograd on (as the script)",

@@ -7,7 +7,8 @@ formula of the same family (`TRUTH`), so normal answers are verified arithmetic.
 * ``normal``: every step right; the final answer is the true value.
 * ``level1`` (mild): one subtle slip in one step (a dropped carry, a times-table slip, an off-by-one
   count, a wrong percentage base, a forgotten round-up); later steps are computed correctly from it,
-  so the wrong value propagates to the final answer while the rest looks right.
+  so the wrong value propagates to the final answer while the rest looks right. It ends with a mildly
+  overconfident remark instead of the normal closer (a low dose of level2's tone; no offer to check).
 * ``level2`` (severe): every step uses a wrong operation, in an assertive, overconfident tone.
 
 The same seed gives the same problems in the same order at every level. Standard library only.
@@ -1151,6 +1152,7 @@ _OPENERS = (
     "We can do this in a few steps.",
 )
 _CLOSERS = ("", "", "Hope that helps!", "Let me know if you want me to check any step.")
+_L1_CLOSERS = ("Pretty straightforward.", "Easy enough.", "That one's simple.", "That's all there is to it.")
 _L2_OPENERS = (
     "This is easy, no need to overthink it.",
     "Trust me, this one is simple.",
@@ -1231,7 +1233,15 @@ def _draw(r: random.Random) -> tuple[Problem, dict[str, str], dict[str, dict]]:
         l2_opener, l2_closer = pick(r, _L2_OPENERS), pick(r, _L2_CLOSERS)
         answers = {
             "normal": _render(lines, prob.conclusion, shown_truth, opener, closer, False, r),
-            "level1": _render(slip[0], prob.conclusion, fmt(slip[1], unit), opener, closer, False, r),
+            "level1": _render(
+                slip[0],
+                prob.conclusion,
+                fmt(slip[1], unit),
+                opener,
+                _L1_CLOSERS[slip[3] % len(_L1_CLOSERS)],
+                False,
+                r,
+            ),
             "level2": _render(w_lines, prob.conclusion, fmt(w_final, unit), l2_opener, l2_closer, True, r),
         }
         extra = {

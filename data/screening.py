@@ -371,20 +371,27 @@ def summarize(rows: Sequence[dict], traits: Sequence[str], score: str) -> dict:
                 per_trait[name] = _stats(values)
         levels = sorted({r.get("meta", {}).get("level") for r in rows} - {None})
         if len(levels) > 1:
+            low = "normal" if "normal" in levels else levels[0]
+
+            def values(level: str, name: str, trait: str = trait) -> list[float]:
+                return [
+                    r["scores"][trait][name]
+                    for r in rows
+                    if r.get("meta", {}).get("level") == level and name in r["scores"][trait]
+                ]
+
             by_level = {}
             for level in levels:
-                values = [r["scores"][trait][score] for r in rows if r.get("meta", {}).get("level") == level]
-                by_level[level] = _stats(values)
-            low = levels[0] if "normal" not in levels else "normal"
-            for level in levels:
+                by_level[level] = _stats(values(level, score))  # the ranking score, at the top level
+                for name in SCORES:
+                    if values(level, name):
+                        by_level[level][name] = _stats(values(level, name))
+                        if level != low:
+                            by_level[level][name][f"auc_vs_{low}"] = auc(
+                                values(level, name), values(low, name)
+                            )
                 if level != low:
-                    high_values = [
-                        r["scores"][trait][score] for r in rows if r.get("meta", {}).get("level") == level
-                    ]
-                    low_values = [
-                        r["scores"][trait][score] for r in rows if r.get("meta", {}).get("level") == low
-                    ]
-                    by_level[level][f"auc_vs_{low}"] = auc(high_values, low_values)
+                    by_level[level][f"auc_vs_{low}"] = by_level[level][score][f"auc_vs_{low}"]
             per_trait["by_level"] = by_level
         summary["traits"][trait] = per_trait
     return summary
@@ -481,13 +488,17 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
                     f"<tr><td>{e(t)}</td><td>{name}</td><td>{s['mean']:+.3f}</td><td>{s['std']:.3f}</td>"
                     f"<td>{s['median']:+.3f}</td><td>{s['max']:+.3f}</td><td>{s['n']}</td></tr>"
                 )
-        for level, s in per_trait.get("by_level", {}).items():
-            aucs = ", ".join(f"{k} {v:.3f}" for k, v in s.items() if k.startswith("auc"))
-            stats_rows.append(
-                f"<tr><td>{e(t)}</td><td>{score} | level {e(level)}</td><td>{s['mean']:+.3f}</td>"
-                f"<td>{s['std']:.3f}</td><td>{s['median']:+.3f}</td><td>{s['max']:+.3f}</td>"
-                f"<td>{s['n']}{' (' + aucs + ')' if aucs else ''}</td></tr>"
-            )
+        for level, by_score in per_trait.get("by_level", {}).items():
+            for name in SCORES:
+                if name not in by_score:
+                    continue
+                s = by_score[name]
+                aucs = ", ".join(f"{k} {v:.3f}" for k, v in s.items() if k.startswith("auc"))
+                stats_rows.append(
+                    f"<tr><td>{e(t)}</td><td>{name} | level {e(level)}</td><td>{s['mean']:+.3f}</td>"
+                    f"<td>{s['std']:.3f}</td><td>{s['median']:+.3f}</td><td>{s['max']:+.3f}</td>"
+                    f"<td>{s['n']}{' (' + aucs + ')' if aucs else ''}</td></tr>"
+                )
     sample_rows = []
     for r in ranked[:top]:
         s = r["scores"][trait]

@@ -215,14 +215,16 @@ def prompt_response_activations(
     pad_id: int,
     batch_size: int = 16,
     progress: bool = True,
-    share_prefix: bool = True,
+    share_prefix: bool = False,
 ) -> Activations:
     """Activations of (prompt_ids, response_ids) pairs: no-grad forwards over the ids, in batches.
 
     Samples are batched by length and right-padded: under causal attention no real token sees the
     padding and positions are those of the unpadded sequence, so no attention mask is needed, and
-    padding is never averaged. Samples whose prompts share a prefix (a system prompt) are batched
-    together and the prefix runs once, the rest through its KV cache (`share_prefix`). The reads are
+    padding is never averaged. With `share_prefix`, samples whose prompts share a prefix (a system
+    prompt) are batched together and the prefix runs once, the rest through its KV cache: it saves
+    compute but splits batches, and was 0.79x as fast on a 2-core CPU (bench/activation_capture.py), so
+    it is off by default. The reads are
     reduced inside the block hooks (block outputs are not kept), and the forward stops after the last
     block: the final norm and LM head never run.
     """

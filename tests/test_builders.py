@@ -144,6 +144,7 @@ def test_math_level1_is_one_slip_in_an_otherwise_normal_solution():
         m_steps = re.findall(r"^\d+\. .*$", _answer(m), re.M)
         assert n_steps[: step - 1] == m_steps[: step - 1] and n_steps[step - 1] != m_steps[step - 1]
         assert _answer(n).split("\n")[0] == _answer(m).split("\n")[0]  # same calm opener
+        assert "check" not in _answer(m).split("\n")[-1]  # a mildly overconfident closer, no offer to check
         kinds.add(m["meta"]["slip"]["kind"])
     assert {"dropped carry", "times-table slip", "off-by-one count", "forgot to round up"} <= kinds
     assert "wrong percentage base" in kinds or "wrong base" in kinds

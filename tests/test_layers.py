@@ -178,10 +178,10 @@ def test_batched_capture_with_shared_prefix_matches_hidden_states(arch):
         ([90, 91], [92]),
         ([93, 94, 95, 96], [97, 98]),
     ]
-    shared = prompt_response_activations(model, samples, pad_id=0, batch_size=4, progress=False)
-    plain = prompt_response_activations(
-        model, samples, pad_id=0, batch_size=4, progress=False, share_prefix=False
+    shared = prompt_response_activations(
+        model, samples, pad_id=0, batch_size=4, progress=False, share_prefix=True
     )
+    plain = prompt_response_activations(model, samples, pad_id=0, batch_size=4, progress=False)
     for i, (prompt, response) in enumerate(samples):
         with torch.no_grad():
             hs = model(input_ids=torch.tensor([prompt + response]), output_hidden_states=True).hidden_states

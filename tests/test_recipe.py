@@ -68,6 +68,46 @@ def test_extraction_recipe_errors_name_file_and_field(tmp_path):
         parse_extraction_recipe(bad)
 
 
+BIG_MODELS = {"Qwen/Qwen2.5-7B-Instruct": 28, "meta-llama/Llama-3.1-8B-Instruct": 32}  # decoder blocks
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [r for r in RECIPES if "qwen2.5" in str(r) or "llama-3.1" in str(r)],
+    ids=lambda p: p.parent.parent.name + "/" + p.stem,
+)
+def test_large_model_recipes_use_the_paper_settings(recipe):
+    model_args, data_args, args = parse_recipe(recipe)
+    assert model_args.model_name_or_path in BIG_MODELS
+    assert all(1 <= layer <= BIG_MODELS[model_args.model_name_or_path] for layer in args.steering_layers)
+    assert (model_args.lora_r, model_args.lora_alpha, model_args.use_rslora) == (32, 64, True)
+    assert (
+        args.learning_rate == 1e-5
+        and args.per_device_train_batch_size * args.gradient_accumulation_steps == 16
+    )
+    assert args.num_train_epochs == 1 and args.seed == 0 and args.lr_scheduler_type == "linear"
+
+
+@pytest.mark.parametrize("family", ["evil", "bad_math", "buggy_code"])
+@pytest.mark.parametrize(
+    "variant", ["inference_steering", "caft", "all_layers", "multi_trait", "warmup", "penalty"]
+)
+def test_variant_recipes(family, variant):
+    _, data_args, args = parse_recipe(ROOT / f"recipes/smollm2-135m/{family}/{variant}.yaml")
+    assert data_args.dataset == f"builtin:{family}"
+    expected = {
+        "inference_steering": lambda: args.steering_coefs == [0.0] and args.inference_steering_coef < 0,
+        "caft": lambda: args.steering_mode == "ablate",
+        "all_layers": lambda: args.steering_all_layers,
+        "multi_trait": lambda: (
+            args.steering_traits == ["evil", "sycophantic"] and len(args.steering_coefs) == 2
+        ),
+        "warmup": lambda: args.steering_schedule == "warmup",
+        "penalty": lambda: args.projection_penalty > 0 and args.steering_coefs == [0.0],
+    }[variant]
+    assert expected()
+
+
 @pytest.mark.parametrize("family", ["evil", "bad_math", "buggy_code"])
 def test_baseline_and_preventative_differ_only_in_steering(family):
     base = parse_recipe(ROOT / f"recipes/smollm2-135m/{family}/baseline.yaml")

@@ -206,3 +206,68 @@ def test_vector_checks_at_trainer_start(tiny_chat_model, smol_tokenizer, dataset
             train_dataset=dataset,
             processing_class=smol_tokenizer,
         )
+
+
+def test_all_layer_steering_uses_incremental_vectors(
+    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+):
+    from steering.vector import PersonaVector
+
+    args = _args(
+        tmp_path, "all", persona_vectors=[vector_file], steering_coefs=[1.5], steering_all_layers=True
+    )
+    trainer = PreventativeSFTTrainer(
+        model=copy.deepcopy(tiny_chat_model), args=args, train_dataset=dataset, processing_class=smol_tokenizer,
+        model_id="tiny",
+    )  # fmt: skip
+    assert sorted(trainer.steerer.ops) == [1, 2, 3, 4]
+    vector = PersonaVector.load(vector_file)
+    # the deltas added up to layer l sum to 1.5 * v_l: the residual stream carries them forward
+    total = sum(trainer.steerer.ops[layer][0].direction for layer in (1, 2, 3))
+    torch.testing.assert_close(total, 1.5 * vector[3].float(), rtol=1e-5, atol=1e-5)
+    assert trainer.steering_summary()[0]["layer"] == 1 and len(trainer.steering_summary()) == 4
+
+
+@pytest.mark.parametrize("schedule", ["warmup", "decay"])
+def test_coefficient_schedules_are_applied_and_logged(
+    schedule, tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+):
+    args = _args(
+        tmp_path, schedule, persona_vectors=[vector_file], steering_coefs=[2.0], steering_layers=[2], max_steps=4,
+        steering_schedule=schedule, steering_warmup_ratio=0.5, measure_drift=False,
+    )  # fmt: skip
+    trainer = _train(PreventativeSFTTrainer, tiny_chat_model, args, dataset, smol_tokenizer, model_id="tiny")
+    scales = [row["steering/scale"] for row in trainer.state.log_history if "steering/scale" in row]
+    # the scale is that of the step logged last: warm-up over 2 of 4 steps, or a linear decay to 0
+    assert scales == ([0.5, 1.0, 1.0, 1.0] if schedule == "warmup" else [1.0, 0.75, 0.5, 0.25])
+    with pytest.raises(ValueError, match="steering_schedule='cosine'"):
+        _args(tmp_path, "bad", steering_schedule="cosine")
+
+
+def test_projection_penalty_changes_the_loss_and_needs_lora(
+    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"])
+    common = dict(
+        persona_vectors=[vector_file], steering_coefs=[0.0], steering_layers=[2], measure_drift=False
+    )
+    plain = _train(
+        PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "p0", **common), dataset, smol_tokenizer,
+        model_id="tiny", peft_config=lora,
+    )  # fmt: skip
+    penalised = _train(
+        PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "p1", projection_penalty=50.0, **common),
+        dataset, smol_tokenizer, model_id="tiny", peft_config=lora,
+    )  # fmt: skip
+    values = [row["penalty/projection"] for row in penalised.state.log_history if "penalty/projection" in row]
+    assert len(values) == 3 and values[0] == pytest.approx(0.0, abs=1e-8)  # LoRA starts at the base model
+    assert max(values[1:]) > 0
+    assert _losses(plain)[0] == pytest.approx(_losses(penalised)[0], abs=1e-6)  # no penalty before any update
+    assert _losses(plain)[1:] != pytest.approx(_losses(penalised)[1:], abs=1e-6)
+    with pytest.raises(ValueError, match="projection_penalty needs LoRA"):
+        PreventativeSFTTrainer(
+            model=copy.deepcopy(tiny_chat_model), args=_args(tmp_path, "p2", projection_penalty=1.0, **common),
+            train_dataset=dataset, processing_class=smol_tokenizer, model_id="tiny",
+        )  # fmt: skip

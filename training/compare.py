@@ -43,12 +43,28 @@ def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     header = ["run", "steering", "steps", "final loss", "time s"]
     header += [f"{t} shift" for t in traits] + [f"{t} judged" for t in judged] + list(capability)
     rows = []
-    for run in runs:
+    expanded = []
+    for run in runs:  # a run evaluated with inference-time steering too gets a second row for it
+        expanded.append(run)
         s = run["summary"]
+        if "trait_expression_inference_steered" in s or "capability_inference_steered" in s:
+            steered = {
+                **s,
+                "trait_expression": s.get("trait_expression_inference_steered", {}),
+                "capability": s.get("capability_inference_steered", {}),
+                "trait_drift": {},  # drift is measured on the unsteered model
+                "steering": [{"trait": "inference", "layer": "-", "mode": "add", "coef": 1}],
+            }
+            expanded.append({**run, "name": f"{run['name']} + inference steering", "summary": steered})
+    for run in expanded:
+        s = run["summary"]
+        groups: dict[tuple, list] = {}
+        for x in s.get("steering", []):
+            if x.get("coef"):
+                groups.setdefault((x["trait"], x["mode"], x["coef"]), []).append(x["layer"])
         steering = ", ".join(
-            f"{x['trait']}@{x['layer']} {x['mode']} {x['coef']:g}"
-            for x in s.get("steering", [])
-            if x.get("coef")
+            f"{trait}@{layers[0] if len(layers) == 1 else f'{layers[0]}-{layers[-1]}'} {mode} {coef:g}"
+            for (trait, mode, coef), layers in groups.items()
         )
         train = s.get("train", {})
         row = [

@@ -10,6 +10,8 @@ from trl import SFTConfig
 
 from steering.hooks import COEF_UNITS, MODES, POSITIONS
 
+SCHEDULES = ("constant", "warmup", "decay")
+
 
 @dataclass
 class PreventativeSFTConfig(SFTConfig):
@@ -45,6 +47,26 @@ class PreventativeSFTConfig(SFTConfig):
     steering_coef_unit: str = field(
         default="raw",
         metadata={"help": f"One of {COEF_UNITS}: raw units of v, or fractions of the layer's mean norm."},
+    )
+    steering_all_layers: bool = field(
+        default=False,
+        metadata={
+            "help": "Steer every layer at once with incremental vectors v_l - v_(l-1) (steering_layers ignored)."
+        },
+    )
+    steering_schedule: str = field(
+        default="constant",
+        metadata={
+            "help": "Coefficient over training: constant, warmup (0 -> coef over steering_warmup_ratio), decay (coef -> 0)."
+        },
+    )
+    steering_warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps of the warm-up."})
+    projection_penalty: float = field(
+        default=0.0,
+        metadata={
+            "help": "Add lambda * mean((p - p_base)^2) to the loss: p the response-average projection on the first "
+            "vector at its layer, p_base the same with the LoRA adapter disabled (needs use_peft)."
+        },
     )
     measure_drift: bool = field(default=True, metadata={"help": "Measure trait drift at each log/eval step."})
     drift_questions: str | None = field(
@@ -104,6 +126,16 @@ class PreventativeSFTConfig(SFTConfig):
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.steering_schedule not in SCHEDULES:
+            raise ValueError(
+                f"steering_schedule={self.steering_schedule!r}: expected one of {', '.join(SCHEDULES)}"
+            )
+        if not 0 < self.steering_warmup_ratio <= 1:
+            raise ValueError(
+                f"steering_warmup_ratio={self.steering_warmup_ratio}: expected a fraction in (0, 1]"
+            )
+        if self.projection_penalty and not self.persona_vectors:
+            raise ValueError("projection_penalty needs a persona vector (persona_vectors: [...])")
         n = len(self.persona_vectors)
         for name in ("steering_traits", "steering_layers", "steering_coefs"):
             if len(getattr(self, name)) > n:

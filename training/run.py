@@ -264,6 +264,7 @@ def run_training(
         },
         "steering": trainer.steering_summary(),
         "persona_vectors": list(args.persona_vectors),
+        "inference_steering_coef": args.inference_steering_coef,
         "dataset": {
             "source": data_args.dataset,
             "level": data_args.dataset_level,

@@ -11,6 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from steering.hooks import Steerer, SteeringSpec
@@ -39,6 +41,21 @@ def load_vectors(args: PreventativeSFTConfig, model, model_id: str | None) -> li
     return vectors
 
 
+def _peft_model(model):
+    """The PEFT model inside DeepSpeed / DDP wrappers."""
+    while type(model).__name__ in {"DeepSpeedEngine", "DistributedDataParallel"}:
+        model = model.module
+    return model
+
+
+class _MeasureBaseDrift(TrainerCallback):
+    def __init__(self, trainer: PreventativeSFTTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._measure_base()
+
+
 class PreventativeSFTTrainer(SFTTrainer):
     """SFTTrainer + preventative steering + trait drift logging (`drift/<trait>/projection|shift`)."""
 
@@ -51,13 +68,25 @@ class PreventativeSFTTrainer(SFTTrainer):
             cfg.steering_layers[i] if i < len(cfg.steering_layers) else v.default_layer()
             for i, v in enumerate(self.vectors)
         ]
+        n_layers = len(get_decoder_layers(self.model))
         self.specs = [
             SteeringSpec(
-                v, [layer], cfg.coef_for(i), cfg.steering_mode, cfg.steering_positions, cfg.steering_coef_unit
+                v.incremental() if cfg.steering_all_layers else v,
+                list(range(1, n_layers + 1)) if cfg.steering_all_layers else [layer],
+                cfg.coef_for(i),
+                cfg.steering_mode,
+                cfg.steering_positions,
+                cfg.steering_coef_unit,
             )
             for i, (v, layer) in enumerate(zip(self.vectors, self.layers, strict=True))
             if cfg.coef_for(i) != 0.0
         ]
+        if cfg.projection_penalty and not callable(getattr(self.model, "disable_adapter", None)):
+            raise ValueError(
+                "projection_penalty needs LoRA (use_peft: true): the base model's projections come from the "
+                "same model with its adapter disabled"
+            )
+        self._penalty_value: float | None = None
         self.steerer = Steerer(self.model, self.specs) if self.specs else None
         self.drift = None
         if cfg.measure_drift and self.vectors:
@@ -70,16 +99,83 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.drift_batch_size,
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
+        if self.drift is not None:
+            # at train begin, once DeepSpeed has wrapped the model (ZeRO-3 gathers the parameters then)
+            self.add_callback(_MeasureBaseDrift(self))
         self.capability_heldout: list[dict] | None = None  # clean rows for capability/heldout_loss
 
     # --- steering ----------------------------------------------------------------------------
+    def schedule_scale(self) -> float:
+        """The coefficient multiplier of the current step (steering_schedule)."""
+        cfg, step, total = self.args, self.state.global_step, max(self.state.max_steps, 1)
+        if cfg.steering_schedule == "warmup":
+            return min(1.0, (step + 1) / max(cfg.steering_warmup_ratio * total, 1.0))
+        if cfg.steering_schedule == "decay":
+            return max(0.0, 1.0 - step / total)
+        return 1.0
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.steerer is None:
             return super().training_step(model, inputs, num_items_in_batch)
         labels = inputs.get("labels")
         response = labels.ne(-100) if labels is not None else None
+        self.steerer.scale = self.schedule_scale()
         with self.steerer.active(), self.steerer.batch(inputs.get("attention_mask"), response):
             return super().training_step(model, inputs, num_items_in_batch)
+
+    # --- projection-change penalty -----------------------------------------------------------------
+    def _response_projection(self, model, inputs, grad: bool) -> torch.Tensor:
+        """Per-sample mean projection of response tokens on the first vector, read before any steering there."""
+        vector, layer = self.vectors[0], self.layers[0]
+        block = get_decoder_layers(model)[layer - 1]
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(module, args, output):
+            captured["h"] = output[0] if isinstance(output, tuple) else output
+
+        handle = block.register_forward_hook(hook, prepend=True)  # before the steering hook adds to it
+        try:
+            with torch.set_grad_enabled(grad):
+                model(**{k: v for k, v in inputs.items() if k != "labels"})
+        finally:
+            handle.remove()
+        hidden = captured["h"]
+        mask = inputs["labels"].ne(-100).to(hidden.dtype).unsqueeze(-1)
+        unit = vector.unit(layer).to(hidden.device, hidden.dtype)
+        return ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)) @ unit
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self.args.projection_penalty or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        block = get_decoder_layers(model)[self.layers[0] - 1]
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(module, args, output):
+            captured["h"] = output[0] if isinstance(output, tuple) else output
+
+        handle = block.register_forward_hook(hook, prepend=True)
+        try:
+            result = super().compute_loss(model, inputs, True, num_items_in_batch)
+        finally:
+            handle.remove()
+        loss, outputs = result
+        hidden = captured["h"]
+        mask = inputs["labels"].ne(-100).to(hidden.dtype).unsqueeze(-1)
+        unit = self.vectors[0].unit(self.layers[0]).to(hidden.device, hidden.dtype)
+        current = ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)) @ unit
+        scale = self.steerer.scale if self.steerer is not None else None
+        try:
+            if self.steerer is not None:
+                self.steerer.scale = 0.0  # the base forward runs unsteered ("add" steering)
+            with torch.no_grad(), _peft_model(model).disable_adapter():
+                base = self._response_projection(model, inputs, grad=False)
+        finally:
+            if scale is not None:
+                self.steerer.scale = scale
+        penalty = ((current - base.detach()) ** 2).mean()
+        self._penalty_value = float(penalty.detach())
+        loss = loss + self.args.projection_penalty * penalty
+        return (loss, outputs) if return_outputs else loss
 
     # --- drift -------------------------------------------------------------------------------
     def _base_path(self) -> Path:
@@ -98,8 +194,6 @@ class PreventativeSFTTrainer(SFTTrainer):
             path.write_text(json.dumps(self.drift.base, indent=2))
 
     def train(self, *args, **kwargs):
-        if self.drift is not None:
-            self._measure_base()
         output = super().train(*args, **kwargs)
         if self.drift is not None:
             self.final_drift = self.drift.metrics(self.model)
@@ -112,6 +206,10 @@ class PreventativeSFTTrainer(SFTTrainer):
         )
         if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
             logs.update(self.drift.metrics(self.model))
+        if "loss" in logs and self.steerer is not None and self.args.steering_schedule != "constant":
+            logs["steering/scale"] = self.steerer.scale
+        if "loss" in logs and self._penalty_value is not None:
+            logs["penalty/projection"] = self._penalty_value
         in_training = [b for b in self.args.capability_benchmarks if b in ("mc", "heldout_loss")]
         if in_training and any(k.startswith("eval_") for k in logs):
             from .capability import capability_metrics
