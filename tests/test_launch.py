@@ -312,7 +312,7 @@ def test_capability_and_judged_trait_after_training_with_and_without_inference_s
     root, recipe = tiny_setup
     out = tmp_path / "evaluated"
     proc = _train(
-        recipe, tmp_path, "--output_dir", str(out), "--max_steps", "2", "--report_to", "none",
+        recipe, tmp_path, "--output_dir", str(out), "--max_steps", "2", "--report_to", "wandb",
         "--capability_benchmarks", "mc", "heldout_loss", "--capability_mc_limit", "8",
         "--judge_after_training", "base", "--judge_questions", "2", "--judge_max_new_tokens", "4",
         "--inference_steering_coef", "-8.0", "--judge_min_mass", "0",  # a random judge puts little mass on numbers
@@ -333,3 +333,7 @@ def test_capability_and_judged_trait_after_training_with_and_without_inference_s
     assert any("capability/mc_accuracy" in row for row in logged)
     assert any("capability_inference_steered/heldout_loss" in row for row in logged)
     assert any("trait_expression/evil" in row for row in logged)
+    # W&B (offline): a table of the judged answers and the drift plot
+    media = list((out / "wandb").glob("offline-run-*/files/media/**/*"))
+    assert any("samples" in p.name and p.name.endswith(".table.json") for p in media), media
+    assert any("drift_plot" in p.name for p in media)

@@ -10,15 +10,10 @@ class CompareError(ValueError):
     """A run directory can't be compared; the message names it."""
 
 
-def load_run(run_dir: str | Path) -> dict:
-    """A run's summary plus its drift history ({trait: [(step, shift), ...]}) from metrics.jsonl."""
-    run_dir = Path(run_dir)
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise CompareError(f"{run_dir}: no summary.json (not a finished training run directory)")
-    summary = json.loads(path.read_text())
+def drift_history(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """{trait: [(step, shift), ...]} from a run's metrics.jsonl (empty when there is none)."""
     history: dict[str, list[tuple[int, float]]] = {}
-    metrics = run_dir / "metrics.jsonl"
+    metrics = Path(run_dir) / "metrics.jsonl"
     if metrics.is_file():
         for line in metrics.read_text().splitlines():
             try:
@@ -28,7 +23,17 @@ def load_run(run_dir: str | Path) -> dict:
             for key, value in row.items():
                 if key.startswith("drift/") and key.endswith("/shift"):
                     history.setdefault(key.split("/")[1], []).append((int(row.get("step", 0)), float(value)))
-    return {"dir": str(run_dir), "name": run_dir.name, "summary": summary, "history": history}
+    return history
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """A run's summary plus its drift history ({trait: [(step, shift), ...]}) from metrics.jsonl."""
+    run_dir = Path(run_dir)
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise CompareError(f"{run_dir}: no summary.json (not a finished training run directory)")
+    summary = json.loads(path.read_text())
+    return {"dir": str(run_dir), "name": run_dir.name, "summary": summary, "history": drift_history(run_dir)}
 
 
 def _fmt(value, spec: str = "+.2f") -> str:

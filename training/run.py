@@ -143,6 +143,7 @@ def evaluate_after_training(
     if args.inference_steering_coef and trainer.vectors:
         variants.append(("_inference_steered", args.inference_steering_coef))
     out: dict = {}
+    samples: dict[str, dict] = {}
     first, first_layer = (trainer.vectors[0], trainer.layers[0]) if trainer.vectors else (None, None)
     for suffix, coef in variants:
         context = steer(model, first, layer=first_layer, coef=coef) if coef else contextlib.nullcontext()
@@ -164,9 +165,10 @@ def evaluate_after_training(
                 )  # fmt: skip
                 scores[vector.trait] = result["trait"]
                 scores[f"{vector.trait}_coherence"] = result["coherence"]
-                samples = Path(args.output_dir) / f"samples{suffix}_{vector.trait}.json"
+                samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
                 if trainer.is_world_process_zero():
-                    samples.write_text(json.dumps(result, indent=2))
+                    path = Path(args.output_dir) / f"samples{suffix}_{vector.trait}.json"
+                    path.write_text(json.dumps(result, indent=2))
             out[f"trait_expression{suffix}"] = scores
     flat = {}
     for key, values in out.items():
@@ -178,6 +180,10 @@ def evaluate_after_training(
                     else f"{key}/{name}"
                 ] = value
     trainer.log(flat)
+    if trainer.is_world_process_zero() and samples:
+        from .tracking import log_run_extras
+
+        log_run_extras(args.output_dir, samples)  # W&B: a table of the judged answers, the drift plot
     return out
 
 

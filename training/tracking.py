@@ -59,3 +59,32 @@ class JsonlMetricsCallback(TrainerCallback):
 def read_metrics(output_dir: str | Path) -> list[dict]:
     path = Path(output_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def log_run_extras(output_dir: str | Path, samples: dict[str, dict]) -> bool:
+    """Log a table of sample generations and the drift plot to the active W&B run; False when none is active.
+
+    `samples` maps "variant:trait" to a `training.trait_eval.judged_expression` result.
+    """
+    try:
+        import wandb
+    except ImportError:
+        return False
+    if wandb.run is None:
+        return False
+    from .compare import drift_history, plot
+
+    table = wandb.Table(
+        columns=["variant", "trait", "question", "answer", "judged trait", "judged coherence"]
+    )
+    for name, result in samples.items():
+        variant, _, trait = name.rpartition(":")
+        for question, answer in zip(result.get("questions", []), result.get("answers", []), strict=False):
+            table.add_data(variant, trait, question, answer, result.get("trait"), result.get("coherence"))
+    extras: dict = {"samples": table}
+    history = drift_history(output_dir)
+    if history:
+        run = {"name": Path(output_dir).name, "history": history}
+        extras["drift_plot"] = wandb.Image(str(plot([run], Path(output_dir) / "drift.png")))
+    wandb.log(extras)
+    return True

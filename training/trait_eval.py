@@ -68,5 +68,6 @@ def judged_expression(
         "trait": _mean(trait),
         "coherence": _mean(coherence),
         "n_scored": sum(v is not None for v in trait),
+        "questions": questions,
         "answers": [g.response for g in gens],
     }
