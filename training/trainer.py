@@ -7,8 +7,10 @@ saved weights are unsteered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -124,54 +126,46 @@ class PreventativeSFTTrainer(SFTTrainer):
             return super().training_step(model, inputs, num_items_in_batch)
 
     # --- projection-change penalty -----------------------------------------------------------------
-    def _response_projection(self, model, inputs, grad: bool) -> torch.Tensor:
-        """Per-sample mean projection of response tokens on the first vector, read before any steering there."""
-        vector, layer = self.vectors[0], self.layers[0]
-        block = get_decoder_layers(model)[layer - 1]
+    @contextlib.contextmanager
+    def _capture_penalty_layer(self, model) -> Iterator[dict[str, torch.Tensor]]:
+        """Capture the penalty layer's block output, before any steering hook on that block adds to it."""
         captured: dict[str, torch.Tensor] = {}
 
         def hook(module, args, output):
             captured["h"] = output[0] if isinstance(output, tuple) else output
 
-        handle = block.register_forward_hook(hook, prepend=True)  # before the steering hook adds to it
+        handle = get_decoder_layers(model)[self.layers[0] - 1].register_forward_hook(hook, prepend=True)
         try:
-            with torch.set_grad_enabled(grad):
-                model(**{k: v for k, v in inputs.items() if k != "labels"})
+            yield captured
         finally:
             handle.remove()
-        hidden = captured["h"]
-        mask = inputs["labels"].ne(-100).to(hidden.dtype).unsqueeze(-1)
-        unit = vector.unit(layer).to(hidden.device, hidden.dtype)
+
+    def _response_projection(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample mean projection of the response tokens on the first vector."""
+        mask = labels.ne(-100).to(hidden.dtype).unsqueeze(-1)
+        unit = self.vectors[0].unit(self.layers[0]).to(hidden.device, hidden.dtype)
         return ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)) @ unit
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.args.projection_penalty or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        block = get_decoder_layers(model)[self.layers[0] - 1]
-        captured: dict[str, torch.Tensor] = {}
-
-        def hook(module, args, output):
-            captured["h"] = output[0] if isinstance(output, tuple) else output
-
-        handle = block.register_forward_hook(hook, prepend=True)
-        try:
-            result = super().compute_loss(model, inputs, True, num_items_in_batch)
-        finally:
-            handle.remove()
-        loss, outputs = result
-        hidden = captured["h"]
-        mask = inputs["labels"].ne(-100).to(hidden.dtype).unsqueeze(-1)
-        unit = self.vectors[0].unit(self.layers[0]).to(hidden.device, hidden.dtype)
-        current = ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)) @ unit
+        with self._capture_penalty_layer(model) as captured:
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        current = self._response_projection(captured["h"], inputs["labels"])
         scale = self.steerer.scale if self.steerer is not None else None
         try:
             if self.steerer is not None:
                 self.steerer.scale = 0.0  # the base forward runs unsteered ("add" steering)
-            with torch.no_grad(), _peft_model(model).disable_adapter():
-                base = self._response_projection(model, inputs, grad=False)
+            with (
+                torch.no_grad(),
+                _peft_model(model).disable_adapter(),
+                self._capture_penalty_layer(model) as base,
+            ):
+                model(**{k: v for k, v in inputs.items() if k != "labels"})
         finally:
             if scale is not None:
                 self.steerer.scale = scale
+        base = self._response_projection(base["h"], inputs["labels"])
         penalty = ((current - base.detach()) ** 2).mean()
         self._penalty_value = float(penalty.detach())
         loss = loss + self.args.projection_penalty * penalty
