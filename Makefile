@@ -52,4 +52,5 @@ compare: install
 		test -f runs/compare/evil/$$r/summary.json || $(PY) launch.py train recipes/smollm2-135m/evil/$$r.yaml \
 			--output_dir runs/compare/evil/$$r $(COMPARE_EVAL) || exit 1; \
 	done
-	$(PY) launch.py compare $(addprefix runs/compare/evil/,$(COMPARE_RECIPES)) --output_dir runs/compare/evil
+	$(PY) launch.py compare $(addprefix runs/compare/evil/,$(COMPARE_RECIPES)) --output_dir runs/compare/evil \
+		--base_model smollm2-135m

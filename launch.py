@@ -289,8 +289,11 @@ def cmd_compare(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="launch.py compare", description=cmd_compare.__doc__)
     parser.add_argument("run_dirs", nargs="+", help="training run output directories (with summary.json)")
     parser.add_argument("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
+    parser.add_argument(
+        "--base_model", default=None, help="also evaluate this untouched model the same way, as a first row"
+    )
     opts = parser.parse_args(argv)
-    table, image = compare_runs(opts.run_dirs, opts.output_dir)
+    table, image = compare_runs(opts.run_dirs, opts.output_dir, opts.base_model)
     print(table)
     print(f"written: {Path(opts.output_dir) / 'compare.md'}, {image}")
     return 0

@@ -132,3 +132,28 @@ def test_compare_prints_side_by_side_and_plots(tmp_path):
     assert image.is_file() and image.stat().st_size > 1000
     with pytest.raises(CompareError, match="no summary.json"):
         compare_runs([tmp_path])
+
+
+def test_compare_with_a_base_model_row(smol_tokenizer, tmp_path):
+    from training.compare import compare_runs
+
+    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32)
+    model.config.pad_token_id = smol_tokenizer.pad_token_id
+    model.save_pretrained(tmp_path / "base")
+    smol_tokenizer.save_pretrained(tmp_path / "base")
+    random_vector(model, model_id=str(tmp_path / "base")).save(tmp_path / "evil.safetensors")
+    run = tmp_path / "run"
+    run.mkdir()
+    summary = {
+        "train": {"steps": 2, "final_loss": 1.0, "runtime_s": 1},
+        "trait_drift": {"evil": {"shift": 3.0}},
+        "persona_vectors": [str(tmp_path / "evil.safetensors")],
+        "evaluation": {"capability_mc_limit": 4, "judge_questions": 2, "judge_answer_prefix": ""},
+        "capability": {"capability/mc_accuracy": 0.5},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    table, _ = compare_runs([run], tmp_path / "cmp", base_model=str(tmp_path / "base"))
+    base_line = table.splitlines()[2]
+    assert "(base, not fine-tuned)" in base_line and "| +0.00 |" in base_line
+    cached = json.loads((tmp_path / "cmp" / "base_model.json").read_text())
+    assert 0 <= cached["capability"]["capability/mc_accuracy"] <= 1 and "evil" in cached["trait_expression"]

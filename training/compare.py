@@ -109,7 +109,8 @@ def plot(runs: list[dict], path: Path) -> Path:
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"{trait}: projection shift")
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -117,13 +118,79 @@ def plot(runs: list[dict], path: Path) -> Path:
     return path
 
 
-def compare_runs(run_dirs: list[str | Path], output_dir: str | Path = "runs/compare") -> tuple[str, Path]:
-    """The side-by-side table (markdown, also written to OUTPUT/compare.md) and the drift plot's path."""
+def compare_runs(
+    run_dirs: list[str | Path], output_dir: str | Path = "runs/compare", base_model: str | None = None
+) -> tuple[str, Path]:
+    """The side-by-side table (markdown, also written to OUTPUT/compare.md) and the drift plot's path.
+
+    With `base_model`, a first row evaluates the untouched base model the same way (vectors of the first run).
+    """
     if not run_dirs:
         raise CompareError("give at least one run directory")
     runs = [load_run(d) for d in run_dirs]
+    if base_model:
+        first = runs[0]["summary"]
+        evaluation = first.get("evaluation") or {}
+        base = base_model_row(
+            base_model,
+            first.get("persona_vectors", []),
+            output_dir,
+            evaluation.get("capability_mc_limit", 200),
+            evaluation.get("judge_answer_prefix", "Score: "),
+            evaluation.get("judge_questions", 10),
+            (first.get("dataset") or {}).get("source", "builtin:evil"),
+        )
+        runs.insert(
+            0, {"dir": "", "name": f"{base_model} (base, not fine-tuned)", "summary": base, "history": {}}
+        )
     table = markdown_table(*comparison_rows(runs))
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(table)
     return table, plot(runs, out / "compare.png")
+
+
+def base_model_row(
+    model_id: str,
+    vector_paths: list[str],
+    output_dir: str | Path,
+    mc_limit: int | None = 200,
+    judge_answer_prefix: str = "Score: ",
+    judge_questions: int = 10,
+    heldout_dataset: str = "builtin:evil",
+) -> dict:
+    """The untouched base model evaluated like the runs (capability, judged trait): a reference row.
+
+    Cached in OUTPUT_DIR/base_model.json.
+    """
+    cache = Path(output_dir) / "base_model.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from steering.judge import make_judge
+    from steering.models import load_model
+    from steering.vector import PersonaVector
+
+    from .capability import capability_metrics
+    from .config import DataArguments
+    from .run import clean_heldout_rows
+    from .trait_eval import judged_expression
+
+    model, tokenizer = load_model(model_id)
+    rows = clean_heldout_rows(DataArguments(dataset=heldout_dataset))
+    summary: dict = {
+        "train": {"steps": 0},
+        "capability": capability_metrics(model, tokenizer, ["mc", "heldout_loss"], rows, mc_limit),
+        "trait_expression": {},
+        "trait_drift": {},
+        "steering": [],
+    }
+    judge = make_judge(model_id, model=model, tokenizer=tokenizer, answer_prefix=judge_answer_prefix)
+    for path in vector_paths:
+        vector = PersonaVector.load(path)
+        result = judged_expression(model, tokenizer, vector, judge, judge_questions)
+        summary["trait_expression"][vector.trait] = result["trait"]
+        summary["trait_expression"][f"{vector.trait}_coherence"] = result["coherence"]
+        summary["trait_drift"][vector.trait] = {"shift": 0.0}
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(summary, indent=2))
+    return summary

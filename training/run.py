@@ -271,6 +271,13 @@ def run_training(
         "steering": trainer.steering_summary(),
         "persona_vectors": list(args.persona_vectors),
         "inference_steering_coef": args.inference_steering_coef,
+        "evaluation": {
+            "capability_benchmarks": list(args.capability_benchmarks),
+            "capability_mc_limit": args.capability_mc_limit,
+            "judge_after_training": args.judge_after_training,
+            "judge_answer_prefix": args.judge_answer_prefix,
+            "judge_questions": args.judge_questions,
+        },
         "dataset": {
             "source": data_args.dataset,
             "level": data_args.dataset_level,
