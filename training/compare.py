@@ -58,7 +58,7 @@ def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
                 "trait_expression": s.get("trait_expression_inference_steered", {}),
                 "capability": s.get("capability_inference_steered", {}),
                 "trait_drift": {},  # drift is measured on the unsteered model
-                "steering": [{"trait": "inference", "layer": "-", "mode": "add", "coef": 1}],
+                "steering": [],
             }
             expanded.append({**run, "name": f"{run['name']} + inference steering", "summary": steered})
     for run in expanded:
@@ -71,6 +71,9 @@ def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
             f"{trait}@{layers[0] if len(layers) == 1 else f'{layers[0]}-{layers[-1]}'} {mode} {coef:g}"
             for (trait, mode, coef), layers in groups.items()
         )
+        if run["name"].endswith("+ inference steering"):
+            coef = s.get("inference_steering_coef")
+            steering = f"at inference{'' if coef is None else f' {coef:g}'}"
         train = s.get("train", {})
         row = [
             run["name"],
