@@ -30,8 +30,9 @@ import torch
 from tqdm.auto import tqdm
 
 from steering.activations import prompt_response_activations
-from steering.chat import format_chat
 from steering.generate import generate
+from steering.jsonl import read_records, repair
+from steering.score import auc, encode_sample
 from steering.vector import PersonaVector
 
 logger = logging.getLogger(__name__)
@@ -103,14 +104,6 @@ def sample_key(prompt: Sequence[dict], completion: Sequence[dict]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _ids(tokenizer, prompt: Sequence[dict], completion: Sequence[dict]) -> tuple[str, list[int], list[int]]:
-    prompt_text = format_chat(tokenizer, list(prompt))
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    answer = _text(completion)
-    response_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] if answer else []
-    return prompt_text, prompt_ids, response_ids
-
-
 # ---------------------------------------------------------------- base responses
 class BaseResponses:
     """The base model's greedy responses, cached per (model, prompt, max_new_tokens) in JSONL files.
@@ -124,15 +117,13 @@ class BaseResponses:
         self.tag = f"{model_id}|{max_new_tokens}"
         self.max_new_tokens = max_new_tokens
         self.path = self.directory / f"rank{rank}.jsonl"
-        _drop_torn_lines(self.path)
-        self.cache: dict[str, dict] = {}
-        for path in sorted(self.directory.glob("rank*.jsonl")):
-            for line in path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                    self.cache[row["key"]] = row
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut by a crash: regenerated
+        repair(self.path)
+        self.cache = {
+            row["key"]: row
+            for path in sorted(self.directory.glob("rank*.jsonl"))
+            for row in read_records(path)
+            if "key" in row
+        }  # a line cut by a crash is regenerated
 
     def key(self, prompt_text: str) -> str:
         return hashlib.sha1(f"{self.tag}|{prompt_text}".encode()).hexdigest()
@@ -186,7 +177,7 @@ def score_chunk(
     batch_size: int,
 ) -> list[dict]:
     """Scores of prompt-completion rows ({"index", "prompt", "completion", ...}) on every probe."""
-    encoded = [_ids(tokenizer, r["prompt"], r["completion"]) for r in rows]
+    encoded = [encode_sample(tokenizer, r["prompt"], r["completion"]) for r in rows]
     pairs = [(p_ids, r_ids) for _, p_ids, r_ids in encoded]
     base_rows: list[dict] = []
     if method == "response":
@@ -229,37 +220,11 @@ def score_chunk(
 
 
 # ---------------------------------------------------------------- shards and resume
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash: that sample is screened again
-    return rows
-
-
-def _drop_torn_lines(path: Path) -> None:
-    """Rewrite a JSONL file without lines a crash cut short, so that appends start on a fresh line."""
-    if not path.is_file():
-        return
-    text = path.read_text()
-    valid = []
-    for line in text.splitlines():
-        try:
-            json.loads(line)
-            valid.append(line)
-        except json.JSONDecodeError:
-            continue
-    if len(valid) != len(text.splitlines()) or (text and not text.endswith("\n")):
-        path.write_text("".join(line + "\n" for line in valid))
-
-
 def finished_rows(output_dir: Path) -> dict[int, dict]:
     """Rows any rank has written so far, by sample index."""
     done: dict[int, dict] = {}
     for path in sorted((output_dir / "shards").glob("rank*.jsonl")):
-        for row in _read_jsonl(path):
+        for row in read_records(path):  # a line cut by a crash: that sample is screened again
             done[row["index"]] = row
     return done
 
@@ -274,14 +239,14 @@ def _check_run(output_dir: Path, cfg: ScreenConfig, probes: Sequence[Probe], n: 
         "samples": n,
         "method": cfg.method,
         "max_new_tokens": cfg.max_new_tokens,
-        "probes": [(p.trait, p.layer) for p in probes],
+        "probes": [[p.trait, p.layer] for p in probes],  # lists, as JSON gives them back
         "vectors": list(cfg.vectors),
     }
     path = output_dir / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(identity)):
-            changed = sorted(k for k in identity if old.get(k) != json.loads(json.dumps(identity[k])))
+        if old != identity:
+            changed = sorted(k for k in identity if old.get(k) != identity[k])
             raise ValueError(
                 f"{output_dir} holds screening results of another run (differs in: {', '.join(changed)}); "
                 "use another output_dir, or delete that directory to start over"
@@ -325,7 +290,7 @@ def screen_rows(
         cache_dir = Path(cfg.base_cache_dir) if cfg.base_cache_dir else output_dir / "base_responses"
         base = BaseResponses(cache_dir, model_id, cfg.max_new_tokens, rank)
     shard = output_dir / "shards" / f"rank{rank}.jsonl"
-    _drop_torn_lines(shard)
+    repair(shard)
     with (
         shard.open("a") as f,
         tqdm(
@@ -342,13 +307,6 @@ def screen_rows(
 
 
 # ---------------------------------------------------------------- dataset level
-def auc(high: Sequence[float], low: Sequence[float]) -> float:
-    """Probability that a random `high` score exceeds a random `low` one (ties count half)."""
-    from steering.score import auc as _auc
-
-    return _auc(list(high), list(low))
-
-
 def _stats(values: Sequence[float]) -> dict:
     t = torch.tensor(list(values), dtype=torch.float64)
     return {

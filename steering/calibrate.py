@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .chat import build_messages, format_chat
 from .generate import generate
 from .hooks import steer
+from .jsonl import repair
 from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
 from .traits import TraitSpec
 from .vector import PersonaVector
@@ -90,15 +91,8 @@ def choose(cells: Sequence[Cell], coherence_threshold: float) -> tuple[int, floa
 
 
 def _done_cells(path: Path) -> dict[tuple[int, float], dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                done[(row["layer"], row["coef"])] = row
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a crash: that cell is redone
-    return done
+    """Finished grid cells; a line cut by a crash is dropped (and that cell redone)."""
+    return {(row["layer"], row["coef"]): row for row in repair(path) if "layer" in row and "coef" in row}
 
 
 def calibrate_vector(

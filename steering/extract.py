@@ -19,6 +19,7 @@ from .activations import prompt_response_activations
 from .chat import build_messages, format_chat
 from .filtering import JudgeFilter, KeepAll, ResponseFilter
 from .generate import generate
+from .jsonl import repair
 from .judge import make_judge
 from .layers import get_decoder_layers, hidden_size
 from .models import load_model
@@ -108,20 +109,7 @@ def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
 
 def _load_done(path: Path) -> dict[str, dict]:
     """Finished records of an earlier run; a line cut by a crash is dropped (and regenerated)."""
-    done, valid = {}, []
-    if not path.is_file():
-        return done
-    text = path.read_text()
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-            done[record["key"]] = record
-            valid.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    if len(valid) != len(text.splitlines()) or (text and not text.endswith("\n")):
-        path.write_text("".join(line + "\n" for line in valid))  # so appends start on a fresh line
-    return done
+    return {record["key"]: record for record in repair(path) if "key" in record}
 
 
 def generate_responses(model, tokenizer, spec: TraitSpec, cfg: ExtractionConfig, out: Path) -> list[dict]:

@@ -55,17 +55,20 @@ class Calibration:
     n_neg: int
 
 
+def encode_sample(
+    tokenizer, prompt: Sequence[dict], completion: Sequence[dict] | None = None
+) -> tuple[str, list[int], list[int]]:
+    """(formatted prompt, prompt ids, response ids) of a chat prompt and an optional assistant completion."""
+    prompt_text = format_chat(tokenizer, list(prompt))
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    text = completion[0]["content"] if completion else ""
+    response_ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+    return prompt_text, prompt_ids, response_ids
+
+
 def _samples_to_ids(tokenizer, samples: Sequence[dict]) -> list[tuple[list[int], list[int]]]:
     """Each sample: {"prompt": [messages]} with an optional {"completion": [assistant message]}."""
-    out = []
-    for s in samples:
-        prompt_text = format_chat(tokenizer, list(s["prompt"]))
-        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        response = s.get("completion") or []
-        text = response[0]["content"] if response else ""
-        response_ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-        out.append((prompt_ids, response_ids))
-    return out
+    return [encode_sample(tokenizer, s["prompt"], s.get("completion"))[1:] for s in samples]
 
 
 def project(

@@ -208,3 +208,16 @@ def test_auto_thresholds_for_weak_judges():
     coherence = [20.0, 30.0, 31.0, 32.0, None]
     assert auto_thresholds(trait, coherence) == (28.0, 30.0)  # pooled median; lower quartile
     assert auto_thresholds([None], [None]) == (50.0, 50.0)  # nothing scored: the paper's defaults
+
+
+def test_jsonl_files_survive_a_torn_last_line(tmp_path):
+    from steering.jsonl import read_records, repair
+
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3')  # a crash cut the last line short
+    assert read_records(path) == [{"a": 1}, {"a": 2}]
+    assert repair(path) == [{"a": 1}, {"a": 2}]
+    with path.open("a") as f:  # appends now start on a fresh line
+        f.write('{"a": 4}\n')
+    assert read_records(path) == [{"a": 1}, {"a": 2}, {"a": 4}]
+    assert read_records(tmp_path / "missing.jsonl") == [] and repair(tmp_path / "missing.jsonl") == []

@@ -58,18 +58,21 @@ def _env(root: Path) -> dict:
     return env
 
 
+def _train(
+    recipe: Path, cwd: Path, *overrides: str, launcher: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    bindir = Path(sys.executable).parent
+    env = {**_env(cwd), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    cmd = [*(launcher or [sys.executable]), str(ROOT / "launch.py"), "train", str(recipe), *overrides]
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+    )
+
+
 def test_train_command_writes_summary_metrics_and_wandb(tiny_setup):
     root, recipe = tiny_setup
     out = root / "single"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "launch.py"), "train", str(recipe), "--output_dir", str(out)],
-        cwd=root,
-        env=_env(root),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _train(recipe, root, "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["recipe"] == str(recipe) and summary["model"] == str(root / "model")
@@ -90,18 +93,10 @@ def test_train_command_writes_summary_metrics_and_wandb(tiny_setup):
 def test_train_with_a_screening_stage_drops_the_riskiest_samples(tiny_setup, tmp_path):
     root, recipe = tiny_setup
     out = tmp_path / "screened"
-    cmd = [sys.executable, str(ROOT / "launch.py"), "train", str(recipe), "--output_dir", str(out),
-           "--screen_vectors", str(root / "evil.safetensors"), "--screen_drop_top_pct", "25",
-           "--screen_max_new_tokens", "8", "--report_to", "none", "--max_steps", "1"]  # fmt: skip
-    proc = subprocess.run(
-        cmd,
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _train(
+        recipe, tmp_path, "--output_dir", str(out), "--screen_vectors", str(root / "evil.safetensors"),
+        "--screen_drop_top_pct", "25", "--screen_max_new_tokens", "8", "--report_to", "none", "--max_steps", "1",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     screening = summary["screening"]
@@ -231,17 +226,6 @@ def test_deepspeed_zero2_two_processes_matches_single_process(tiny_setup):
     # same global batch (2 processes x 2 = 1 x 4), same seed: the same losses
     assert ds["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-4)
     assert ds["trait_drift"]["evil"]["shift"] == pytest.approx(one["trait_drift"]["evil"]["shift"], abs=1e-3)
-
-
-def _train(
-    recipe: Path, cwd: Path, *overrides: str, launcher: list[str] | None = None
-) -> subprocess.CompletedProcess:
-    bindir = Path(sys.executable).parent
-    env = {**_env(cwd), "PATH": f"{bindir}:{os.environ['PATH']}"}
-    cmd = [*(launcher or [sys.executable]), str(ROOT / "launch.py"), "train", str(recipe), *overrides]
-    return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
-    )
 
 
 def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):

@@ -12,17 +12,13 @@ class CompareError(ValueError):
 
 def drift_history(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """{trait: [(step, shift), ...]} from a run's metrics.jsonl (empty when there is none)."""
+    from .tracking import read_metrics
+
     history: dict[str, list[tuple[int, float]]] = {}
-    metrics = Path(run_dir) / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            for key, value in row.items():
-                if key.startswith("drift/") and key.endswith("/shift"):
-                    history.setdefault(key.split("/")[1], []).append((int(row.get("step", 0)), float(value)))
+    for row in read_metrics(run_dir):
+        for key, value in row.items():
+            if key.startswith("drift/") and key.endswith("/shift"):
+                history.setdefault(key.split("/")[1], []).append((int(row.get("step", 0)), float(value)))
     return history
 
 

@@ -17,7 +17,7 @@ from steering.layers import get_decoder_layers
 from steering.models import load_tokenizer, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
-from .tracking import JsonlMetricsCallback, configure_wandb
+from .tracking import JsonlMetricsCallback, configure_wandb, read_metrics
 from .trainer import PreventativeSFTTrainer
 
 logger = logging.getLogger(__name__)
@@ -198,9 +198,8 @@ def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
     if not (checkpoint and state.is_file() and metrics.is_file()):
         return
     step = json.loads(state.read_text())["global_step"]
-    rows = [line for line in metrics.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
-    metrics.write_text("".join(line + "\n" for line in kept))
+    kept = [row for row in read_metrics(output_dir) if row.get("step", 0) <= step]  # torn lines go too
+    metrics.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 def run_training(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from steering.jsonl import read_records
+
 WANDB_HOST = "api.wandb.ai"
 
 
@@ -57,8 +59,8 @@ class JsonlMetricsCallback(TrainerCallback):
 
 
 def read_metrics(output_dir: str | Path) -> list[dict]:
-    path = Path(output_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    """The rows of OUTPUT_DIR/metrics.jsonl (a line cut by a crash is skipped)."""
+    return read_records(Path(output_dir) / "metrics.jsonl")
 
 
 def log_run_extras(output_dir: str | Path, samples: dict[str, dict]) -> bool:
