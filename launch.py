@@ -200,6 +200,7 @@ def cmd_score(argv: list[str]) -> int:
     parser.add_argument("--output", default=None, help="write one JSON row per sample here")
     parser.add_argument("--no-calibrate", action="store_true", help="skip the threshold (no flags)")
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--layers_path", default=None, help="attribute path to the decoder blocks, if not found")
     opts = parser.parse_args(argv)
     if not opts.text and not opts.file:
         parser.error("give --text or --file")
@@ -207,7 +208,7 @@ def cmd_score(argv: list[str]) -> int:
 
     vector = PersonaVector.load(opts.vector)
     layer = opts.layer or vector.default_layer()
-    model, tokenizer = load_model(opts.model or vector.model_id)
+    model, tokenizer = load_model(opts.model or vector.model_id, layers_path=opts.layers_path)
     from steering.layers import get_decoder_layers, hidden_size
 
     vector.check_model(

@@ -68,6 +68,9 @@ class ScreenConfig:
             "prompt_last: the cheap approximation only (approx_diff, nothing generated)"
         },
     )
+    layers_path: str | None = field(
+        default=None, metadata={"help": "attribute path to the decoder blocks (e.g. 'model.layers') if not found"}
+    )
     max_new_tokens: int = field(default=96, metadata={"help": "length of the base model's greedy responses"})
     batch_size: int = field(default=16, metadata={"help": "generation and activation batch size"})
     chunk_size: int = field(default=64, metadata={"help": "samples per written chunk (resume granularity)"})
@@ -564,7 +567,9 @@ def screen_dataset(
     model_id = cfg.model_name_or_path or vectors[0].model_id
     state = _process_state()
     if model is None:
-        model, tokenizer = load_model(model_id, dtype=cfg.dtype, device=str(state.device))
+        model, tokenizer = load_model(
+            model_id, dtype=cfg.dtype, device=str(state.device), layers_path=cfg.layers_path
+        )
     for vector, path in zip(vectors, cfg.vectors, strict=True):
         vector.check_model(hidden_size(model), len(get_decoder_layers(model)), model_id, source=path)
     probes = make_probes(vectors, cfg.layers)

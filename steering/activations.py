@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .layers import get_decoder_layers, unwrap_model
+from .layers import block_hidden, get_decoder_layers, unwrap_model
 
 
 class _StopForward(Exception):
@@ -40,7 +40,7 @@ def _on_blocks(
 
     def make_hook(layer: int):
         def hook(module, args, output):
-            fn(layer, output[0] if isinstance(output, tuple) else output)
+            fn(layer, block_hidden(output))
             if layer == stop_after:
                 raise _StopForward
 

@@ -48,6 +48,7 @@ class ExtractionConfig:
     dtype: str = "float32"
     seed: int = 0
     trust_remote_code: bool = False
+    layers_path: str | None = None  # attribute path to the decoder blocks, where structure can't tell
     # judge filtering (METHOD.md section 2); judge "none" keeps every response
     judge: str = "none"  # none | self | an HF id or path | openai:MODEL
     judge_base_url: str | None = None
@@ -270,7 +271,10 @@ def extract(
     spec = load_trait_spec(cfg.trait)
     if model is None:
         model, tokenizer = load_model(
-            cfg.model_name_or_path, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code
+            cfg.model_name_or_path,
+            dtype=cfg.dtype,
+            trust_remote_code=cfg.trust_remote_code,
+            layers_path=cfg.layers_path,
         )
     out_dir = cfg.trait_dir(spec.trait)
     out_dir.mkdir(parents=True, exist_ok=True)

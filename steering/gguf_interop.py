@@ -8,7 +8,7 @@ keys `controlvector.model_hint` (string, the model type, e.g. "llama") and
 
 Layer mapping (note the off-by-one):
 
-    our layer l (1-based; output of decoder block l = hidden_states[l])  <->  direction.(l - 1)
+    our layer l (1-based; output of decoder block l)  <->  direction.(l - 1)
 
 `N` in `direction.N` is the 0-based index of the decoder block whose output is steered: llama.cpp
 adds `direction.N` to the output of block N (0-based), right after the block's residual add.
@@ -47,14 +47,15 @@ def export_control_vector(
     path: str | Path,
     layers: Sequence[int] | None = None,
     coef: float = 1.0,
-    model_hint: str = "llama",
+    model_hint: str | None = None,
 ) -> Path:
     """Write `coef * v_l` for each chosen layer as `direction.(l-1)` in a control-vector GGUF.
 
     `layers` defaults to every layer of the vector except layer 1 (llama.cpp can't load
-    `direction.0`). Returns the path written.
+    `direction.0`). `model_hint` defaults to the model type of the vector's model. Returns the path.
     """
     path = Path(path)
+    model_hint = model_hint or vector_model_type(vector)
     chosen = sorted(layer for layer in vector.layers if layer != 1) if layers is None else sorted(set(layers))
     for layer in chosen:
         check_layer(layer, vector.num_layers, where="export layer")
@@ -86,6 +87,43 @@ def export_control_vector(
     return path
 
 
+def _local_config(model_id: str):
+    """The HF config of an embedded or local model (no hub access), or None."""
+    from .models import is_embedded, model_config
+
+    if not (is_embedded(model_id) or (Path(model_id) / "config.json").is_file()):
+        return None
+    try:
+        return model_config(model_id)
+    except Exception:  # noqa: BLE001 - an unreadable config just means "unknown"
+        return None
+
+
+def vector_model_type(vector: PersonaVector) -> str:
+    """The transformers model type of the model a vector was extracted from."""
+    known = vector.extraction.get("model_type")
+    if known:
+        return str(known)
+    config = _local_config(vector.model_id)
+    if config is not None:
+        return str(config.model_type)
+    raise ValueError(
+        f"vector '{vector.trait}' does not record its model type and '{vector.model_id}' is not a local model: "
+        "pass model_hint= (the transformers model type, e.g. 'llama' or 'qwen2')"
+    )
+
+
+def _model_layer_count(model_id: str) -> int | None:
+    config = _local_config(model_id)
+    if config is None:
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(getattr(text, name, None), int):
+            return int(getattr(text, name))
+    return None
+
+
 def _string_field(reader: GGUFReader, key: str) -> str | None:
     field = reader.get_field(key)
     if field is None:
@@ -100,11 +138,18 @@ def import_control_vector(
     model_id: str,
     num_layers: int | None = None,
     expected_model_hint: str | None = None,
+    model=None,
 ) -> PersonaVector:
     """Read a control-vector GGUF into a PersonaVector: `direction.N` -> layer N+1.
 
-    hidden_size comes from the tensors; `num_layers` defaults to the highest layer found. If
-    `expected_model_hint` is given, the file's `controlvector.model_hint` must match it.
+    hidden_size comes from the tensors. The layer count (a file only holds the directions it steers)
+    comes from `num_layers`, else from `model` (its decoder blocks), else from `model_id`'s config when
+    that is a local or embedded model; otherwise it is an error. If `expected_model_hint` is given, the
+    file's `controlvector.model_hint` must match it.
+
+    A repeng vector trained with its default reads has, for the model's last layer, a direction
+    taken from `hidden_states[L]` (after the final norm); here it is added to the last block's output
+    before that norm, so treat a last-layer direction from repeng as approximate.
     """
     path = Path(path)
     if not path.is_file():
@@ -145,9 +190,19 @@ def import_control_vector(
         raise VectorMismatch(f"{path}: direction tensors have different sizes: {dict(sorted(sizes.items()))}")
 
     top = max(layers)
+    if num_layers is None and model is not None:
+        from .layers import get_decoder_layers
+
+        num_layers = len(get_decoder_layers(model))
     if num_layers is None:
-        num_layers = top
-    elif top > num_layers:
+        num_layers = _model_layer_count(model_id)
+    if num_layers is None:
+        raise VectorMismatch(
+            f"{path}: a control vector holds only the layers it steers (here up to layer {top}), not the "
+            f"model's layer count, and '{model_id}' is not a local model to read it from: pass num_layers= "
+            "(or model=)"
+        )
+    if top > num_layers:
         raise VectorMismatch(f"{path}: has direction.{top - 1} (layer {top}) but num_layers={num_layers}")
     return PersonaVector(
         trait=trait,
@@ -155,5 +210,10 @@ def import_control_vector(
         hidden_size=next(iter(sizes.values())),
         num_layers=num_layers,
         layers=dict(sorted(layers.items())),
-        extraction={"source": "gguf_control_vector", "file": str(path), "model_hint": model_hint},
+        extraction={
+            "source": "gguf_control_vector",
+            "file": str(path),
+            "model_hint": model_hint,
+            **({"model_type": model_hint} if model_hint else {}),
+        },
     )

@@ -2,26 +2,40 @@
 
 Hooks are forward hooks on decoder blocks, held by a `Steerer` and registered by a context manager,
 so they stay registered through backward (gradient checkpointing re-runs the blocks there) and are
-removed on exit. Positions are chosen per token from masks: never padding; "prompt" or "response"
-tokens from an explicit response mask (training) or, when none is set, from the forward calls
-themselves (generation: the first call is the prompt, cached decode steps are the response).
+removed on exit. Positions are chosen per token: never padding; "prompt" or "response" tokens from
+an explicit response mask (training, or a plain forward over prompt + response) or, under
+`generate`, from what each forward call really gets: the length of the KV cache before the call
+(the absolute position of its first token) and, without a cache, the growing input it is fed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .layers import check_layer, get_decoder_layers, hidden_size
+from .layers import (
+    block_hidden,
+    check_layer,
+    get_decoder_layers,
+    hidden_size,
+    unwrap_model,
+    with_block_hidden,
+)
 from .vector import PersonaVector
 
 MODES = ("add", "ablate")
 POSITIONS = ("all", "prompt", "response")
 COEF_UNITS = ("raw", "relative")
+
+
+class SteeringNoOp(ValueError):
+    """A steering request that would silently steer nothing."""
 
 
 @dataclass
@@ -44,14 +58,29 @@ class SteeringSpec:
     def __post_init__(self) -> None:
         if isinstance(self.layers, int):
             self.layers = [self.layers]
+        self.layers = list(self.layers)
         if self.mode not in MODES:
             raise ValueError(f"steering mode={self.mode!r}: expected one of {MODES}")
         if self.positions not in POSITIONS:
             raise ValueError(f"steering positions={self.positions!r}: expected one of {POSITIONS}")
         if self.coef_unit not in COEF_UNITS:
             raise ValueError(f"steering coef_unit={self.coef_unit!r}: expected one of {COEF_UNITS}")
+        if (
+            isinstance(self.coef, bool)
+            or not isinstance(self.coef, (int, float))
+            or not math.isfinite(self.coef)
+        ):
+            raise ValueError(
+                f"steering coef for '{self.vector.trait}' must be a finite number, got {self.coef!r}"
+            )
         if not self.layers:
             raise ValueError(f"steering for '{self.vector.trait}' names no layers")
+        duplicates = sorted({layer for layer in self.layers if self.layers.count(layer) > 1})
+        if duplicates:
+            raise ValueError(
+                f"steering for '{self.vector.trait}' names layer(s) {duplicates} more than once; each layer "
+                "is steered once (use a larger coef to steer harder)"
+            )
         for layer in self.layers:
             check_layer(layer, self.vector.num_layers, where=f"steering layer for '{self.vector.trait}'")
             if layer not in self.vector.layers:
@@ -83,6 +112,28 @@ class _Op:
         return self.cache[2]
 
 
+@dataclass
+class _Call:
+    """What one forward call of the model covers: absolute positions [start, start + length)."""
+
+    attention_mask: torch.Tensor | None
+    start: int  # tokens already in the KV cache before this call
+    prompt_length: int | None  # tokens of the prompt, in the same (padded) coordinates; None = unknown
+
+
+def _past_length(cache: object) -> int:
+    if cache is None:
+        return 0
+    if hasattr(cache, "get_seq_length"):
+        try:
+            return int(cache.get_seq_length())
+        except Exception:  # noqa: BLE001 - an exotic cache without a length: treat as empty
+            return 0
+    if isinstance(cache, (tuple, list)) and cache and isinstance(cache[0], (tuple, list)) and cache[0]:
+        return int(cache[0][0].shape[-2])  # legacy tuple cache: (key, value) per layer
+    return 0
+
+
 class Steerer:
     """Holds steering ops for a model; `with steerer.active():` registers the hooks."""
 
@@ -96,11 +147,14 @@ class Steerer:
             for layer in spec.layers:
                 self.ops.setdefault(layer, []).append(_Op(spec, spec.direction(layer)))
         self.scale = 1.0  # multiplies every "add" delta (coefficient schedules)
-        self._attention_mask: torch.Tensor | None = None
+        self._counts: dict[str, torch.Tensor | int] = {}
+        self._needs_response = any(s.positions == "response" for s in specs)
+        self._call = _Call(None, 0, None)
         self._response_mask: torch.Tensor | None = None
         self._explicit = False
-        self._calls = 0
+        self._last_ids: torch.Tensor | None = None
         self._mask_cache: dict[tuple, torch.Tensor | None] = {}
+        self._signature: inspect.Signature | None = None
 
     # --- masks --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -108,22 +162,71 @@ class Steerer:
         self, attention_mask: torch.Tensor | None, response_mask: torch.Tensor | None = None
     ) -> Iterator[None]:
         """Set the masks of the batch about to run (and be back-propagated) explicitly."""
-        previous = (self._attention_mask, self._response_mask, self._explicit)
-        self._attention_mask, self._response_mask, self._explicit = attention_mask, response_mask, True
+        previous = (self._call, self._response_mask, self._explicit)
+        self._call = _Call(attention_mask, 0, None)
+        self._response_mask, self._explicit = response_mask, True
         self._mask_cache.clear()
         try:
             yield
         finally:
-            self._attention_mask, self._response_mask, self._explicit = previous
+            self._call, self._response_mask, self._explicit = previous
             self._mask_cache.clear()
+
+    def _arguments(self, module: nn.Module, args: tuple, kwargs: dict) -> dict:
+        if not args:
+            return kwargs
+        if self._signature is None:
+            self._signature = inspect.signature(module.forward)
+        try:
+            return {**self._signature.bind_partial(*args, **kwargs).arguments, **kwargs}
+        except TypeError:
+            return kwargs
 
     def _capture(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self._explicit:
             return
-        self._attention_mask = kwargs.get("attention_mask")
-        self._response_mask = None
-        self._calls += 1
+        inputs = self._arguments(module, args, kwargs)
+        cache = inputs.get("cache", inputs.get("past_key_values"))
+        start = _past_length(cache)
+        ids = inputs.get("input_ids")
+        if ids is None:
+            ids = inputs.get("inputs_embeds")
+        length = ids.shape[1] if ids is not None and ids.dim() >= 2 else None
+        prompt_length = self._call.prompt_length
+        if start > 0:
+            if length is not None and length > 1:  # more prompt on top of a cache (a new turn)
+                prompt_length = start + length
+            elif prompt_length is None:  # a cache filled before steering began: all of it is prompt
+                prompt_length = start
+        elif self._continues(ids):
+            pass  # generation without a KV cache: the same prompt, fed again with the new tokens
+        else:
+            prompt_length = length  # a new prefill: this call is the prompt
+            if (
+                self._needs_response
+                and self._response_mask is None
+                and cache is None
+                and inputs.get("use_cache", None) is not False
+            ):
+                raise SteeringNoOp(
+                    "positions='response' on a plain forward pass would steer nothing: a forward with no KV "
+                    "cache is all prompt. Under generate() the response is found by itself; for a forward over "
+                    "prompt + response, pass response_mask= to steer() (or use steerer.batch(attention_mask, "
+                    "response_mask))."
+                )
+        self._last_ids = ids.detach() if ids is not None and ids.dtype == torch.long else None
+        self._call = _Call(inputs.get("attention_mask"), start, prompt_length)
         self._mask_cache.clear()
+
+    def _continues(self, ids: torch.Tensor | None) -> bool:
+        last = self._last_ids
+        if ids is None or last is None or ids.dtype != torch.long or self._call.prompt_length is None:
+            return False
+        return (
+            ids.shape[0] == last.shape[0]
+            and ids.shape[1] > last.shape[1]
+            and torch.equal(ids[:, : last.shape[1]], last)
+        )
 
     def _mask(self, positions: str, hidden: torch.Tensor) -> torch.Tensor | None:
         """[B, T, 1] mask of the positions to steer in `hidden`, or None for every position."""
@@ -131,22 +234,24 @@ class Steerer:
         if key in self._mask_cache:
             return self._mask_cache[key]
         batch, length = hidden.shape[:2]
-        attn = self._attention_mask
+        attn = self._call.attention_mask
         valid = None
-        if attn is not None and attn.dim() == 2 and attn.shape[0] == batch and attn.shape[1] >= length:
+        if (
+            isinstance(attn, torch.Tensor)
+            and attn.dim() == 2
+            and attn.shape[0] == batch
+            and attn.shape[1] >= length
+        ):
             valid = attn[:, -length:].to(device=hidden.device).bool()  # cached decoding: the last tokens
-        response = None
-        if self._response_mask is not None and self._response_mask.shape[:2] == (batch, length):
-            response = self._response_mask.to(device=hidden.device).bool()
-        elif positions != "all" and not self._explicit:
-            # generation: a forward over more tokens than the cache holds is the prompt; decode steps respond
-            prefill = attn is None or attn.shape[1] == length
-            response = torch.full((batch, length), not prefill, device=hidden.device)
-        if positions == "all":
-            mask = valid
-        else:
-            if response is None:
+        mask = valid
+        if positions != "all":
+            if self._response_mask is not None and tuple(self._response_mask.shape[:2]) == (batch, length):
+                response = self._response_mask.to(device=hidden.device).bool()
+            elif self._explicit or self._call.prompt_length is None:
                 response = torch.zeros(batch, length, dtype=torch.bool, device=hidden.device)
+            else:
+                absolute = torch.arange(length, device=hidden.device) + self._call.start
+                response = (absolute >= self._call.prompt_length).expand(batch, length)
             mask = response if positions == "response" else ~response
             if valid is not None:
                 mask = mask & valid
@@ -155,13 +260,25 @@ class Steerer:
         return result
 
     # --- hooks --------------------------------------------------------------------------------
+    def _count(self, op: _Op, mask: torch.Tensor | None, hidden: torch.Tensor) -> None:
+        n = hidden.shape[0] * hidden.shape[1] if mask is None else mask.detach().sum()
+        trait = op.spec.vector.trait
+        self._counts[trait] = self._counts.get(trait, 0) + n  # a device tensor: no sync per hook call
+
+    @property
+    def steered_tokens(self) -> dict[str, int]:
+        """Per trait: token positions steered so far outside autograd (summed over its layers)."""
+        return {trait: int(n) for trait, n in self._counts.items()}
+
     def _hook(self, layer: int):
         ops = self.ops[layer]
 
         def hook(module: nn.Module, args: tuple, output):
-            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = block_hidden(output)
             for op in ops:
                 mask = self._mask(op.spec.positions, hidden)
+                if not torch.is_grad_enabled() or not hidden.requires_grad:
+                    self._count(op, mask, hidden)
                 direction = op.on(hidden)
                 if op.spec.mode == "add":
                     delta = direction * self.scale if self.scale != 1.0 else direction
@@ -169,16 +286,16 @@ class Steerer:
                 else:
                     projection = (hidden @ direction).unsqueeze(-1) * direction * op.spec.coef
                     hidden = hidden - (projection if mask is None else mask * projection)
-            if isinstance(output, tuple):
-                return (hidden, *output[1:])
-            return hidden
+            return with_block_hidden(output, hidden)
 
         return hook
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Steerer]:
         """Register the hooks for the duration of the block (forward and backward)."""
-        handles = [self.model.register_forward_pre_hook(self._capture, with_kwargs=True)]
+        target = unwrap_model(self.model)
+        handles = [target.register_forward_pre_hook(self._capture, with_kwargs=True)]
+        self._call, self._last_ids = _Call(None, 0, None), None
         try:
             for layer in sorted(self.ops):
                 handles.append(self.blocks[layer - 1].register_forward_hook(self._hook(layer)))
@@ -187,6 +304,18 @@ class Steerer:
             for handle in handles:
                 handle.remove()
             self._mask_cache.clear()
+            self._last_ids = None
+
+
+def _resolve_coef(vector: PersonaVector, coef: float | None) -> float:
+    if coef is not None:
+        return coef
+    if vector.coef is not None:
+        return vector.coef
+    raise ValueError(
+        f"steer(): vector '{vector.trait}' has no calibrated coefficient, so pass coef= (e.g. coef=1.5; "
+        "negative to suppress the trait), or calibrate it (python launch.py extract ... with calibration)"
+    )
 
 
 @contextlib.contextmanager
@@ -194,19 +323,31 @@ def steer(
     model: nn.Module,
     vector: PersonaVector | Sequence[SteeringSpec],
     layer: int | Sequence[int] | None = None,
-    coef: float = 1.0,
+    coef: float | None = None,
     mode: str = "add",
     positions: str = "all",
     coef_unit: str = "raw",
+    response_mask: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    layers_path: str | None = None,
 ) -> Iterator[Steerer]:
     """Steer `model` inside the block: `with steer(model, vector, layer=16, coef=1.5): model.generate(...)`.
 
-    Pass a list of SteeringSpec to steer several traits at once.
+    `layer` and `coef` default to the vector's calibrated ones (an error if it has no coefficient and
+    none is given; mode "ablate" defaults to coef 1). Pass a list of SteeringSpec to steer several traits
+    at once. `response_mask` ([B, T] bool) marks the response tokens of a plain forward pass over
+    prompt + response, for positions "response" / "prompt".
     """
     if isinstance(vector, PersonaVector):
         layers = [vector.default_layer()] if layer is None else layer
-        specs = [SteeringSpec(vector, layers, coef, mode, positions, coef_unit)]
+        strength = (1.0 if coef is None else coef) if mode == "ablate" else _resolve_coef(vector, coef)
+        specs = [SteeringSpec(vector, layers, strength, mode, positions, coef_unit)]
     else:
         specs = list(vector)
-    with Steerer(model, specs).active() as steerer:
-        yield steerer
+    steerer = Steerer(model, specs, layers_path=layers_path)
+    with steerer.active():
+        if response_mask is not None:
+            with steerer.batch(attention_mask, response_mask):
+                yield steerer
+        else:
+            yield steerer

@@ -19,6 +19,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .layers import set_layers_path
+
 logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL = "smollm2-135m"
@@ -116,10 +118,12 @@ def load_model(
     device: str | None = None,
     trust_remote_code: bool = False,
     revision: str | None = None,
+    layers_path: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer by hub id, local folder, GGUF path or the embedded alias.
 
-    Remote code is off unless `trust_remote_code=True`.
+    Remote code is off unless `trust_remote_code=True`. `layers_path` (e.g. "model.layers") tells every
+    later step where the decoder blocks are, for an architecture where they can't be found by structure.
     """
     path = resolve_model_path(model_id)
     if isinstance(dtype, str):
@@ -130,6 +134,7 @@ def load_model(
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
     if device:
         model.to(device)
+    set_layers_path(model, layers_path)
     tokenizer = load_tokenizer(model_id, trust_remote_code=trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

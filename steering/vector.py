@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
 POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
+LAYER_CONVENTION = (
+    "layer l = output of decoder block l (1-based); equals transformers' hidden_states[l] for l < L, while "
+    "hidden_states[L] has the final norm applied and layer L does not"
+)
 
 
 class VectorMismatch(ValueError):
@@ -28,7 +33,8 @@ class VectorMismatch(ValueError):
 class PersonaVector:
     """Per-layer directions for one trait of one model.
 
-    `layers[l]` is the direction in the output of decoder block l (1-based; `hidden_states[l]`).
+    `layers[l]` is the direction in the output of decoder block l (1-based; `hidden_states[l]` for
+    l below the last layer, whose `hidden_states` entry has the final norm applied).
     `mean_norms[l]` is the mean per-token activation norm at layer l seen during extraction; it is
     the unit of "relative" steering coefficients. Not normalised: v_l = mean(pos) - mean(neg).
     """
@@ -80,7 +86,30 @@ class PersonaVector:
         return replace(self, layers=layers, extraction={**self.extraction, "incremental": True})
 
     # --- arithmetic ---------------------------------------------------------------------------
-    def _combine(self, other: PersonaVector, sign: float, name: str) -> PersonaVector:
+    # The rules, once: arithmetic makes a new direction. Layers are the union of the operands' (a layer
+    # one operand lacks counts as zero there, as in repeng). What described the operands' model stays
+    # (mean_norms, extraction provenance); what was calibrated for an operand's direction and norm is
+    # cleared (coef, calibration), so steering the result needs an explicit coef. The recommended layer
+    # stays when every vector operand agrees on it. Scalars are Python numbers or 0-d tensors, finite.
+    def _scalar(self, value: object) -> float | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, torch.Tensor):
+            if value.dim() != 0:
+                return None
+            value = value.item()
+        if not isinstance(value, (int, float)):
+            return None
+        if not math.isfinite(value):
+            raise ValueError(f"can't scale vector '{self.trait}' by {value!r}: not a finite number")
+        return float(value)
+
+    def _derived(
+        self, trait: str, layers: dict[int, torch.Tensor], layer: int | None, **extra
+    ) -> PersonaVector:
+        return replace(self, trait=trait, layers=layers, layer=layer, coef=None, calibration={}, **extra)
+
+    def _combine(self, other: object, sign: float, op: str) -> PersonaVector:
         if not isinstance(other, PersonaVector):
             return NotImplemented
         if other.hidden_size != self.hidden_size or other.num_layers != self.num_layers:
@@ -88,32 +117,48 @@ class PersonaVector:
                 f"can't combine '{self.trait}' ({self.num_layers} layers x {self.hidden_size}) with "
                 f"'{other.trait}' ({other.num_layers} layers x {other.hidden_size}): different models"
             )
-        common = sorted(set(self.layers) & set(other.layers))
-        return replace(
-            self,
-            trait=name,
-            layers={layer: self.layers[layer] + sign * other.layers[layer] for layer in common},
-            layer=None,
-            coef=None,
-        )
+        layers = {}
+        for layer in sorted(set(self.layers) | set(other.layers)):
+            mine = self.layers.get(layer)
+            theirs = other.layers.get(layer)
+            if mine is None:
+                layers[layer] = sign * theirs
+            elif theirs is None:
+                layers[layer] = mine.clone()
+            else:
+                layers[layer] = mine + sign * theirs.to(mine.dtype)
+        norms = {**other.mean_norms, **self.mean_norms}
+        layer = self.layer if self.layer == other.layer else None
+        return self._derived(f"{self.trait}{op}{other.trait}", layers, layer, mean_norms=norms)
 
     def __add__(self, other: PersonaVector) -> PersonaVector:
-        return self._combine(other, 1.0, f"{self.trait}+{other.trait}")
+        return self._combine(other, 1.0, "+")
 
     def __sub__(self, other: PersonaVector) -> PersonaVector:
-        return self._combine(other, -1.0, f"{self.trait}-{other.trait}")
+        return self._combine(other, -1.0, "-")
 
     def __mul__(self, scalar: float) -> PersonaVector:
-        if not isinstance(scalar, (int, float)):
+        value = self._scalar(scalar)
+        if value is None:
             return NotImplemented
-        return replace(
-            self, trait=f"{scalar:g}*{self.trait}", layers={k: v * scalar for k, v in self.layers.items()}
+        return self._derived(
+            f"{value:g}*{self.trait}", {k: v * value for k, v in self.layers.items()}, self.layer
         )
 
     __rmul__ = __mul__
 
+    def __truediv__(self, scalar: float) -> PersonaVector:
+        value = self._scalar(scalar)
+        if value is None:
+            return NotImplemented
+        if value == 0:
+            raise ZeroDivisionError(f"can't divide vector '{self.trait}' by zero")
+        return self._derived(
+            f"{self.trait}/{value:g}", {k: v / value for k, v in self.layers.items()}, self.layer
+        )
+
     def __neg__(self) -> PersonaVector:
-        return replace(self, trait=f"-{self.trait}", layers={k: -v for k, v in self.layers.items()})
+        return self._derived(f"-{self.trait}", {k: -v for k, v in self.layers.items()}, self.layer)
 
     # --- checks -------------------------------------------------------------------------------
     def check_model(
@@ -148,7 +193,7 @@ class PersonaVector:
             "hidden_size": str(self.hidden_size),
             "num_layers": str(self.num_layers),
             "position": self.position,
-            "layer_convention": "layer l = output of decoder block l (1-based) = hidden_states[l]",
+            "layer_convention": LAYER_CONVENTION,
             "mean_norms": json.dumps({str(k): v for k, v in sorted(self.mean_norms.items())}),
             "layer": json.dumps(self.layer),
             "coef": json.dumps(self.coef),

@@ -14,8 +14,15 @@ from steering.vector import VectorMismatch
 
 
 @pytest.fixture(scope="module")
-def vector():
-    return random_vector(tiny_llama(layers=4, hidden=32), trait="evil", seed=1)
+def model():
+    return tiny_llama(layers=4, hidden=32)
+
+
+@pytest.fixture(scope="module")
+def vector(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.config.save_pretrained(folder)  # a local model: its type and layer count can be read
+    return random_vector(model, trait="evil", seed=1, model_id=str(folder))
 
 
 def _field(reader: GGUFReader, key: str):
@@ -47,7 +54,7 @@ def test_round_trip_maps_layer_to_direction_minus_one(vector, tmp_path):
         np.testing.assert_array_equal(np.asarray(t.data), vector.layers[layer].numpy())
     del reader
 
-    back = import_control_vector(path, trait="evil", model_id="tiny")
+    back = import_control_vector(path, trait="evil", model_id=vector.model_id)
     assert sorted(back.layers) == [2, 3, 4]
     assert back.num_layers == 4 and back.hidden_size == 32
     for layer in back.layers:
@@ -68,7 +75,32 @@ def test_subset_with_coef(vector, tmp_path):
     assert list(back.layers) == [3] and back.num_layers == 4
     torch.testing.assert_close(back[3], -2.5 * vector[3])
     assert back.extraction["model_hint"] == "qwen2"
-    assert import_control_vector(path, "evil", "tiny").num_layers == 3  # default: highest layer found
+    # the layer count comes from the model, never from the highest direction in the file
+    assert import_control_vector(path, "evil", vector.model_id).num_layers == 4
+    assert import_control_vector(path, "evil", "tiny", model=tiny_llama(layers=6, hidden=32)).num_layers == 6
+    with pytest.raises(VectorMismatch, match="not the model's layer count.*pass num_layers"):
+        import_control_vector(path, "evil", "tiny")
+
+
+def test_export_writes_the_model_type(model, tmp_path):
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    qwen = AutoModelForCausalLM.from_config(
+        Qwen2Config(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
+    qwen.config.save_pretrained(tmp_path / "qwen")
+    vector = random_vector(qwen, model_id=str(tmp_path / "qwen"))
+    path = export_control_vector(vector, tmp_path / "q.gguf")
+    assert _field(GGUFReader(path), "controlvector.model_hint") == "qwen2"
+    with pytest.raises(ValueError, match="model_hint"):
+        export_control_vector(random_vector(model, model_id="someone/unknown"), tmp_path / "x.gguf")
 
 
 def test_export_rejects_bad_layers(vector, tmp_path):

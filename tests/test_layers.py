@@ -138,7 +138,7 @@ def test_through_peft_wrapper():
     assert get_decoder_layers(peft_model) is blocks
 
 
-def test_unsupported_architecture_is_named():
+def test_opt_is_found_by_structure_and_layers_path_overrides():
     from transformers import OPTConfig
 
     model = AutoModelForCausalLM.from_config(
@@ -151,11 +151,56 @@ def test_unsupported_architecture_is_named():
             word_embed_proj_dim=16,
         )
     )
-    with pytest.raises(UnsupportedArchitecture, match="'opt'.*layers_path"):
-        get_decoder_layers(model)
+    assert get_decoder_layers(model) is model.model.decoder.layers
     assert len(get_decoder_layers(model, layers_path="model.decoder.layers")) == 2
-    with pytest.raises(UnsupportedArchitecture, match="Could not find"):
+    with pytest.raises(UnsupportedArchitecture, match="'model.nope' is not a list.*model.decoder.layers"):
         get_decoder_layers(model, layers_path="model.nope")
+
+
+class _Config:
+    model_type = "toy"
+    num_hidden_layers = 3
+    hidden_size = 8
+
+
+class _SequentialToy(torch.nn.Module):
+    """Blocks in an nn.Sequential, not an nn.ModuleList: structure can't tell where they are."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = _Config()
+        self.stack = torch.nn.Sequential(*[torch.nn.Linear(8, 8) for _ in range(3)])
+        self.norms = torch.nn.ModuleList([torch.nn.LayerNorm(8) for _ in range(2)])
+
+
+def test_unsupported_architecture_is_named_with_the_fix():
+    with pytest.raises(UnsupportedArchitecture, match="'toy'.*layers_path.*'norms' \\(2\\)"):
+        get_decoder_layers(_SequentialToy())
+
+
+def test_the_biggest_list_of_the_right_length_wins():
+    class Toy(_SequentialToy):
+        def __init__(self):
+            super().__init__()
+            self.scales = torch.nn.ModuleList([torch.nn.LayerNorm(8) for _ in range(3)])
+            self.blocks = torch.nn.ModuleList([torch.nn.Linear(8, 8) for _ in range(3)])
+            self.vision_tower = torch.nn.ModuleList([torch.nn.Linear(8, 64) for _ in range(3)])
+
+    toy = Toy()
+    assert get_decoder_layers(toy) is toy.blocks
+
+
+def test_remembered_layers_path_is_used_everywhere():
+    from steering.layers import set_layers_path
+
+    toy = _SequentialToy()
+    toy.blocks = torch.nn.ModuleList([torch.nn.Linear(8, 8) for _ in range(3)])
+    toy.other = torch.nn.ModuleList([torch.nn.Linear(8, 8, bias=False) for _ in range(3)])
+    assert get_decoder_layers(toy) is toy.blocks
+    set_layers_path(toy, "other")
+    assert get_decoder_layers(toy) is toy.other
+    with pytest.raises(UnsupportedArchitecture, match="'nope' is not a list"):
+        set_layers_path(toy, "nope")
 
 
 def test_layer_out_of_range():

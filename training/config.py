@@ -68,6 +68,13 @@ class PreventativeSFTConfig(SFTConfig):
             "vector at its layer, p_base the same with the LoRA adapter disabled (needs use_peft)."
         },
     )
+    layers_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attribute path to the decoder blocks (e.g. 'model.layers'), for an architecture whose "
+            "blocks are not found by structure."
+        },
+    )
     measure_drift: bool = field(default=True, metadata={"help": "Measure trait drift at each log/eval step."})
     drift_questions: str | None = field(
         default=None,

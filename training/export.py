@@ -1,16 +1,10 @@
 """Export a training run as a plain HF checkpoint: LoRA merged, optional baked steering, model card, vectors.
 
-`bake_steering` folds a constant addition `delta` to the output of decoder block l (what the
-steering hook does with positions "all") into a bias of the block's last residual write, so that
-the checkpoint steers itself at no cost and loads with plain `AutoModelForCausalLM.from_pretrained`.
-That bias must exist in the architecture's config:
-
-- Llama family (Llama, SmolLM2, ...): `mlp_bias=True` adds biases to gate/up/down projections; all
-  are zero except `down_proj` of block l, which holds delta;
-- GPT-2 (`mlp.c_proj`) and GPT-NeoX (`mlp.dense_4h_to_h`) always have that bias.
-
-Architectures with a norm after the MLP (Gemma 2/3, OLMo 2) or no bias switch (Mistral, Qwen2/3,
-Phi-3) can't hold it: use the steering hook at inference instead.
+`bake_steering` (training/bake.py) folds a constant addition `delta` to the output of decoder block l
+(what the steering hook does with positions "all") into the bias of the block's last residual write,
+found and verified on the model itself, so that the checkpoint steers itself at no cost and loads with
+plain `AutoModelForCausalLM.from_pretrained`. Architectures whose residual write is followed by a norm
+or has no loadable bias get a clear error: steer them at inference instead.
 """
 
 from __future__ import annotations
@@ -21,59 +15,12 @@ import shutil
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from steering.layers import get_decoder_layers, unwrap_model
 from steering.vector import PersonaVector
 
+from .bake import ExportError, bake_steering
+
 logger = logging.getLogger(__name__)
-
-BAKEABLE = ("llama", "gpt2", "gpt_neox")
-
-
-class ExportError(ValueError):
-    """A run can't be exported as asked; the message says why and what to do."""
-
-
-def _bias_linear(block: nn.Module, model_type: str) -> nn.Linear:
-    if model_type == "llama":
-        return block.mlp.down_proj
-    if model_type == "gpt2":
-        return block.mlp.c_proj
-    if model_type == "gpt_neox":
-        return block.mlp.dense_4h_to_h
-    raise ExportError(
-        f"baking steering into a '{model_type}' checkpoint is not supported (supported: {', '.join(BAKEABLE)}): "
-        "its blocks have no bias on the last residual write that plain from_pretrained would load. Steer "
-        "at inference with steering.hooks.steer(model, vector, layer, coef) instead."
-    )
-
-
-def _zero_bias(linear: nn.Module) -> None:
-    if getattr(linear, "bias", None) is None:
-        out = linear.weight.shape[0] if isinstance(linear, nn.Linear) else linear.nf
-        linear.bias = nn.Parameter(torch.zeros(out, dtype=linear.weight.dtype, device=linear.weight.device))
-
-
-def bake_steering(model: nn.Module, deltas: dict[int, torch.Tensor]) -> None:
-    """Add `deltas[l]` to the output of block l (1-based) for every token, as weights (in place)."""
-    base = unwrap_model(model)
-    config = base.config
-    model_type = config.model_type
-    blocks = get_decoder_layers(base)
-    for layer in deltas:
-        if not 1 <= layer <= len(blocks):
-            raise ExportError(f"bake layer {layer} is out of range 1..{len(blocks)}")
-    _bias_linear(blocks[0], model_type)  # raises for unsupported architectures
-    if model_type == "llama" and not getattr(config, "mlp_bias", False):
-        config.mlp_bias = True  # every MLP projection gets a bias at load: give them all zeros
-        for block in blocks:
-            for name in ("gate_proj", "up_proj", "down_proj"):
-                _zero_bias(getattr(block.mlp, name))
-    for layer, delta in deltas.items():
-        linear = _bias_linear(blocks[layer - 1], model_type)
-        with torch.no_grad():
-            linear.bias += delta.to(linear.bias.dtype).to(linear.bias.device)
 
 
 def model_card(summary: dict, recipe_text: str | None, baked: list[dict]) -> str:

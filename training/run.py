@@ -13,7 +13,7 @@ from trl import ModelConfig, get_peft_config
 
 from data.loading import load_training_dataset
 from steering.chat import prepare_messages
-from steering.layers import get_decoder_layers
+from steering.layers import get_decoder_layers, set_layers_path
 from steering.models import load_tokenizer, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
@@ -216,6 +216,7 @@ def run_training(
     model_id = model_args.model_name_or_path
     tokenizer = load_tokenizer(model_id, trust_remote_code=args.trust_remote_code)
     model = load_base_model(model_args, args.trust_remote_code)
+    set_layers_path(model, args.layers_path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     screen = None
