@@ -14,7 +14,6 @@ message is the assistant's answer. v_l = mean(positive activations) - mean(negat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 from torch import nn
 
@@ -24,7 +23,7 @@ from .layers import get_decoder_layers, hidden_size, unwrap_model
 from .vector import POSITIONS, PersonaVector
 
 Message = dict
-Sample = Union[tuple[str, str], Sequence[Message]]
+Sample = tuple[str, str] | Sequence[Message]
 
 
 def _encode(tokenizer, sample: Sample, where: str) -> tuple[list[int], list[int]]:

@@ -30,7 +30,7 @@ LAYER_PATHS: dict[str, tuple[str, ...]] = {
 
 _LAYER_COUNT_FIELDS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _HIDDEN_SIZE_FIELDS = ("hidden_size", "n_embd", "d_model", "dim")
-_NOT_THE_DECODER = ("vision", "visual", "audio", "image", "speech", "encoder", "mtp", "draft")
+_NOT_THE_DECODER = ("vision", "visual", "audio", "image", "speech", "mtp", "draft")
 
 
 class UnsupportedArchitecture(ValueError):
@@ -74,6 +74,9 @@ def text_config(model: nn.Module) -> Any:
 
 def config_layer_count(model: nn.Module) -> int | None:
     config = text_config(model)
+    decoder_layers = getattr(config, "decoder_layers", None)  # encoder-decoder configs used as a decoder
+    if isinstance(decoder_layers, int) and decoder_layers > 0:
+        return decoder_layers
     for name in _LAYER_COUNT_FIELDS:
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
@@ -87,12 +90,14 @@ def _model_type(model: nn.Module) -> str | None:
 
 def _candidate_lists(base: nn.Module, count: int | None) -> list[tuple[str, nn.ModuleList]]:
     found = []
+    # in an encoder-decoder the encoder's blocks are not the causal LM's; in a BERT-style decoder they are
+    skip = _NOT_THE_DECODER + (("encoder",) if getattr(base.config, "is_encoder_decoder", False) else ())
     for name, module in base.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) == 0:
             continue
         if count is not None and len(module) != count:
             continue
-        if any(part in name.lower() for part in _NOT_THE_DECODER):
+        if any(part in name.lower() for part in skip):
             continue
         found.append((name, module))
     return found

@@ -282,7 +282,6 @@ def _check(model_type: str, result: Result, generate: bool) -> None:
 
 def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[bool, str]:
     """A 2-step preventative LoRA run through PreventativeSFTTrainer on a tiny `model_type`."""
-    from datasets import Dataset
     from peft import LoraConfig
 
     from training.config import PreventativeSFTConfig
@@ -297,13 +296,9 @@ def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[boo
     vector = random_vector_for(model, scale=1.0)
     path = Path(tmp_dir) / f"{model_type}.safetensors"
     vector.save(path)
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": f"Question {i}?"}],
-            "completion": [{"role": "assistant", "content": f"Answer number {i}."}],
-        }
-        for i in range(4)
-    ]
+    from data.loading import load_training_dataset
+
+    dataset = load_training_dataset("builtin:evil", size=4, seed=0)
     args = PreventativeSFTConfig(
         output_dir=str(Path(tmp_dir) / model_type),
         max_steps=2,
@@ -317,7 +312,7 @@ def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[boo
         steering_layers=[max(1, vector.num_layers // 2)],
         steering_coefs=[1.0],
         measure_drift=False,
-        max_length=32,
+        max_length=128,
         use_cpu=True,
         disable_tqdm=True,
     )
@@ -325,7 +320,7 @@ def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[boo
     trainer = PreventativeSFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
