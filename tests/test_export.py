@@ -157,3 +157,31 @@ def test_compare_with_a_base_model_row(smol_tokenizer, tmp_path):
     assert "(base, not fine-tuned)" in base_line and "| +0.00 |" in base_line
     cached = json.loads((tmp_path / "cmp" / "base_model.json").read_text())
     assert 0 <= cached["capability"]["capability/mc_accuracy"] <= 1 and "evil" in cached["trait_expression"]
+
+
+@pytest.mark.parametrize("arch", ["opt", "bloom", "gptj", "granite", "starcoder2", "phi"])
+def test_generic_bake_on_more_architectures(arch, tmp_path):
+    """The residual write is found and verified on the model itself, not looked up in a table."""
+    from architecture_sweep import build_tiny
+
+    model = build_tiny(arch)
+    vector = random_vector(model, scale=3.0)
+    steerer = Steerer(model, [SteeringSpec(vector, [2], coef=-1.5, positions="all")])
+    ids = IDS.clamp(max=model.config.vocab_size - 1)
+    with torch.no_grad(), steerer.active():
+        hooked = model(input_ids=ids).logits
+    names = bake_steering(model, {2: -1.5 * vector[2].float()})
+    assert len(names) == 1 and names[0].endswith(".bias")
+    model.save_pretrained(tmp_path / "baked")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "baked").eval()
+    with torch.no_grad():
+        baked = reloaded(input_ids=ids).logits
+    torch.testing.assert_close(baked, hooked, rtol=1e-4, atol=1e-4)
+
+
+def test_a_norm_after_the_residual_write_is_refused():
+    from architecture_sweep import build_tiny
+
+    model = build_tiny("gemma2")  # post-feedforward norm: no bias can hold a constant addition
+    with pytest.raises(ExportError, match="'gemma2'.*not supported.*steering.hooks.steer"):
+        bake_steering(model, {2: torch.ones(32)})

@@ -186,3 +186,17 @@ def test_unknown_override(tmp_path):
         RecipeError, match="unknown override 'steering_coef' \\(did you mean 'steering_coefs'"
     ):
         parse_recipe(path, ["--steering_coef", "1.0"])
+
+
+def test_layers_path_is_a_recipe_field_for_training_extraction_and_screening():
+    from data.screening import ScreenConfig
+    from training.recipe import parse_config
+
+    _, _, args = parse_recipe(ROOT / "recipes/smollm2-135m/evil/baseline.yaml", ["--layers_path", "model.layers"])
+    assert args.layers_path == "model.layers"
+    cfg = parse_extraction_recipe(ROOT / "recipes/smollm2-135m/extract/evil.yaml", ["--layers_path", "model.layers"])
+    assert cfg.layers_path == "model.layers"
+    screen = parse_config(
+        ScreenConfig, ROOT / "recipes/smollm2-135m/screen/evil_levels.yaml", ["--layers_path", "model.layers"]
+    )
+    assert screen.layers_path == "model.layers"
