@@ -256,7 +256,12 @@ class HFJudge:
     @property
     def cache_id(self) -> str:
         """Cache key part: the model and how it is asked (different schemes must not share scores)."""
-        return json.dumps(["hf", self.model_id, self.mode, self.answer_prefix, self.min_mass])
+        mass = (
+            ""
+            if self.mode == "sample" or self.min_mass == MIN_NUMBER_MASS
+            else f"|min_mass={self.min_mass:g}"
+        )
+        return f"{self.model_id}|{self.mode}|{self.answer_prefix}{mass}"
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         texts = [
@@ -413,8 +418,8 @@ class OpenAIJudge:
     @property
     def cache_id(self) -> str:
         """Cache key part: backend, base URL, model and scoring scheme (never the API key)."""
-        scheme = [self.requested_mode, self.min_mass, self.top_logprobs, self.sample_max_tokens]
-        return json.dumps(["openai", self.base_url, self.model, *scheme])
+        scheme = f"{self.requested_mode}|min_mass={self.min_mass:g}|top={self.top_logprobs}|sample={self.sample_max_tokens}"
+        return f"openai|{self.base_url}|{self.model}|{scheme}"
 
     def _post(self, payload: dict) -> dict:
         key = os.environ.get(self.api_key_env)

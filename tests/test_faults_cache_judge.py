@@ -86,7 +86,9 @@ def _vector_tensors(out_dir: Path) -> dict[int, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_editing_one_question_regenerates_only_its_answers(tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch):
+def test_editing_one_question_regenerates_only_its_answers(
+    tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch
+):
     spec = _spec_file(tmp_path)
     counter = CountingGenerate()
     monkeypatch.setattr(extract_module, "generate", counter)
@@ -129,7 +131,9 @@ def test_editing_one_question_regenerates_only_its_answers(tiny_chat_model, smol
     assert counter.prompts == 0
 
 
-def test_resumed_extraction_equals_an_uninterrupted_one(tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch):
+def test_resumed_extraction_equals_an_uninterrupted_one(
+    tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch
+):
     _spec_file(tmp_path)
     extract(_cfg(tmp_path, out="whole"), model=tiny_chat_model, tokenizer=smol_tokenizer)
     whole = _records(tmp_path / "whole")
@@ -170,7 +174,11 @@ def test_a_cache_file_without_content_keys_is_never_used(tiny_chat_model, smol_t
     assert len(records) == 20 and all(r["response"] != "STALE ANSWER" for r in records)
     assert all(isinstance(r["content_key"], str) for r in records)
     vector = PersonaVector.load(tmp_path / "out" / "evil" / "response_avg.safetensors")
-    assert vector.extraction["generations"] == {**vector.extraction["generations"], "reused": 0, "generated": 20}
+    assert vector.extraction["generations"] == {
+        **vector.extraction["generations"],
+        "reused": 0,
+        "generated": 20,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +494,10 @@ def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, sm
         with pytest.raises(OutputDirLocked) as info:
             extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
         message = str(info.value)
-        assert f"pid {holder.pid} on {socket.gethostname()}" in message and "since 1970-01-01 00:00:00" in message
+        assert (
+            f"pid {holder.pid} on {socket.gethostname()}" in message
+            and "since 1970-01-01 00:00:00" in message
+        )
         assert not (tmp_path / "out" / "evil" / "generations.jsonl").exists()  # nothing was redone
     finally:
         holder.kill()

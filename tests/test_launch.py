@@ -281,6 +281,26 @@ def test_rerun_without_resume_starts_the_metrics_clean(tiny_setup, tmp_path):
     assert "metrics rows of an earlier run are removed" in proc.stderr
 
 
+def test_train_into_a_directory_in_use_stops_with_the_holder(tiny_setup, tmp_path):
+    import socket
+
+    root, recipe = tiny_setup
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (out / ".persona-vaccine.lock").write_text(
+            json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": 0, "command": "train"})
+        )
+        proc = _train(recipe, tmp_path, "--output_dir", str(out), "--report_to", "none")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"is in use by train (pid {holder.pid} on {socket.gethostname()}, since 1970-01-01" in proc.stderr
+    assert not (out / "metrics.jsonl").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("peft", ["lora", "full"])
 def test_deepspeed_zero3_two_processes_matches_single_process(tiny_setup, peft):
