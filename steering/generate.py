@@ -66,17 +66,24 @@ def check_new_tokens(model: nn.Module, max_new_tokens: int, where: str = "max_ne
 class SeededSampler(LogitsProcessor):
     """Temperature / top-p sampling with one torch.Generator per batch row.
 
+    Temperature, then the model's generation_config top_k, then top_p, as transformers samples.
     Each row's draws depend only on its own seed, not on the batch it shares, so a sample is the
     same whether it is generated alone, in another batch, or after a resumed run. It returns scores
     that are -inf except at the drawn token, so greedy decoding emits exactly that token.
     """
 
-    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float) -> None:
+    def __init__(
+        self, seeds: Sequence[int], temperature: float, top_p: float, top_k: int | None = None
+    ) -> None:
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        self.temperature, self.top_p = temperature, top_p
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probs = (scores.float() / self.temperature).softmax(-1).cpu()
+        logits = scores.float() / self.temperature
+        if self.top_k and self.top_k < logits.shape[-1]:  # as transformers' sampling: top-k, then top-p
+            kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, -float("inf"))
+        probs = logits.softmax(-1).cpu()
         if self.top_p < 1.0:
             ordered, order = probs.sort(-1, descending=True)
             outside = ordered.cumsum(-1) - ordered > self.top_p  # keep the smallest set above top_p
@@ -135,7 +142,8 @@ def generate(
                 logger.warning("prompts of %d tokens leave room for %d new tokens", width, new_tokens)
             kwargs = dict(sampling)
             if seeds is not None and temperature > 0:
-                sampler = SeededSampler(seeds[start : start + batch_size], temperature, top_p)
+                top_k = getattr(getattr(unwrap_model(model), "generation_config", None), "top_k", None)
+                sampler = SeededSampler(seeds[start : start + batch_size], temperature, top_p, top_k)
                 kwargs = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
             with torch.no_grad():
                 out = model.generate(
