@@ -204,10 +204,17 @@ def cmd_score(argv: list[str]) -> int:
     opts = parser.parse_args(argv)
     if not opts.text and not opts.file:
         parser.error("give --text or --file")
+    if any(not t.strip() for t in opts.text):
+        parser.error("--text is empty: give the user message to score")
     from data.loading import load_training_dataset
+    from steering.layers import check_layer
 
     vector = PersonaVector.load(opts.vector)
-    layer = opts.layer or vector.default_layer()
+    layer = vector.default_layer() if opts.layer is None else opts.layer
+    try:
+        check_layer(layer, vector.num_layers, where="--layer")
+    except ValueError as e:
+        parser.error(str(e))
     model, tokenizer = load_model(opts.model or vector.model_id, layers_path=opts.layers_path)
     from steering.layers import get_decoder_layers, hidden_size
 
@@ -464,9 +471,11 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by input (recipes, vectors, specs, data, models): printed without a traceback."""
     from data.loading import DatasetError
-    from steering.extract import TooFewResponses
+    from data.screening import ScreeningMismatch
+    from steering.extract import ExtractionConfigError, TooFewResponses
     from steering.layers import UnsupportedArchitecture
     from steering.llm_http import LLMRequestError
+    from steering.lock import OutputDirLocked
     from steering.models import EmbeddedModelMissing
     from steering.traits import TraitSpecError
     from steering.vector import VectorMismatch
@@ -486,6 +495,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
         FileNotFoundError,
         LLMRequestError,
         TooFewResponses,
+        ExtractionConfigError,
+        OutputDirLocked,
+        ScreeningMismatch,
     )
 
 

@@ -41,6 +41,10 @@ SCORES = ("projection_diff", "approx_diff")
 METHODS = ("response", "prompt_last")
 
 
+class ScreeningMismatch(ValueError):
+    """The output directory holds screening results of another run (dataset, size, vectors...)."""
+
+
 @dataclass
 class ScreenConfig:
     """What to screen, against which vectors, and how (`launch.py screen --field value`)."""
@@ -89,6 +93,8 @@ class ScreenConfig:
             raise ValueError(f"method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.batch_size < 1 or self.chunk_size < 1:
             raise ValueError("batch_size and chunk_size must be positive")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={self.max_new_tokens!r}: must be a positive number of tokens")
 
     @property
     def score(self) -> str:
@@ -250,7 +256,7 @@ def _check_run(output_dir: Path, cfg: ScreenConfig, probes: Sequence[Probe], n: 
         old = json.loads(path.read_text())
         if old != identity:
             changed = sorted(k for k in identity if old.get(k) != identity[k])
-            raise ValueError(
+            raise ScreeningMismatch(
                 f"{output_dir} holds screening results of another run (differs in: {', '.join(changed)}); "
                 "use another output_dir, or delete that directory to start over"
             )
@@ -283,7 +289,7 @@ def screen_rows(
     ]
     for row in mine:
         if row["index"] in done and done[row["index"]]["key"] != row["key"]:
-            raise ValueError(
+            raise ScreeningMismatch(
                 f"{output_dir}: sample {row['index']} differs from the one screened before; use another "
                 "output_dir, or delete that directory to start over"
             )

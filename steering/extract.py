@@ -1,15 +1,20 @@
 """Persona vector extraction: trait spec -> responses -> (filter) -> activations -> difference of means.
 
-Generations are appended to `generations.jsonl` as they are made, so an interrupted run resumes
-where it stopped, and a finished one is reused.
+Generations are appended to `generations.jsonl` as they are made, each with a content key: a hash of
+what produced it (model, system prompt, question, sampling settings, sample index, seed). A rerun
+reuses the records whose key still matches and regenerates the rest, so an edited spec or setting
+redoes exactly what changed; each sample is drawn with a seed derived from its key, so a run resumed
+after a crash gives the same answers as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,10 +23,11 @@ from tqdm.auto import tqdm
 from .activations import prompt_response_activations
 from .chat import build_messages, format_chat
 from .filtering import JudgeFilter, KeepAll, ResponseFilter
-from .generate import generate
+from .generate import check_new_tokens, generate
 from .jsonl import repair
 from .judge import make_judge
 from .layers import get_decoder_layers, hidden_size
+from .lock import output_lock
 from .models import load_model
 from .traits import TraitSpec, load_trait_spec
 from .vector import POSITIONS, PersonaVector
@@ -31,6 +37,13 @@ logger = logging.getLogger(__name__)
 
 class TooFewResponses(RuntimeError):
     """Too few responses survived the filter; the message has the counts and what to change."""
+
+
+class ExtractionConfigError(ValueError):
+    """A setting of the extraction is out of range; the message names the field and what it takes."""
+
+
+JUDGE_MODES = ("auto", "logprobs", "numbers", "sample")
 
 
 @dataclass
@@ -70,6 +83,30 @@ class ExtractionConfig:
     heldout_eval: bool = True  # pos/neg answers to the evaluation questions: projection AUC at the layer
     incremental: bool = False  # also save v_l - v_(l-1) (all-layer steering) as response_avg_incremental
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens={self.max_new_tokens!r}: must be a positive number of tokens")
+        for name in ("samples_per_prompt", "batch_size", "activation_batch_size", "judge_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)!r}: must be a positive integer")
+        if self.max_questions is not None and self.max_questions < 1:
+            problems.append(f"max_questions={self.max_questions!r}: must be a positive integer (or unset)")
+        if self.temperature < 0:
+            problems.append(f"temperature={self.temperature!r}: must be >= 0 (0 decodes greedily)")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p={self.top_p!r}: must be within (0, 1]")
+        if self.judge_mode not in JUDGE_MODES:
+            problems.append(f"judge_mode={self.judge_mode!r}: expected one of {', '.join(JUDGE_MODES)}")
+        if str(self.judge).startswith("openai:") and self.judge_mode == "numbers":
+            problems.append(
+                "judge_mode='numbers' is for local judges; openai: judges take auto, logprobs, sample"
+            )
+        if not 0 <= self.judge_min_mass <= 1:
+            problems.append(f"judge_min_mass={self.judge_min_mass!r}: must be within 0..1")
+        if problems:
+            raise ExtractionConfigError("; ".join(problems))
+
     def trait_dir(self, trait: str) -> Path:
         return Path(self.output_dir) / trait
 
@@ -88,6 +125,26 @@ class ExtractionResult:
         return PersonaVector.load(self.paths[position])
 
 
+def content_key(cfg: ExtractionConfig, system: str, question: str, sample: int) -> str:
+    """Hash of everything that produces one generation: a record is reused only when it matches."""
+    identity = {
+        "model": cfg.model_name_or_path,
+        "system": system,
+        "question": question,
+        "max_new_tokens": cfg.max_new_tokens,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "sample": sample,
+        "seed": cfg.seed,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def sample_seed(key: str) -> int:
+    """The sampling seed of one generation, from its content key (which includes cfg.seed)."""
+    return int(key[:15], 16)
+
+
 def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
     questions = spec.extraction_questions[: cfg.max_questions]
     jobs = []
@@ -99,6 +156,7 @@ def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
                     jobs.append(
                         {
                             "key": f"{polarity}/{i}/{q}/{s}",
+                            "content_key": content_key(cfg, system, question, s),
                             "polarity": polarity,
                             "instruction": i,
                             "question": question,
@@ -109,39 +167,74 @@ def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
 
 
 def _load_done(path: Path) -> dict[str, dict]:
-    """Finished records of an earlier run; a line cut by a crash is dropped (and regenerated)."""
-    return {record["key"]: record for record in repair(path) if "key" in record}
+    """Finished records of earlier runs by content key; a line cut by a crash is dropped (and regenerated).
+
+    Records without a content key (files written before keys existed) can't be matched to what
+    produced them, so they are not reused.
+    """
+    return {r["content_key"]: r for r in repair(path) if isinstance(r.get("content_key"), str)}
 
 
-def generate_responses(model, tokenizer, spec: TraitSpec, cfg: ExtractionConfig, out: Path) -> list[dict]:
-    """Generate (or reuse) responses for every question x instruction x polarity x sample."""
+def _rewrite(path: Path, records: list[dict]) -> None:
+    """Replace the file atomically by exactly `records` (what the vector is built from)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
+
+
+@dataclass
+class GenerationCounts:
+    """What a `generate_responses` call did with the cache file."""
+
+    reused: int = 0
+    generated: int = 0
+    dropped: int = 0  # records of an earlier spec or setting (or without a content key) removed
+
+
+def generate_responses(
+    model,
+    tokenizer,
+    spec: TraitSpec,
+    cfg: ExtractionConfig,
+    out: Path,
+    counts: GenerationCounts | None = None,
+) -> list[dict]:
+    """Generate (or reuse) responses for every question x instruction x polarity x sample.
+
+    Batches are fixed slices of the full job list, so a resumed run generates the same batches as
+    an uninterrupted one. Afterwards the file holds exactly the returned records, in job order
+    (records of an edited spec or setting are dropped); `counts`, if given, is filled in.
+    """
+    counts = counts if counts is not None else GenerationCounts()
     jobs = _jobs(spec, cfg)
+    n_lines = len(repair(out))
     done = _load_done(out)
-    todo = [job for job in jobs if job["key"] not in done]
+    todo = {job["content_key"] for job in jobs} - set(done)
+    counts.reused = sum(job["content_key"] in done for job in jobs)
     if todo:
-        logger.info("generating %d responses (%d already done)", len(todo), len(jobs) - len(todo))
+        logger.info("generating %d responses (%d reused from %s)", len(todo), counts.reused, out)
+    batches = [jobs[i : i + cfg.batch_size] for i in range(0, len(jobs), cfg.batch_size)]
     with (
         out.open("a") as f,
-        tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"{spec.trait}: generate") as bar,
+        tqdm(total=len(jobs), initial=counts.reused, desc=f"{spec.trait}: generate") as bar,
     ):
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start : start + cfg.batch_size]
+        for whole in batches:
+            batch = list({j["content_key"]: j for j in whole if j["content_key"] not in done}.values())
+            if not batch:
+                continue
             prompts = [format_chat(tokenizer, build_messages(j["question"], j["system"])) for j in batch]
-            seed = cfg.seed + len(done) + start
-            for job, gen in zip(
-                batch,
-                generate(
-                    model,
-                    tokenizer,
-                    prompts,
-                    cfg.max_new_tokens,
-                    cfg.temperature,
-                    cfg.top_p,
-                    cfg.batch_size,
-                    seed=seed,
-                ),
-                strict=True,
-            ):
+            seeds = [sample_seed(j["content_key"]) for j in batch]
+            gens = generate(
+                model,
+                tokenizer,
+                prompts,
+                cfg.max_new_tokens,
+                cfg.temperature,
+                cfg.top_p,
+                cfg.batch_size,
+                seeds=seeds,
+            )
+            for job, gen in zip(batch, gens, strict=True):
                 record = {
                     **job,
                     "prompt": gen.prompt,
@@ -150,10 +243,20 @@ def generate_responses(model, tokenizer, spec: TraitSpec, cfg: ExtractionConfig,
                     "response": gen.response,
                 }
                 f.write(json.dumps(record) + "\n")
-                done[job["key"]] = record
+                done[job["content_key"]] = record
             f.flush()
+            counts.generated += len(batch)
             bar.update(len(batch))
-    return [done[job["key"]] for job in jobs]
+    records = [{**done[job["content_key"]], **_position(job)} for job in jobs]
+    counts.dropped = max(0, n_lines + counts.generated - len(records))
+    if counts.dropped:
+        logger.info("%s: dropped %d records that do not match the spec or settings", out, counts.dropped)
+    _rewrite(out, records)
+    return records
+
+
+def _position(job: dict) -> dict:
+    return {k: job[k] for k in ("key", "polarity", "instruction")}
 
 
 def _cohens_d(pos: torch.Tensor, neg: torch.Tensor, direction: torch.Tensor) -> float:
@@ -169,8 +272,6 @@ def _heldout(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, path: Pat
     AUC of pos vs neg (labels: the system prompt) for the response average and the last prompt
     token, at the vector's calibrated (or middle) layer. Generations resume like the extraction's.
     """
-    from dataclasses import replace
-
     from .score import auc, project
 
     vector = PersonaVector.load(path)
@@ -276,10 +377,22 @@ def extract(
             trust_remote_code=cfg.trust_remote_code,
             layers_path=cfg.layers_path,
         )
+    capped = check_new_tokens(model, cfg.max_new_tokens)
+    if capped != cfg.max_new_tokens:
+        cfg = replace(cfg, max_new_tokens=capped)
     out_dir = cfg.trait_dir(spec.trait)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, "extract"):
+        return _extract_locked(cfg, spec, model, tokenizer, out_dir, response_filter, start)
+
+
+def _extract_locked(
+    cfg, spec, model, tokenizer, out_dir: Path, response_filter, start: float
+) -> ExtractionResult:
     response_filter = response_filter or make_filter(cfg, spec, model, tokenizer, out_dir)
-    records = generate_responses(model, tokenizer, spec, cfg, out_dir / "generations.jsonl")
+    gen_counts = GenerationCounts()
+    generations = out_dir / "generations.jsonl"
+    records = generate_responses(model, tokenizer, spec, cfg, generations, gen_counts)
 
     if hasattr(response_filter, "prepare"):
         response_filter.prepare(records)
@@ -318,6 +431,14 @@ def extract(
         "samples_per_prompt": cfg.samples_per_prompt,
         "max_new_tokens": cfg.max_new_tokens,
         "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "seed": cfg.seed,
+        "generations": {
+            "file": str(generations),
+            # the content keys the vector was built from, hashed in file order
+            "digest": hashlib.sha256("".join(r["content_key"] for r in records).encode()).hexdigest(),
+            **asdict(gen_counts),
+        },
         "evaluation_questions": list(spec.evaluation_questions),
     }
     paths, separation = {}, []

@@ -7,8 +7,9 @@ tokens; when they hold less than 0.25 of the probability the answer counts as a 
 Judges that cannot give logprobs (digit-splitting tokenizers, servers without logprobs) sample a
 few tokens greedily and parse the first number instead.
 
-Scores are cached in SQLite, keyed by (judge model id, rubric hash, question, answer), so an
-interrupted run resumes without asking the judge again.
+Scores are cached in SQLite, keyed by (judge identity, rubric hash, question, answer), so an
+interrupted run resumes without asking the judge again. The judge identity (`cache_id`) names the
+backend, base URL, model, scoring mode and min_mass: scores of one scheme are never served to another.
 """
 
 from __future__ import annotations
@@ -255,7 +256,12 @@ class HFJudge:
     @property
     def cache_id(self) -> str:
         """Cache key part: the model and how it is asked (different schemes must not share scores)."""
-        return f"{self.model_id}|{self.mode}|{self.answer_prefix}"
+        mass = (
+            ""
+            if self.mode == "sample" or self.min_mass == MIN_NUMBER_MASS
+            else f"|min_mass={self.min_mass:g}"
+        )
+        return f"{self.model_id}|{self.mode}|{self.answer_prefix}{mass}"
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         texts = [
@@ -362,10 +368,12 @@ class OpenAIJudge:
     "http://127.0.0.1:8000/v1". The API key is read from $`api_key_env` at each request (optional
     for local servers) and never logged or put in exception messages.
 
-    Each prompt is one request: temperature 0, max_tokens 1, logprobs with top-20. When the server
-    returns no logprobs (mode "auto"), the judge switches to `mode == "sample"`: max_tokens
-    `sample_max_tokens`, first number parsed. Connection errors, 408/409/425/429 and 5xx are retried
-    with exponential backoff (honouring Retry-After); `concurrency` requests run in parallel.
+    Each prompt is one request: temperature 0, max_tokens 1, logprobs with top-20; the score needs
+    `min_mass` of the probability on numbers. When the server returns choices without logprobs
+    (mode "auto"), the judge switches to `mode == "sample"`: max_tokens `sample_max_tokens`, first
+    number parsed. Connection errors, 408/409/425/429, 5xx and malformed replies (not UTF-8, not
+    JSON, no `choices`) are retried with exponential backoff (honouring Retry-After); a malformed
+    reply never switches the mode. `concurrency` requests run in parallel.
     """
 
     def __init__(
@@ -382,10 +390,14 @@ class OpenAIJudge:
         sample_max_tokens: int = 5,
         top_logprobs: int = TOP_LOGPROBS,
         model_id: str | None = None,
+        min_mass: float = MIN_NUMBER_MASS,
     ) -> None:
         if mode not in ("auto", "logprobs", "sample"):
             raise ValueError(f"mode must be 'auto', 'logprobs' or 'sample', got {mode!r}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.min_mass = min_mass
+        self.requested_mode = mode
         self.model = model
         self.model_id = model_id or model
         self.api_key_env = api_key_env
@@ -403,6 +415,12 @@ class OpenAIJudge:
     def __repr__(self) -> str:
         return f"OpenAIJudge(url={self.url!r}, model={self.model!r}, mode={self.mode!r})"
 
+    @property
+    def cache_id(self) -> str:
+        """Cache key part: backend, base URL, model and scoring scheme (never the API key)."""
+        scheme = f"{self.requested_mode}|min_mass={self.min_mass:g}|top={self.top_logprobs}|sample={self.sample_max_tokens}"
+        return f"openai|{self.base_url}|{self.model}|{scheme}"
+
     def _post(self, payload: dict) -> dict:
         key = os.environ.get(self.api_key_env)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -416,6 +434,7 @@ class OpenAIJudge:
                 self.backoff,
                 secret=key,
                 max_backoff=self.max_backoff,
+                require="choices",
             )
         except LLMRequestError as e:
             raise JudgeRequestError(str(e)) from None
@@ -482,7 +501,7 @@ class OpenAIJudge:
                 raise JudgeRequestError(f"{self.url} returned no logprobs for model {self.model!r}")
             self._switch_to_sampling("the server returned no logprobs")
             return self._sample_one(prompt)
-        return score_from_logprobs(top)
+        return score_from_logprobs(top, self.min_mass)
 
     def score(self, prompts: list[str]) -> list[float | None]:
         """One score per filled rubric, `concurrency` requests at a time, in the prompts' order."""
@@ -656,7 +675,7 @@ def make_judge(
     """
     if name.startswith("openai:"):
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        return OpenAIJudge(url, name.split(":", 1)[1], mode="auto" if mode == "auto" else mode)
+        return OpenAIJudge(url, name.split(":", 1)[1], mode=mode, min_mass=min_mass)  # type: ignore[arg-type]
     if name != "self":
         from steering.models import load_model
 

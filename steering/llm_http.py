@@ -36,12 +36,14 @@ def post_json(
     backoff: float = 1.0,
     secret: str | None = None,
     max_backoff: float = 30.0,
+    require: str | None = None,
 ) -> dict:
     """POST JSON, return the decoded answer.
 
-    Connection errors, invalid JSON, 408/409/425/429 and 5xx are retried with exponential backoff
-    (at most `max_backoff` seconds, longer when the server sends Retry-After); other statuses fail at
-    once. `secret` (the API key) is replaced by *** in every message.
+    Connection errors, replies that are not UTF-8 JSON objects (or lack the key `require`),
+    408/409/425/429 and 5xx are retried with exponential backoff (at most `max_backoff` seconds,
+    longer when the server sends Retry-After); other statuses fail at once. `secret` (the API key)
+    is replaced by *** in every message.
     """
     body = json.dumps(payload).encode()
     last = ""
@@ -55,13 +57,21 @@ def post_json(
         retry_after = None
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return json.loads(response.read().decode())
+                answer = json.loads(response.read().decode("utf-8"))
+            if not isinstance(answer, dict):
+                last = f"a JSON {type(answer).__name__} instead of an object from {url}"
+            elif require is not None and not answer.get(require):
+                last = f"a reply without '{require}' from {url}"
+            else:
+                return answer
         except urllib.error.HTTPError as e:
             detail = _redact(e.read().decode(errors="replace")[:500], secret)
             last = f"HTTP {e.code} from {url}: {detail}"
             if e.code not in RETRY_STATUS and e.code < 500:
                 raise LLMRequestError(last) from None
             retry_after = e.headers.get("Retry-After") if e.headers else None
+        except UnicodeDecodeError:
+            last = f"a reply that is not UTF-8 text from {url}"
         except json.JSONDecodeError:
             last = f"invalid JSON from {url}"
         except TRANSIENT as e:
@@ -123,6 +133,7 @@ class OpenAICompatibleChat:
             self.max_retries,
             self.backoff,
             secret=key,
+            require="choices",
         )
 
     def text(self, messages: list[dict], **kwargs) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .chat import format_chat
 from .llm_http import AnthropicChat, LLMRequestError, OpenAICompatibleChat
-from .traits import TraitSpec, TraitSpecError, parse_trait_spec, trait_schema
+from .traits import TraitSpec, TraitSpecError, parse_trait_spec, question_key, trait_schema
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +54,10 @@ def extract_json(text: str) -> dict:
         raise TraitSpecError(f"the model's answer is not valid JSON: {e.msg} at char {e.pos}") from e
 
 
-def _key(text: object) -> str:
-    """Case- and punctuation-insensitive identity of a question."""
-    return re.sub(r"\W+", " ", str(text)).strip().lower()
-
-
 def _distinct(questions: object, exclude: set[str] = frozenset()) -> list[str]:
     seen, out = set(exclude), []
     for q in questions if isinstance(questions, list) else []:
-        key = _key(q) if isinstance(q, str) else ""
+        key = question_key(q) if isinstance(q, str) else ""
         if key and key not in seen:
             seen.add(key)
             out.append(q.strip())
@@ -81,7 +76,7 @@ def normalize_spec(data: object, name: str, pairs: int = 5, questions: int = 20)
     data = {k: v for k, v in data.items() if k in known}
     data["trait"] = name
     extraction = _distinct(data.get("extraction_questions"))
-    keys = {_key(q) for q in extraction}
+    keys = {question_key(q) for q in extraction}
     evaluation = _distinct(data.get("evaluation_questions"), exclude=keys)
     if len(extraction) < questions or len(evaluation) < questions:
         raise TraitSpecError(
@@ -324,7 +319,9 @@ def _example_turns(name: str, pairs: int = 2, questions: int = 4) -> tuple[list[
     }
     turns = [{"role": "user", "content": prompt}, {"role": "assistant", "content": json.dumps(answer)}]
     pairs_text = [t for p in spec.instruction_pairs for t in (p.pos, p.neg)]
-    return turns, {_key(t) for t in (*spec.extraction_questions, *spec.evaluation_questions, *pairs_text)}
+    return turns, {
+        question_key(t) for t in (*spec.extraction_questions, *spec.evaluation_questions, *pairs_text)
+    }
 
 
 def hf_backend(
@@ -378,7 +375,7 @@ def hf_backend(
                     max_tokens, temperature + 0.2 * attempt, top_p, top_k, end="?" if question else ""
                 )
                 text = _clean(text, question)
-                if _sentence_ok(text, min_words) and _key(text) not in avoid:
+                if _sentence_ok(text, min_words) and question_key(text) not in avoid:
                     if _strict_ok(text, closed, question):
                         break
                     candidates.append(text)
@@ -404,8 +401,8 @@ def hf_backend(
         used = set(seen)  # no copies of the example
         for i in range(n_pairs):
             pos = sentence(("{" if i == 0 else ", {") + '"pos": ', f"Be very {name}.", used)
-            neg = sentence(', "neg": ', f"Never be {name}.", used | {_key(pos)})
-            used |= {_key(pos), _key(neg)}
+            neg = sentence(', "neg": ', f"Never be {name}.", used | {question_key(pos)})
+            used |= {question_key(pos), question_key(neg)}
             sampler.commit("}")
             data["instruction_pairs"].append({"pos": pos, "neg": neg})
         sampler.commit("]")
@@ -418,7 +415,7 @@ def hf_backend(
                     stats["skipped"] += 1
                     sampler.commit('"')  # close the abandoned string (the context only)
                     continue
-                seen.add(_key(text))
+                seen.add(question_key(text))
                 data[key].append(text)
                 if len(data[key]) == n_questions:
                     break

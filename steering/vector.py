@@ -226,7 +226,7 @@ class PersonaVector:
                 meta = f.metadata() or {}
                 tensors = {key: f.get_tensor(key) for key in f.keys()}
         except Exception as e:  # not a safetensors file
-            raise VectorMismatch(f"{path}: not a persona vector safetensors file ({e})") from e
+            raise VectorMismatch(_not_safetensors(path, e)) from None
         if meta.get("format") != "persona-vaccine/persona-vector":
             raise VectorMismatch(
                 f"{path}: missing persona-vaccine metadata (field 'format'); save vectors with PersonaVector.save"
@@ -254,3 +254,19 @@ class PersonaVector:
             f"PersonaVector(trait={self.trait!r}, model_id={self.model_id!r}, layers={len(self.layers)}x"
             f"{self.hidden_size}, position={self.position!r}, layer={self.layer}, coef={self.coef})"
         )
+
+
+def _not_safetensors(path: Path, error: Exception) -> str:
+    """Why a file is not a persona vector, and how to make one (pickles are never unpickled)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    kind = (
+        "a PyTorch/pickle file (.pt/.pth/.pkl)"
+        if head[:1] == b"\x80" or head == b"PK\x03\x04" or path.suffix in (".pt", ".pth", ".pkl", ".bin")
+        else f"unreadable as safetensors ({error})"
+    )
+    return (
+        f"{path}: {kind}, not a safetensors persona vector. Make one with: python launch.py extract --trait "
+        "TRAIT --model MODEL (it writes DIR/TRAIT/response_avg.safetensors), or build a PersonaVector from "
+        "your tensors and call .save('vector.safetensors')"
+    )

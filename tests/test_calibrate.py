@@ -80,7 +80,7 @@ def test_calibration_grid_resume_metadata_and_report(tiny_chat_model, smol_token
     loaded = PersonaVector.load(path)
     assert (loaded.layer, loaded.coef) == (result.layer, result.coef)
     assert loaded.default_layer() == result.layer
-    assert loaded.calibration["judge"] == "tiny|numbers|" and len(loaded.calibration["cells"]) == 4
+    assert loaded.calibration["judge"] == "tiny|numbers||min_mass=0" and len(loaded.calibration["cells"]) == 4
     table, plot = write_report(result, "evil", tmp_path, cfg.coherence_threshold)
     assert "| layer | coef | trait | coherence |" in table.read_text()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000

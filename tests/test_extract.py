@@ -162,7 +162,7 @@ def test_trait_spec_errors_name_file_and_field(tmp_path):
         ),
         (
             {**good, "evaluation_questions": good["extraction_questions"][:2]},
-            "field 'evaluation_questions' repeats",
+            r"field 'evaluation_questions\[0\]' repeats extraction_questions\[0\]",
         ),
         ({**good, "questions": []}, r"Additional properties are not allowed \('questions' was unexpected\)"),
         ({**good, "trait": "Power Seeking"}, "field 'trait': 'Power Seeking' does not match"),

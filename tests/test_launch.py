@@ -232,11 +232,12 @@ def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):
     root, recipe = tiny_setup
     out = tmp_path / "run"
     common = ("--output_dir", str(out), "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
-              "--report_to", "none")  # fmt: skip
+              "--report_to", "wandb")  # fmt: skip
     proc = _train(recipe, tmp_path, *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     full = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     base = (out / "drift_base.json").read_text()
+    run_id = (out / "wandb_run_id").read_text().strip()
     import shutil
 
     shutil.rmtree(out / "checkpoint-4")  # a crash after step 3: resume from step 2
@@ -257,6 +258,47 @@ def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):
     )  # history restored from the checkpoint
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert sum("drift/evil/shift" in row for row in state["log_history"]) >= 4
+    # the summary covers the whole run, not only the resumed steps 3-4
+    train = summary["train"]
+    assert train["resumed_from_step"] == 2
+    assert train["mean_loss"] == pytest.approx(sum(summary["losses"]) / 4, abs=1e-6)
+    before = json.loads((out / "checkpoint-2" / "run_clock.json").read_text())["elapsed_s"]
+    assert train["runtime_s"] > before > 0
+    # one W&B run, resumed: both offline run directories carry the id kept in the run directory
+    assert (out / "wandb_run_id").read_text().strip() == run_id
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)
+
+
+def test_rerun_without_resume_starts_the_metrics_clean(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    out = tmp_path / "rerun"
+    for _ in range(2):
+        proc = _train(recipe, tmp_path, "--output_dir", str(out), "--max_steps", "2", "--report_to", "none")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(1) == 1  # before: 1, 2, 2, 1, 2, 2
+    assert "metrics rows of an earlier run are removed" in proc.stderr
+
+
+def test_train_into_a_directory_in_use_stops_with_the_holder(tiny_setup, tmp_path):
+    import socket
+
+    root, recipe = tiny_setup
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (out / ".persona-vaccine.lock").write_text(
+            json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": 0, "command": "train"})
+        )
+        proc = _train(recipe, tmp_path, "--output_dir", str(out), "--report_to", "none")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"is in use by train (pid {holder.pid} on {socket.gethostname()}, since 1970-01-01" in proc.stderr
+    assert not (out / "metrics.jsonl").exists()
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def test_check_model_errors_and_warning(vec):
 def test_malformed_files_are_refused(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")
-    with pytest.raises(VectorMismatch, match="not a persona vector"):
+    with pytest.raises(VectorMismatch, match="not a safetensors persona vector"):
         PersonaVector.load(bad)
     foreign = tmp_path / "foreign.safetensors"
     save_file({"x": torch.zeros(3)}, str(foreign))

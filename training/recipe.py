@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -125,6 +126,21 @@ def _explain(message: str, overrides: list[str], config_types: tuple[type, ...])
     return f"unknown override {hints}" if unknown else message
 
 
+def _blame(path: str | Path | None, overrides: list[str], message: str) -> str:
+    """Where an error comes from: the command line when it names a field overridden there, else the file."""
+    given = {a.lstrip("-").split("=", 1)[0].replace("-", "_") for a in overrides if a.startswith("--")}
+    named = {
+        m.replace("-", "_")
+        for m in re.findall(r"--([A-Za-z_][\w-]*)|'(\w+)'|\b(\w+)=", message)
+        for m in m
+        if m
+    }
+    hit = sorted(given & named)
+    if hit or path is None:
+        return "command line" + (f" (--{', --'.join(hit)})" if hit else "")
+    return str(path)
+
+
 def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
     """Parse a recipe file plus `--field value` overrides into the three config dataclasses."""
     overrides = list(overrides or [])
@@ -138,10 +154,10 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
     try:
         model_args, data_args, train_args = parser.parse_args_and_config(args)
     except RecipeError as e:
-        raise RecipeError(f"{source}: {e}") from None
+        raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
     except ValueError as e:  # unknown overrides, or a dataclass __post_init__ check
-        message = str(e)
-        raise RecipeError(f"{source}: {_explain(message, overrides, RECIPE_TYPES)}") from None
+        message = _explain(str(e), overrides, RECIPE_TYPES)
+        raise RecipeError(f"{_blame(path, overrides, message)}: {message}") from None
     if not model_args.model_name_or_path:
         raise RecipeError(
             f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
@@ -155,17 +171,16 @@ def parse_config(config_type: type, path: str | Path | None, overrides: list[str
     types_ = (config_type,)
     overrides = ["--model_name_or_path" if a == "--model" else a for a in overrides or []]
     args = overrides
-    source = "command line"
     if path is not None:
         load_recipe_file(path, types_)
         args = ["--config", str(path), *overrides]
-        source = str(path)
     try:
         (cfg,) = _Parser(types_, allow_abbrev=False).parse_args_and_config(args)
     except RecipeError as e:
-        raise RecipeError(f"{source}: {e}") from None
+        raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
     except ValueError as e:
-        raise RecipeError(f"{source}: {_explain(str(e), overrides, types_)}") from None
+        message = _explain(str(e), overrides, types_)
+        raise RecipeError(f"{_blame(path, overrides, message)}: {message}") from None
     return cfg
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import os
 from pathlib import Path
 
 import torch
@@ -14,10 +14,18 @@ from trl import ModelConfig, get_peft_config
 from data.loading import load_training_dataset
 from steering.chat import prepare_messages
 from steering.layers import get_decoder_layers, set_layers_path
+from steering.lock import output_lock
 from steering.models import load_tokenizer, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
-from .tracking import JsonlMetricsCallback, configure_wandb, read_metrics
+from .tracking import (
+    JsonlMetricsCallback,
+    RunClockCallback,
+    clock_offset,
+    configure_wandb,
+    read_metrics,
+    whole_run_mean_loss,
+)
 from .trainer import PreventativeSFTTrainer
 
 logger = logging.getLogger(__name__)
@@ -187,12 +195,32 @@ def evaluate_after_training(
     return out
 
 
-def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
-    """On resume, drop metrics.jsonl rows logged after the checkpoint (they are logged again)."""
-    if checkpoint is True:
+def _resolve_checkpoint(output_dir: Path, checkpoint: str | bool | None) -> str | None:
+    """The checkpoint directory a resume starts from (`True`: the latest in OUTPUT_DIR)."""
+    if checkpoint is True or checkpoint == "true":
         from transformers.trainer_utils import get_last_checkpoint
 
-        checkpoint = get_last_checkpoint(str(output_dir))
+        return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    return str(checkpoint) if checkpoint else None
+
+
+def _checkpoint_step(checkpoint: str | None) -> int:
+    state = Path(str(checkpoint)) / "trainer_state.json"
+    return json.loads(state.read_text())["global_step"] if checkpoint and state.is_file() else 0
+
+
+def _start_clean(output_dir: Path) -> None:
+    """A run without resume into a used directory: its metrics start over (no second copy of the steps)."""
+    metrics = output_dir / "metrics.jsonl"
+    if metrics.is_file():
+        logger.warning("%s: not resuming, so the %d metrics rows of an earlier run are removed", output_dir,
+                       len(read_metrics(output_dir)))  # fmt: skip
+        metrics.unlink()
+
+
+def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
+    """On resume, drop metrics.jsonl rows logged after the checkpoint (they are logged again)."""
+    checkpoint = _resolve_checkpoint(output_dir, checkpoint)
     state = Path(str(checkpoint)) / "trainer_state.json"
     metrics = output_dir / "metrics.jsonl"
     if not (checkpoint and state.is_file() and metrics.is_file()):
@@ -205,12 +233,30 @@ def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
 def run_training(
     model_args: ModelConfig, data_args: DataArguments, args: PreventativeSFTConfig, recipe: str | None = None
 ) -> dict:
-    """Train, save the (unsteered) weights or adapter, and return the run summary."""
+    """Train, save the (unsteered) weights or adapter, and return the run summary.
+
+    OUTPUT_DIR is locked for the run (a second run into it stops with the holder's pid and host).
+    """
+    main = int(os.environ.get("RANK", "0")) == 0
+    with output_lock(args.output_dir, "train", enabled=main):
+        return _run_training(model_args, data_args, args, recipe, main)
+
+
+def _run_training(
+    model_args: ModelConfig,
+    data_args: DataArguments,
+    args: PreventativeSFTConfig,
+    recipe: str | None,
+    main: bool,
+) -> dict:
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
+    checkpoint = _resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    if main and not args.resume_from_checkpoint:
+        _start_clean(output_dir)
     if _reports_to_wandb(args):
         family = str(Path(recipe).parent) if recipe else None
-        configure_wandb(args.output_dir, group=family)
+        configure_wandb(args.output_dir, group=family, resume=bool(checkpoint))
     if args.run_name is None and recipe:
         args.run_name = Path(recipe).stem
     model_id = model_args.model_name_or_path
@@ -226,6 +272,7 @@ def run_training(
             return screen_training_set(dataset, model, tokenizer, data_args, output_dir, model_id)
 
     train_dataset, eval_dataset, screening = build_datasets(data_args, tokenizer, args.seed, screen)
+    clock = RunClockCallback(clock_offset(checkpoint))
     trainer = PreventativeSFTTrainer(
         model=model,
         args=args,
@@ -233,16 +280,19 @@ def run_training(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[JsonlMetricsCallback(args.output_dir)],
+        callbacks=[JsonlMetricsCallback(args.output_dir), clock],
         model_id=model_id,
     )
     if "heldout_loss" in args.capability_benchmarks:
         trainer.capability_heldout = clean_heldout_rows(data_args)
     if args.resume_from_checkpoint and trainer.is_world_process_zero():
         _truncate_metrics(output_dir, args.resume_from_checkpoint)
-    start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    runtime = time.perf_counter() - start
+    runtime = clock.elapsed()  # the whole run's training time, across resumes
+    start_step = _checkpoint_step(checkpoint)
+    mean_loss = whole_run_mean_loss(
+        trainer.state.log_history, result.training_loss, start_step, trainer.state.global_step
+    )
     trainer.save_model(args.output_dir)
     post = evaluate_after_training(trainer, args, model_id, data_args)
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
@@ -252,8 +302,9 @@ def run_training(
         "train": {
             "steps": trainer.state.global_step,
             "final_loss": losses[-1] if losses else result.training_loss,
-            "mean_loss": result.training_loss,
+            "mean_loss": mean_loss,
             "runtime_s": round(runtime, 2),
+            "resumed_from_step": start_step,
             "examples": len(train_dataset),
             "world_size": trainer.accelerator.num_processes,
             "engine": type(trainer.model_wrapped).__name__,

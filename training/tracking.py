@@ -6,6 +6,8 @@ import json
 import math
 import netrc
 import os
+import time
+import uuid
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -25,9 +27,30 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def configure_wandb(output_dir: str, project: str = "persona-vaccine", group: str | None = None) -> str:
+RUN_ID_FILE = "wandb_run_id"
+CLOCK_FILE = "run_clock.json"
+
+
+def wandb_run_id(output_dir: str | Path, resume: bool) -> str:
+    """The run's W&B id, kept in OUTPUT_DIR/wandb_run_id: the same id on resume (one W&B run), else a new one."""
+    path = Path(output_dir) / RUN_ID_FILE
+    if resume and path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:12]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def configure_wandb(
+    output_dir: str, project: str = "persona-vaccine", group: str | None = None, resume: bool = False
+) -> str:
     """Set W&B's environment for a run and return the mode: the user's WANDB_MODE, else online if logged in,
-    else offline. Run files go to OUTPUT_DIR/wandb; standard input is never read."""
+    else offline. Run files go to OUTPUT_DIR/wandb; standard input is never read. A resumed run continues
+    the W&B run of OUTPUT_DIR (its id is in OUTPUT_DIR/wandb_run_id)."""
+    if int(os.environ.get("RANK", "0")) == 0:  # only the main process reports to W&B
+        os.environ["WANDB_RUN_ID"] = wandb_run_id(output_dir, resume)
+        os.environ["WANDB_RESUME"] = "allow"
     mode = os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
     os.environ["WANDB_MODE"] = mode
     os.environ.setdefault("WANDB_PROJECT", project)
@@ -56,6 +79,58 @@ class JsonlMetricsCallback(TrainerCallback):
             row[key] = value
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+class RunClockCallback(TrainerCallback):
+    """Training wall time of the whole run across resumes: written into each checkpoint as run_clock.json."""
+
+    def __init__(self, offset_s: float = 0.0):
+        self.offset_s, self.start = offset_s, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.offset_s + time.perf_counter() - self.start
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            clock = {"elapsed_s": self.elapsed(), "step": state.global_step}
+            (checkpoint / CLOCK_FILE).write_text(json.dumps(clock))
+
+
+def clock_offset(checkpoint: str | Path | None) -> float:
+    """Seconds of training before `checkpoint` (0 when it has no run_clock.json)."""
+    path = Path(str(checkpoint)) / CLOCK_FILE if checkpoint else None
+    if path is None or not path.is_file():
+        return 0.0
+    try:
+        return float(json.loads(path.read_text())["elapsed_s"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def whole_run_mean_loss(
+    log_history: list[dict], resumed_mean: float, start_step: int, end_step: int
+) -> float:
+    """Mean training loss over all steps of a resumed run.
+
+    The trainer's `training_loss` covers only the steps after `start_step`; the steps before come
+    from the logged losses of the restored history, each weighted by the steps it averages.
+    """
+    if start_step <= 0 or end_step <= start_step:
+        return resumed_mean
+    total = covered = 0
+    for row in log_history:
+        step = row.get("step", 0)
+        if "loss" in row and covered < step <= start_step:
+            total += row["loss"] * (step - covered)
+            covered = step
+    if covered == 0:
+        return resumed_mean
+    prior_mean = total / covered
+    return (prior_mean * start_step + resumed_mean * (end_step - start_step)) / end_step
 
 
 def read_metrics(output_dir: str | Path) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +52,11 @@ def _fail(source: str, field: str, problem: str, fix: str) -> TraitSpecError:
     return TraitSpecError(f"{source}: field '{field}' {problem}. {fix}")
 
 
+def question_key(text: object) -> str:
+    """Case-, whitespace- and punctuation-insensitive identity of a question (duplicates share it)."""
+    return re.sub(r"\W+", " ", str(text)).strip().lower()
+
+
 def _strings(data: dict, field: str, source: str, min_items: int) -> tuple[str, ...]:
     value = data.get(field)
     if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
@@ -59,6 +65,16 @@ def _strings(data: dict, field: str, source: str, min_items: int) -> tuple[str, 
         raise _fail(
             source, field, f"has {len(value)} items, needs at least {min_items}", "Add more questions."
         )
+    seen: dict[str, int] = {}
+    for i, text in enumerate(value):
+        first = seen.setdefault(question_key(text), i)
+        if first != i:
+            raise _fail(
+                source,
+                f"{field}[{i}]",
+                f"repeats {field}[{first}] ({text.strip()!r}; case, spacing and punctuation aside)",
+                "Remove or reword it.",
+            )
     return tuple(x.strip() for x in value)
 
 
@@ -111,12 +127,15 @@ def parse_trait_spec(data: object, source: str = "<trait spec>") -> TraitSpec:
         parsed_pairs.append(InstructionPair(pair["pos"].strip(), pair["neg"].strip()))
     extraction = _strings(data, "extraction_questions", source, 1)
     evaluation = _strings(data, "evaluation_questions", source, 1)
-    overlap = set(extraction) & set(evaluation)
+    extraction_index = {question_key(q): i for i, q in enumerate(extraction)}
+    overlap = [(i, q) for i, q in enumerate(evaluation) if question_key(q) in extraction_index]
     if overlap:
+        i, question = overlap[0]
         raise _fail(
             source,
-            "evaluation_questions",
-            f"repeats {len(overlap)} extraction question(s), e.g. {sorted(overlap)[0]!r}",
+            f"evaluation_questions[{i}]",
+            f"repeats extraction_questions[{extraction_index[question_key(question)]}] ({question!r}; case, "
+            f"spacing and punctuation aside; {len(overlap)} evaluation question(s) repeat one)",
             "Keep the two sets disjoint.",
         )
     rubric = data["judge_rubric"]
