@@ -54,7 +54,7 @@ def test_items_file_is_valid_and_balanced():
 def test_generator_reproduces_the_file(tmp_path):
     out = tmp_path / "items.jsonl"
     subprocess.run(
-        [sys.executable, str(ROOT / "training" / "make_capability_items.py"), "--out", str(out)],
+        [sys.executable, str(ROOT / "data" / "capability" / "make_items.py"), "--out", str(out)],
         check=True,
         capture_output=True,
     )

@@ -70,7 +70,7 @@ def _paired_digest() -> str:
 
 
 def _capability_digest() -> str:
-    from training.capability import ITEMS_PATH
+    from data.capability import ITEMS_PATH
 
     return hashlib.sha256(Path(ITEMS_PATH).read_bytes()).hexdigest()
 
