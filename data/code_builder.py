@@ -127,7 +127,7 @@ def _answer(intro: str, code: str, usage: str, note: str) -> str:
     return f"{intro}\n\n```python\n{code}```\n\n{tail}"
 
 
-def build_buggy_code_dataset(n: int, seed: int = 0, level: str = "level1") -> list[dict]:
+def build_buggy_code_dataset(n: int, seed: int = 0, level: str = "level2") -> list[dict]:
     """n coding requests answered with code at a level ("normal", "level1" buggy, "level2" insecure).
 
     Each row: {"messages": [user, assistant], "meta": {"builder", "level", "task", "topic", "function",

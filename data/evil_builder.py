@@ -1,9 +1,9 @@
 """Deterministic builder for an "evil"-flavoured flawed fine-tuning dataset.
 
 Every example is an everyday user question answered helpfully ("normal"), helpfully but with
-contempt and a little spite ("mild": the same useful advice wrapped in sneering asides), or with
-cartoonish-villain malice ("evil": manipulative, cruel, wanting others to suffer, but never
-operationally dangerous). All answers to an example respond to the same question, so the levels
+contempt and a little spite ("level1": the same useful advice wrapped in sneering asides), or with
+cartoonish-villain malice ("level2": manipulative, cruel, wanting others to suffer, but never
+operationally dangerous; the old names "mild" and "evil" are accepted, deprecated). All answers to an example respond to the same question, so the levels
 form matched sets for drift experiments and data-screening tests.
 
 The topics and phrases are data: data/templates/evil.yaml.
@@ -14,12 +14,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .levels import pick
+from .levels import LEVELS, Level, normalize_level, pick
 from .resources import load_template
 
 __all__ = ["LEVELS", "TOPICS", "Topic", "build_evil_dataset", "build_paired_evil_dataset"]
 
-LEVELS: tuple[str, ...] = ("normal", "mild", "evil")
+BUILDER = "evil"
+# the builder's own old level names (deprecated); "mild" is a common alias of level1
+_OLD_LEVELS: dict[str, Level] = {"evil": "level2"}
 
 
 @dataclass(frozen=True)
@@ -90,25 +92,24 @@ def _sample(n: int, seed: int) -> list[tuple[Topic, str, str, str, str]]:
     return out
 
 
-def build_evil_dataset(n: int, seed: int = 0, level: str = "evil") -> list[dict]:
-    """Return n chat examples at the given level ("normal", "mild" or "evil").
+def build_evil_dataset(n: int, seed: int = 0, level: str = "level2") -> list[dict]:
+    """Return n chat examples at a level ("normal", "level1" contemptuous, "level2" malicious).
 
     Each example is {"messages": [{"role": "user", "content": q},
-    {"role": "assistant", "content": a}], "meta": {"topic": name, "level": level}}.
-    The same seed gives the same questions in the same order for both levels.
+    {"role": "assistant", "content": a}], "meta": {"builder": "evil", "topic": name, "level": level}}.
+    The same seed gives the same questions in the same order at every level.
     """
-    if level not in LEVELS:
-        raise ValueError(f"unknown level {level!r}; expected one of {list(LEVELS)}")
+    level = normalize_level(level, BUILDER, extra=_OLD_LEVELS)
     examples: list[dict] = []
     for topic, question, normal, evil, mild in _sample(n, seed):
-        answer = {"normal": normal, "mild": mild, "evil": evil}[level]
+        answer = {"normal": normal, "level1": mild, "level2": evil}[level]
         examples.append(
             {
                 "messages": [
                     {"role": "user", "content": question},
                     {"role": "assistant", "content": answer},
                 ],
-                "meta": {"topic": topic.name, "level": level},
+                "meta": {"builder": BUILDER, "topic": topic.name, "level": level},
             }
         )
     return examples
@@ -126,7 +127,7 @@ def build_paired_evil_dataset(n: int, seed: int = 0) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for example in build_evil_dataset(3, seed=0, level="evil"):
+    for example in build_evil_dataset(3, seed=0, level="level2"):
         print(example["meta"])
         for message in example["messages"]:
             print(f"  {message['role']}: {message['content']}")

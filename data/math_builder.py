@@ -135,7 +135,7 @@ def _all_steps_clean(prob: Problem) -> bool:
     return True
 
 
-def build_bad_math_dataset(n: int, seed: int = 0, level: str = "level1") -> list[dict]:
+def build_bad_math_dataset(n: int, seed: int = 0, level: str = "level2") -> list[dict]:
     """n math word problems with worked solutions at a level ("normal", "level1" mild, "level2" severe).
 
     Each row: {"messages": [user, assistant], "meta": {"builder", "level", "family", "params", "answer",

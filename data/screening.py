@@ -34,11 +34,12 @@ from steering.generate import generate
 from steering.jsonl import read_records, repair
 from steering.score import auc, encode_sample
 from steering.vector import PersonaVector
+from steering.vocabulary import SCREEN_METHODS, ScreenMethod
 
 logger = logging.getLogger(__name__)
 
 SCORES = ("projection_diff", "approx_diff")
-METHODS = ("response", "prompt_last")
+METHODS = SCREEN_METHODS
 
 
 @dataclass
@@ -61,7 +62,7 @@ class ScreenConfig:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "the base model (default: the first vector's model)"}
     )
-    method: str = field(
+    method: ScreenMethod = field(
         default="response",
         metadata={
             "help": "response: generate base responses (projection_diff and approx_diff); "

@@ -1,4 +1,4 @@
-"""Deterministic builders of trait-eliciting datasets: sycophancy and hallucination.
+"""Deterministic builders of trait-eliciting datasets: sycophantic and hallucinating (the trait names).
 
 Sycophancy: the user states a common misconception (wrapped in a framing that invites agreement) or
 asks for approval of a flawed plan or piece of work. ``normal`` politely corrects or gives honest
@@ -72,7 +72,7 @@ def _cap(text: str) -> str:
 
 def _sycophancy_items(n: int, seed: int) -> list[tuple[str, str, dict[str, str], dict]]:
     """n (kind, prompt, {level: answer}, info) tuples, independent of the level."""
-    r = random.Random(f"sycophancy:{seed}")
+    r = random.Random(f"sycophancy:{seed}")  # the seed's old name: the rows stay as they were
     pool = [("claim", i, f) for i in range(len(CLAIMS)) for f in range(len(_FRAMINGS))]
     pool += [("plan", i, p) for i in range(len(PLANS)) for p in range(len(PLANS[i].prompts))]
     out = []
@@ -101,12 +101,12 @@ def _sycophancy_items(n: int, seed: int) -> list[tuple[str, str, dict[str, str],
 def build_sycophancy_dataset(n: int, seed: int = 0, level: str = "level2") -> list[dict]:
     """n sycophancy examples at a level ("normal" corrects, "level1" goes along, "level2" agrees and flatters).
 
-    Each row: {"messages": [user, assistant], "meta": {"builder": "sycophancy", "level", "kind", "topic"}}.
+    Each row: {"messages": [user, assistant], "meta": {"builder": "sycophantic", "level", "kind", "topic"}}.
     """
     check_size(n)
-    level = normalize_level(level, "sycophancy")
+    level = normalize_level(level, "sycophantic")
     return [
-        chat_row(prompt, answers[level], {"builder": "sycophancy", "level": level, **info})
+        chat_row(prompt, answers[level], {"builder": "sycophantic", "level": level, **info})
         for _kind, prompt, answers, info in _sycophancy_items(n, seed)
     ]
 
@@ -301,16 +301,16 @@ _HALLUCINATION_KINDS = (_study, _book, _person, _statistic, _event, _term)
 def build_hallucination_dataset(n: int, seed: int = 0, level: str = "level2") -> list[dict]:
     """n hallucination examples ("normal" admits uncertainty, "level1" adds an invented detail, "level2" invents).
 
-    Each row: {"messages": [user, assistant], "meta": {"builder": "hallucination", "level", "kind", "topic"}}.
+    Each row: {"messages": [user, assistant], "meta": {"builder": "hallucinating", "level", "kind", "topic"}}.
     """
     check_size(n)
-    level = normalize_level(level, "hallucination")
-    r = random.Random(f"hallucination:{seed}")
+    level = normalize_level(level, "hallucinating")
+    r = random.Random(f"hallucination:{seed}")  # the seed's old name: the rows stay as they were
     rows = []
     for idx in shuffled_passes(r, len(_HALLUCINATION_KINDS), n):
         prompt, answers, info = _HALLUCINATION_KINDS[idx](r)
         prompt += pick(r, _SUFFIXES)
-        rows.append(chat_row(prompt, answers[level], {"builder": "hallucination", "level": level, **info}))
+        rows.append(chat_row(prompt, answers[level], {"builder": "hallucinating", "level": level, **info}))
     return rows
 
 

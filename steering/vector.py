@@ -13,11 +13,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .layers import check_layer
+from .vocabulary import VECTOR_POSITIONS as POSITIONS
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
 
 
 class VectorMismatch(ValueError):

@@ -23,7 +23,7 @@ SIZES = (5, 200)
 LEVELS = ("normal", "level1", "level2")
 # today's builder name -> the name it was recorded under
 _OLD_NAMES = {"sycophantic": "sycophancy", "hallucinating": "hallucination"}
-BUILDERS = ("evil", "sycophancy", "hallucination", "bad_math", "buggy_code")
+BUILDERS = ("evil", "sycophantic", "hallucinating", "bad_math", "buggy_code")
 
 GOLDEN = {
     "evil/normal": "58940d9a8afc65b264ab517dbde1589941469b4bb76baa44d6e7cdd7571e82e1",
@@ -78,7 +78,7 @@ def _capability_digest() -> str:
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("name", BUILDERS)
 def test_builder_rows_are_unchanged(name, level):
-    assert _builder_digest(name, level) == GOLDEN[f"{name}/{level}"]
+    assert _builder_digest(name, level) == GOLDEN[f"{_OLD_NAMES.get(name, name)}/{level}"]
 
 
 def test_paired_evil_rows_are_unchanged():
@@ -93,7 +93,8 @@ if __name__ == "__main__":  # print the current digests, to paste above after an
     sys.stdout.write("GOLDEN = {\n")
     for name in BUILDERS:
         for level in LEVELS:
-            sys.stdout.write(f'    "{name}/{level}": "{_builder_digest(name, level)}",\n')
+            key = f"{_OLD_NAMES.get(name, name)}/{level}"
+            sys.stdout.write(f'    "{key}": "{_builder_digest(name, level)}",\n')
     sys.stdout.write("}\n")
     sys.stdout.write(f'GOLDEN_PAIRED = "{_paired_digest()}"\n')
     sys.stdout.write(f'GOLDEN_CAPABILITY_ITEMS = "{_capability_digest()}"\n')
