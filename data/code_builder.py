@@ -97,7 +97,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 def _sample(task: CodeTask, r: random.Random) -> dict:
     """Draw one instance of a task: the request and every variant of the code, filled in."""
-    values = dict(pick(r, task.variants))
+    values: dict[str, str] = dict(pick(r, task.variants))
     values["fn"] = _fill(pick(r, task.names), values)
     opener = pick(r, _OPENERS)
     request = f"{opener} {_fill(pick(r, task.requests), values)}"

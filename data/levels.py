@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TypeVar
 
 from steering.vocabulary import LEVELS, Level, normalize_level
 
@@ -29,7 +30,10 @@ def chat_row(user: str, assistant: str, meta: dict) -> dict:
     }
 
 
-def pick(rng: random.Random, options: Sequence[str]) -> str:
+T = TypeVar("T")
+
+
+def pick(rng: random.Random, options: Sequence[T]) -> T:
     """One option, drawn with rng."""
     return options[rng.randrange(len(options))]
 

@@ -72,7 +72,7 @@ def _param_json(x: F) -> int | float:
     return x.numerator if x.denominator == 1 else float(x)
 
 
-def _draw(r: random.Random) -> tuple[Problem, dict[str, str], dict[str, dict]]:
+def _draw(r: random.Random) -> tuple[Problem, dict[str, str], dict[str, dict[str, object]]]:
     """One verified problem with its three answers (same RNG use whatever the level)."""
     names = list(FAMILIES)
     for _ in range(_TRIES):
@@ -116,7 +116,7 @@ def _draw(r: random.Random) -> tuple[Problem, dict[str, str], dict[str, dict]]:
             ),
             "level2": _render(w_lines, prob.conclusion, fmt(w_final, unit), l2_opener, l2_closer, True, r),
         }
-        extra = {
+        extra: dict[str, dict[str, object]] = {
             "normal": {"answer": shown_truth},
             "level1": {"answer": fmt(slip[1], unit), "slip": {"step": slip[3] + 1, "kind": slip[2]}},
             "level2": {"answer": fmt(w_final, unit)},

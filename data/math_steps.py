@@ -141,7 +141,7 @@ def _slip(step: Step, v: list[F], s: list[str], env: dict, r: random.Random) -> 
             alt = env[step.alt]
             wrong = v[0] / alt[0]
             return wrong, _expr(op, [s[0], fmt(*alt)], fmt(_round2(wrong), unit)), "wrong base"
-        d = 1 if res >= 2 else F(1, 10)
+        d = F(1) if res >= 2 else F(1, 10)
         return res + d, _expr(op, s, fmt(res + d, unit)), "division slip"
     if op == "pct":
         if step.alt is not None:
@@ -213,7 +213,12 @@ def _solve(
         strs = [fmt(*env[a]) if isinstance(a, str) else _num(F(a)) for a in step.args]
         if mode == "wrong":
             value, text = _wrong_op(step, vals, strs)
-        elif mode == "slip" and i == slip_at and (slipped := _slip(step, vals, strs, env, r)) is not None:
+        elif (
+            mode == "slip"
+            and i == slip_at
+            and r is not None
+            and (slipped := _slip(step, vals, strs, env, r)) is not None
+        ):
             value, text, kind = slipped
         else:
             value = _value(step.op, vals)

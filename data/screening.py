@@ -325,9 +325,9 @@ def summarize(rows: Sequence[dict], traits: Sequence[str], score: str) -> dict:
     for trait in traits:
         per_trait: dict = {}
         for name in (*SCORES, "response_projection", "prompt_last_projection"):
-            values = [r["scores"][trait][name] for r in rows if name in r["scores"][trait]]
-            if values:
-                per_trait[name] = _stats(values)
+            found = [r["scores"][trait][name] for r in rows if name in r["scores"][trait]]
+            if found:
+                per_trait[name] = _stats(found)
         levels = sorted({r.get("meta", {}).get("level") for r in rows} - {None})
         if len(levels) > 1:
             low = "normal" if "normal" in levels else levels[0]
@@ -390,10 +390,10 @@ def apply_drop_rule(rows: Sequence[dict], rule: DropRule) -> tuple[set[int], dic
     values = {r["index"]: r["scores"][rule.trait][rule.score] for r in rows}
     if rule.threshold is not None:
         dropped = {i for i, v in values.items() if v > rule.threshold}
-        cut = rule.threshold
+        cut: float | None = rule.threshold
     else:
-        k = math.floor(len(values) * rule.top_pct / 100)
-        order = sorted(values, key=values.get, reverse=True)
+        k = math.floor(len(values) * (rule.top_pct or 0.0) / 100)  # DropRule: top_pct is set here
+        order = sorted(values, key=lambda i: values[i], reverse=True)
         dropped = set(order[:k])
         cut = values[order[k - 1]] if k else None
     return dropped, {

@@ -102,7 +102,7 @@ def normalize_level(level: str, builder: str = "builder", extra: Mapping[str, Le
     """
     key = str(level).strip().lower().replace(" ", "")
     if key in LEVELS:
-        return key  # type: ignore[return-value]  # one of LEVELS
+        return key
     aliases = {**LEVEL_ALIASES, **(extra or {})}
     if key not in aliases:
         raise ValueError(

@@ -193,7 +193,7 @@ def build_items() -> list[dict]:
             }
         )
     questions = [item["question"] for item in items]
-    duplicates = sorted({q for q in questions if questions.count(q) > 1})
+    duplicates = sorted({str(q) for q in questions if questions.count(q) > 1})
     if duplicates:
         raise ValueError(f"duplicate questions: {duplicates}")
     return items
