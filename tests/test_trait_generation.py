@@ -239,6 +239,7 @@ def test_openai_errors_never_contain_the_key(serve, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # generation over the 49k vocabulary: the two slowest tests of the fast loop
 def test_hf_backend_fills_the_schema_with_distinct_questions(smol_chat_model, smol_tokenizer):
     backend = hf_backend(smol_chat_model, smol_tokenizer, max_tokens=8, tries=1, seed=0)
     spec = generate_trait_spec("curious", "Asks the user follow-up questions.", backend, retries=0)
@@ -253,6 +254,7 @@ def test_hf_backend_fills_the_schema_with_distinct_questions(smol_chat_model, sm
     assert all(p.pos.strip() and p.neg.strip() and key(p.pos) != key(p.neg) for p in spec.instruction_pairs)
 
 
+@pytest.mark.slow  # generation over the 49k vocabulary: the two slowest tests of the fast loop
 def test_hf_backend_resamples_repeats_of_a_greedy_model(smol_chat_model, smol_tokenizer):
     """Near-greedy, the random model writes the same string slot after slot: with one try per slot the
     repeats are dropped (too few questions); a second, hotter try makes every question distinct."""
