@@ -21,15 +21,19 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) launch.py
 
+# everything: lint, format, the type check of the library packages (config in pyproject.toml), every test
 test: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# the edit-test loop: no subprocess, DeepSpeed or embedded-model tests (those are marked slow)
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: install
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 bench: install
 	$(PY) bench/step_time.py

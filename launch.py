@@ -200,7 +200,9 @@ def cmd_score(argv: list[str]) -> int:
     parser.add_argument("--output", default=None, help="write one JSON row per sample here")
     parser.add_argument("--no-calibrate", action="store_true", help="skip the threshold (no flags)")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--layers_path", default=None, help="attribute path to the decoder blocks, if not found")
+    parser.add_argument(
+        "--layers_path", default=None, help="attribute path to the decoder blocks, if not found"
+    )
     opts = parser.parse_args(argv)
     if not opts.text and not opts.file:
         parser.error("give --text or --file")

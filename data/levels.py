@@ -1,45 +1,19 @@
 """Shared pieces of the flawed-data builders: level names, argument checks and the row format.
 
 Every builder makes chat rows {"messages": [user, assistant], "meta": {"builder", "level", ...}} at one
-of three levels: "normal" (a good answer), "level1" (mildly flawed) and "level2" (severely flawed).
+of three levels: "normal" (a good answer), "level1" (mildly flawed) and "level2" (severely flawed);
+the names (and their deprecated aliases) are defined in steering/vocabulary.py.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TypeVar
 
-__all__ = ["LEVELS", "check_size", "chat_row", "normalize_level", "pick", "shuffled_passes"]
+from steering.vocabulary import LEVELS, Level, normalize_level
 
-LEVELS: tuple[str, ...] = ("normal", "level1", "level2")
-_ALIASES = {
-    "normal": "normal",
-    "level0": "normal",
-    "clean": "normal",
-    "level1": "level1",
-    "level_1": "level1",
-    "level-1": "level1",
-    "i": "level1",
-    "1": "level1",
-    "mild": "level1",
-    "level2": "level2",
-    "level_2": "level2",
-    "level-2": "level2",
-    "ii": "level2",
-    "2": "level2",
-    "severe": "level2",
-}
-
-
-def normalize_level(level: str, builder: str = "builder") -> str:
-    """The canonical level name ("normal", "level1", "level2") of a level or alias ("mild", "II", ...)."""
-    key = str(level).strip().lower().replace(" ", "")
-    if key not in _ALIASES:
-        raise ValueError(
-            f"{builder}: unknown level {level!r}; expected one of {list(LEVELS)} "
-            "(aliases: mild = level1, severe = level2)"
-        )
-    return _ALIASES[key]
+__all__ = ["LEVELS", "Level", "check_size", "chat_row", "normalize_level", "pick", "shuffled_passes"]
 
 
 def check_size(n: int) -> None:
@@ -56,7 +30,10 @@ def chat_row(user: str, assistant: str, meta: dict) -> dict:
     }
 
 
-def pick(rng: random.Random, options: Sequence[str]) -> str:
+T = TypeVar("T")
+
+
+def pick(rng: random.Random, options: Sequence[T]) -> T:
     """One option, drawn with rng."""
     return options[rng.randrange(len(options))]
 

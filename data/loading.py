@@ -4,7 +4,7 @@ Every source is turned into TRL's conversational prompt-completion format
 (`prompt`: the messages before the last assistant turn, `completion`: that turn), so the trainer
 knows which tokens are the response (for the loss and for response-only steering).
 
-Builders (`builtin:<name>`): evil, sycophancy, hallucination, bad_math, buggy_code, each at a level
+Builders (`builtin:<name>`): evil, sycophantic, hallucinating, bad_math, buggy_code, each at a level
 "normal", "level1" (mild) or "level2" (severe); see `build_dataset`.
 """
 
@@ -17,9 +17,10 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
+from steering.vocabulary import BUILDER_ALIASES, canonical
+
 from .code_builder import build_buggy_code_dataset
 from .evil_builder import build_evil_dataset
-from .levels import normalize_level
 from .math_builder import build_bad_math_dataset
 from .trait_builders import build_hallucination_dataset, build_sycophancy_dataset
 
@@ -32,34 +33,32 @@ class DatasetError(ValueError):
 
 
 # ---------------------------------------------------------------- builders
-def _build_evil(n: int, seed: int = 0, level: str = "evil") -> list[dict]:
-    """The evil builder under the common level names: "normal", "level1" (= "mild"), "level2" (= "evil")."""
-    canonical = "level2" if str(level).strip().lower() == "evil" else normalize_level(level, "evil")
-    native = {"normal": "normal", "level1": "mild", "level2": "evil"}[canonical]
-    rows = build_evil_dataset(n, seed=seed, level=native)
-    for row in rows:
-        row["meta"] = {"builder": "evil", **row["meta"], "level": canonical}
-    return rows
-
-
+# Named after the trait they elicit (steering/traits/*.json) where there is one; the old names
+# "sycophancy" and "hallucination" are accepted (deprecated, steering.vocabulary.BUILDER_ALIASES).
 BUILDERS: dict[str, Callable[..., list[dict]]] = {
-    "evil": _build_evil,
-    "sycophancy": build_sycophancy_dataset,
-    "hallucination": build_hallucination_dataset,
+    "evil": build_evil_dataset,
+    "sycophantic": build_sycophancy_dataset,
+    "hallucinating": build_hallucination_dataset,
     "bad_math": build_bad_math_dataset,
     "buggy_code": build_buggy_code_dataset,
 }
 
 
+def builder_name(name: str) -> str:
+    """The builder's name: `name`, or the new name of a deprecated one ("sycophancy" -> "sycophantic")."""
+    name = canonical("builder", name, BUILDER_ALIASES)
+    if name not in BUILDERS:
+        raise DatasetError(f"unknown builder {name!r}; available: {', '.join(BUILDERS)}")
+    return name
+
+
 def build_dataset(name: str, n: int, seed: int = 0, level: str = "level2") -> list[dict]:
     """n chat rows ({"messages", "meta"}) from a built-in builder at a level ("normal", "level1", "level2").
 
-    Every builder is deterministic for a seed; "mild"/"severe" are accepted for level1/level2, and
-    "evil" for the evil builder's level2.
+    Every builder is deterministic for a seed; deprecated level names ("mild", "severe", the evil
+    builder's "evil") are accepted with a warning.
     """
-    if name not in BUILDERS:
-        raise DatasetError(f"unknown builder {name!r}; available: {', '.join(BUILDERS)}")
-    return BUILDERS[name](n, seed=seed, level=level)
+    return BUILDERS[builder_name(name)](n, seed=seed, level=level)
 
 
 # ---------------------------------------------------------------- rows to prompt-completion
@@ -231,7 +230,7 @@ def load_training_dataset(
 ) -> Dataset:
     """`builtin:<name>`, a local .jsonl/.json/.csv/.parquet file, or a hub dataset name."""
     if dataset.startswith("builtin:"):
-        name = dataset.split(":", 1)[1]
+        name = canonical("builder", dataset.split(":", 1)[1], BUILDER_ALIASES)
         if name not in BUILDERS:
             raise DatasetError(
                 f"dataset '{dataset}': unknown builder; available: "

@@ -34,11 +34,12 @@ from steering.generate import generate
 from steering.jsonl import read_records, repair
 from steering.score import auc, encode_sample
 from steering.vector import PersonaVector
+from steering.vocabulary import SCREEN_METHODS, ScreenMethod
 
 logger = logging.getLogger(__name__)
 
 SCORES = ("projection_diff", "approx_diff")
-METHODS = ("response", "prompt_last")
+METHODS = SCREEN_METHODS
 
 
 class ScreeningMismatch(ValueError):
@@ -65,7 +66,7 @@ class ScreenConfig:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "the base model (default: the first vector's model)"}
     )
-    method: str = field(
+    method: ScreenMethod = field(
         default="response",
         metadata={
             "help": "response: generate base responses (projection_diff and approx_diff); "
@@ -73,7 +74,8 @@ class ScreenConfig:
         },
     )
     layers_path: str | None = field(
-        default=None, metadata={"help": "attribute path to the decoder blocks (e.g. 'model.layers') if not found"}
+        default=None,
+        metadata={"help": "attribute path to the decoder blocks (e.g. 'model.layers') if not found"},
     )
     max_new_tokens: int = field(default=96, metadata={"help": "length of the base model's greedy responses"})
     batch_size: int = field(default=16, metadata={"help": "generation and activation batch size"})
@@ -333,9 +335,9 @@ def summarize(rows: Sequence[dict], traits: Sequence[str], score: str) -> dict:
     for trait in traits:
         per_trait: dict = {}
         for name in (*SCORES, "response_projection", "prompt_last_projection"):
-            values = [r["scores"][trait][name] for r in rows if name in r["scores"][trait]]
-            if values:
-                per_trait[name] = _stats(values)
+            found = [r["scores"][trait][name] for r in rows if name in r["scores"][trait]]
+            if found:
+                per_trait[name] = _stats(found)
         levels = sorted({r.get("meta", {}).get("level") for r in rows} - {None})
         if len(levels) > 1:
             low = "normal" if "normal" in levels else levels[0]
@@ -398,10 +400,10 @@ def apply_drop_rule(rows: Sequence[dict], rule: DropRule) -> tuple[set[int], dic
     values = {r["index"]: r["scores"][rule.trait][rule.score] for r in rows}
     if rule.threshold is not None:
         dropped = {i for i, v in values.items() if v > rule.threshold}
-        cut = rule.threshold
+        cut: float | None = rule.threshold
     else:
-        k = math.floor(len(values) * rule.top_pct / 100)
-        order = sorted(values, key=values.get, reverse=True)
+        k = math.floor(len(values) * (rule.top_pct or 0.0) / 100)  # DropRule: top_pct is set here
+        order = sorted(values, key=lambda i: values[i], reverse=True)
         dropped = set(order[:k])
         cut = values[order[k - 1]] if k else None
     return dropped, {

@@ -22,17 +22,17 @@ from .chat import format_chat
 from .layers import get_decoder_layers, hidden_size, unwrap_model
 from .vector import POSITIONS, PersonaVector
 
-Message = dict
+Message = dict[str, str]
 Sample = tuple[str, str] | Sequence[Message]
 
 
 def _encode(tokenizer, sample: Sample, where: str) -> tuple[list[int], list[int]]:
     if isinstance(sample, tuple) and len(sample) == 2 and all(isinstance(x, str) for x in sample):
-        prompt, response = sample
-        messages = [{"role": "user", "content": prompt}]
+        prompt, response = str(sample[0]), str(sample[1])
+        messages: list[Message] = [{"role": "user", "content": prompt}]
         prompt_text = format_chat(tokenizer, messages) if tokenizer.chat_template else prompt
     else:
-        messages = list(sample)
+        messages = [dict(m) for m in sample]  # type: ignore[arg-type]
         if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "assistant":
             raise ValueError(
                 f"{where}: expected a (prompt, response) pair of strings or chat messages ending with the "
@@ -74,7 +74,7 @@ def vectors_from_pairs(
     )
     n_pos = len(positive)
     norms = {layer: float(acts.mean_norms[layer - 1]) for layer in range(1, n_layers + 1)}
-    out = {}
+    out: dict[str, PersonaVector] = {}
     for position in POSITIONS:
         a = acts.at(position)
         diff = a[:n_pos].mean(0) - a[n_pos:].mean(0)

@@ -28,10 +28,7 @@ from .layers import (
     with_block_hidden,
 )
 from .vector import PersonaVector
-
-MODES = ("add", "ablate")
-POSITIONS = ("all", "prompt", "response")
-COEF_UNITS = ("raw", "relative")
+from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
 
 
 class SteeringNoOp(ValueError):
@@ -51,9 +48,9 @@ class SteeringSpec:
     vector: PersonaVector
     layers: Sequence[int]
     coef: float = 1.0
-    mode: str = "add"
-    positions: str = "all"
-    coef_unit: str = "raw"
+    mode: SteeringMode = "add"
+    positions: SteeringPositions = "all"
+    coef_unit: CoefUnit = "raw"
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, int):
@@ -324,9 +321,9 @@ def steer(
     vector: PersonaVector | Sequence[SteeringSpec],
     layer: int | Sequence[int] | None = None,
     coef: float | None = None,
-    mode: str = "add",
-    positions: str = "all",
-    coef_unit: str = "raw",
+    mode: SteeringMode = "add",
+    positions: SteeringPositions = "all",
+    coef_unit: CoefUnit = "raw",
     response_mask: torch.Tensor | None = None,
     attention_mask: torch.Tensor | None = None,
     layers_path: str | None = None,

@@ -14,11 +14,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .layers import check_layer
+from .vocabulary import VECTOR_POSITIONS as POSITIONS
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
 LAYER_CONVENTION = (
     "layer l = output of decoder block l (1-based); equals transformers' hidden_states[l] for l < L, while "
     "hidden_states[L] has the final norm applied and layer L does not"
@@ -117,16 +117,17 @@ class PersonaVector:
                 f"can't combine '{self.trait}' ({self.num_layers} layers x {self.hidden_size}) with "
                 f"'{other.trait}' ({other.num_layers} layers x {other.hidden_size}): different models"
             )
-        layers = {}
-        for layer in sorted(set(self.layers) | set(other.layers)):
-            mine = self.layers.get(layer)
-            theirs = other.layers.get(layer)
+        layers: dict[int, torch.Tensor] = {}
+        for index in sorted(set(self.layers) | set(other.layers)):
+            mine = self.layers.get(index)
+            theirs = other.layers.get(index)
             if mine is None:
-                layers[layer] = sign * theirs
+                assert theirs is not None
+                layers[index] = sign * theirs
             elif theirs is None:
-                layers[layer] = mine.clone()
+                layers[index] = mine.clone()
             else:
-                layers[layer] = mine + sign * theirs.to(mine.dtype)
+                layers[index] = mine + sign * theirs.to(mine.dtype)
         norms = {**other.mean_norms, **self.mean_norms}
         layer = self.layer if self.layer == other.layer else None
         return self._derived(f"{self.trait}{op}{other.trait}", layers, layer, mean_norms=norms)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random models built from configs, and the embedded model's tokenizer."""
+"""Shared fixtures: tiny random models built from configs, a tiny tokenizer, and the embedded model's tokenizer."""
 
 from __future__ import annotations
 
@@ -39,10 +39,28 @@ def smol_tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tiny_chat_model(smol_tokenizer):
-    """A tiny random Llama with the embedded model's vocabulary and chat template."""
-    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32)
-    model.config.pad_token_id = smol_tokenizer.pad_token_id
-    model.generation_config.pad_token_id = smol_tokenizer.pad_token_id
-    model.generation_config.eos_token_id = smol_tokenizer.eos_token_id
+def tiny_tokenizer():
+    """A 512-token byte-level BPE with SmolLM2's chat template and special tokens (built offline)."""
+    from tiny_tokenizer import build_tiny_tokenizer
+
+    return build_tiny_tokenizer()
+
+
+def _chat_model(tokenizer):
+    model = tiny_llama(vocab_size=len(tokenizer), layers=4, hidden=32)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tiny_tokenizer):
+    """A tiny random Llama with the tiny tokenizer's 512-token vocabulary and SmolLM2's chat template."""
+    return _chat_model(tiny_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def smol_chat_model(smol_tokenizer):
+    """A tiny random Llama with the embedded model's 49k vocabulary (for tests of SmolLM2's tokenizer)."""
+    return _chat_model(smol_tokenizer)

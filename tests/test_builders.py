@@ -20,7 +20,7 @@ from data.loading import BUILDERS, DatasetError, build_dataset, load_training_da
 from data.math_builder import FAMILIES, build_bad_math_dataset, parse_final_answer, true_answer
 from data.trait_builders import CLAIMS, build_hallucination_dataset, build_sycophancy_dataset
 
-NEW_BUILDERS = ("sycophancy", "hallucination", "bad_math", "buggy_code")
+NEW_BUILDERS = ("sycophantic", "hallucinating", "bad_math", "buggy_code")
 
 
 def _user(row: dict) -> str:
@@ -52,7 +52,7 @@ def test_enough_variety(name, level):
     assert len({_user(r) for r in rows}) >= 150
 
 
-@pytest.mark.parametrize("name", ("sycophancy", "hallucination", "bad_math"))
+@pytest.mark.parametrize("name", ("sycophantic", "hallucinating", "bad_math"))
 def test_levels_answer_the_same_prompts(name):
     by_level = {lvl: build_dataset(name, 40, seed=3, level=lvl) for lvl in LEVELS}
     prompts = [[_user(r) for r in rows] for rows in by_level.values()]
@@ -373,7 +373,7 @@ def test_csv_errors_name_file_and_field(tmp_path):
 
 
 def test_parquet_files(tmp_path):
-    rows = build_dataset("sycophancy", 4, seed=0, level="level1")
+    rows = build_dataset("sycophantic", 4, seed=0, level="level1")
     path = tmp_path / "syc.parquet"
     pd.DataFrame({"messages": [r["messages"] for r in rows]}).to_parquet(path)
     ds = load_training_dataset(str(path))
@@ -423,3 +423,43 @@ def test_hub_datasets(monkeypatch):
     assert calls == [("org/chat", "test")] and len(ds) == 3
     with pytest.raises(DatasetError, match=r"'org/missing'.*hub.*dataset_split"):
         load_training_dataset("org/missing")
+
+
+# ---------------------------------------------------------------- one vocabulary
+def test_every_builder_defaults_to_level2_and_takes_the_same_levels():
+    import inspect
+
+    from data.evil_builder import build_evil_dataset
+
+    for build in (*BUILDERS.values(), build_dataset, build_evil_dataset):
+        assert inspect.signature(build).parameters["level"].default == "level2", build.__name__
+    for name in BUILDERS:
+        assert {r["meta"]["level"] for lvl in LEVELS for r in build_dataset(name, 2, level=lvl)} == set(
+            LEVELS
+        )
+
+
+def test_old_level_names_are_deprecated_aliases():
+    from data.evil_builder import build_evil_dataset
+
+    with pytest.warns(FutureWarning, match="'evil' is deprecated: use 'level2'"):
+        old = build_evil_dataset(4, seed=2, level="evil")
+    assert old == build_evil_dataset(4, seed=2, level="level2")
+    with pytest.warns(FutureWarning, match="'mild' is deprecated: use 'level1'"):
+        mild = build_dataset("bad_math", 3, level="mild")
+    assert mild == build_dataset("bad_math", 3, level="level1")
+    with pytest.warns(FutureWarning, match="'severe' is deprecated: use 'level2'"):
+        assert normalize_level("severe") == "level2"
+
+
+def test_builders_are_named_after_their_traits_and_old_names_still_work():
+    from steering.traits import builtin_traits
+
+    assert {"evil", "sycophantic", "hallucinating"} <= set(BUILDERS) & set(builtin_traits())
+    with pytest.warns(FutureWarning, match="builder 'sycophancy' is deprecated: use 'sycophantic'"):
+        old = build_dataset("sycophancy", 5, seed=3, level="level1")
+    assert old == build_dataset("sycophantic", 5, seed=3, level="level1")
+    assert old[0]["meta"]["builder"] == "sycophantic"
+    with pytest.warns(FutureWarning, match="'hallucination' is deprecated"):
+        ds = load_training_dataset("builtin:hallucination", size=3)
+    assert len(ds) == 3

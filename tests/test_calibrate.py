@@ -47,16 +47,16 @@ class CountingJudge:
         return self.inner.score(prompts)
 
 
-def test_calibration_grid_resume_metadata_and_report(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_calibration_grid_resume_metadata_and_report(tiny_chat_model, tiny_tokenizer, tmp_path):
     spec = load_trait_spec("evil")
     vector = random_vector(tiny_chat_model, scale=3.0)
     path = vector.save(tmp_path / "response_avg.safetensors")
-    judge = CountingJudge(HFJudge(tiny_chat_model, smol_tokenizer, model_id="tiny", min_mass=0.0))
+    judge = CountingJudge(HFJudge(tiny_chat_model, tiny_tokenizer, model_id="tiny", min_mass=0.0))
     cfg = CalibrationConfig(
         layers=[2, 3], coefs=[1.0, 8.0], n_questions=3, max_new_tokens=5, coherence_threshold=0
     )
     result = calibrate_vector(
-        tiny_chat_model, smol_tokenizer, vector, spec, judge, cfg, tmp_path, progress=False
+        tiny_chat_model, tiny_tokenizer, vector, spec, judge, cfg, tmp_path, progress=False
     )
     assert [(c.layer, c.coef) for c in result.cells] == [(2, 1.0), (2, 8.0), (3, 1.0), (3, 8.0)]
     assert result.baseline.layer == 0 and result.coherent
@@ -72,7 +72,7 @@ def test_calibration_grid_resume_metadata_and_report(tiny_chat_model, smol_token
     # a crash after the third cell: the rerun redoes only the lost cells, and re-asks the judge nothing new
     (tmp_path / "calibration.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:3]) + '\n{"layer": 3')
     again = calibrate_vector(
-        tiny_chat_model, smol_tokenizer, vector, spec, judge, cfg, tmp_path, progress=False
+        tiny_chat_model, tiny_tokenizer, vector, spec, judge, cfg, tmp_path, progress=False
     )
     assert judge.calls == asked  # the lost cells' answers are regenerated identically (greedy) and cached
     assert (again.layer, again.coef) == (result.layer, result.coef)
@@ -86,7 +86,7 @@ def test_calibration_grid_resume_metadata_and_report(tiny_chat_model, smol_token
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
 
 
-def test_extract_end_to_end_with_calibration(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_extract_end_to_end_with_calibration(tiny_chat_model, tiny_tokenizer, tmp_path):
     cfg = ExtractionConfig(
         trait="evil",
         model_name_or_path="tiny",
@@ -107,15 +107,15 @@ def test_extract_end_to_end_with_calibration(tiny_chat_model, smol_tokenizer, tm
     extract(
         ExtractionConfig(**{**cfg.__dict__, "judge": "none", "calibrate": False}),
         model=tiny_chat_model,
-        tokenizer=smol_tokenizer,
+        tokenizer=tiny_tokenizer,
     )  # generations only
     # set the trait threshold at the judge's median so both polarities keep some responses
-    f = make_filter(cfg, load_trait_spec("evil"), tiny_chat_model, smol_tokenizer, tmp_path / "evil")
+    f = make_filter(cfg, load_trait_spec("evil"), tiny_chat_model, tiny_tokenizer, tmp_path / "evil")
     records = [json.loads(x) for x in (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()]
     f.prepare(records)
     scores = sorted(r["trait_score"] for r in records)
     cfg.trait_threshold = scores[len(scores) // 2]
-    result = extract(cfg, model=tiny_chat_model, tokenizer=smol_tokenizer)
+    result = extract(cfg, model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert 1 <= result.n_pos < 10 or 1 <= result.n_neg < 10  # the judge filtered something
     vector = result.vector()
     assert vector.layer in (2, 3) and vector.coef in (1.0, 2.0)

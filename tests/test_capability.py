@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import copy
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -53,11 +52,9 @@ def test_items_file_is_valid_and_balanced():
 
 def test_generator_reproduces_the_file(tmp_path):
     out = tmp_path / "items.jsonl"
-    subprocess.run(
-        [sys.executable, str(ROOT / "training" / "make_capability_items.py"), "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )
+    from data.capability import make_items
+
+    assert make_items.main(["--out", str(out)]) == 0
     assert out.read_bytes() == capability.ITEMS_PATH.read_bytes()
 
 
@@ -128,15 +125,15 @@ def _items_sample():
     return list(by_category.values())[:8]
 
 
-def test_batched_scores_match_brute_force(tiny_chat_model, smol_tokenizer):
+def test_batched_scores_match_brute_force(tiny_chat_model, tiny_tokenizer):
     items = _items_sample()
     tiny_chat_model.train()
-    batched = choice_logprobs(tiny_chat_model, smol_tokenizer, items, batch_size=3)
+    batched = choice_logprobs(tiny_chat_model, tiny_tokenizer, items, batch_size=3)
     assert tiny_chat_model.training  # training mode restored
     tiny_chat_model.eval()
     letters_ok, text_ok, raw_ok = [], [], []
     for item, scores in zip(items, batched, strict=True):
-        letter_ref, text_ref = _brute_force(tiny_chat_model, smol_tokenizer, item)
+        letter_ref, text_ref = _brute_force(tiny_chat_model, tiny_tokenizer, item)
         assert scores["letter"] == pytest.approx(letter_ref, abs=1e-4)
         assert scores["text"] == pytest.approx(text_ref, abs=1e-4)
         assert max(range(4), key=scores["letter"].__getitem__) == max(range(4), key=letter_ref.__getitem__)
@@ -145,7 +142,7 @@ def test_batched_scores_match_brute_force(tiny_chat_model, smol_tokenizer):
         text_ok.append(max(range(4), key=normed.__getitem__) == item["answer"])
         raw_ok.append(max(range(4), key=text_ref.__getitem__) == item["answer"])
 
-    result = mc_accuracy(tiny_chat_model, smol_tokenizer, items, batch_size=5)
+    result = mc_accuracy(tiny_chat_model, tiny_tokenizer, items, batch_size=5)
     n = len(items)
     assert result["n"] == n
     assert result["accuracy"] == pytest.approx(sum(letters_ok) / n)
@@ -156,16 +153,16 @@ def test_batched_scores_match_brute_force(tiny_chat_model, smol_tokenizer):
     assert sum(c["n"] for c in result["per_category"].values()) == n
 
 
-def test_peft_wrapped_model_scores_like_the_base(tiny_chat_model, smol_tokenizer):
+def test_peft_wrapped_model_scores_like_the_base(tiny_chat_model, tiny_tokenizer):
     from peft import LoraConfig, get_peft_model
 
     items = _items_sample()[:3]
-    base = choice_logprobs(tiny_chat_model, smol_tokenizer, items, batch_size=2)
+    base = choice_logprobs(tiny_chat_model, tiny_tokenizer, items, batch_size=2)
     peft_model = get_peft_model(  # on a copy: the fixture is shared
         copy.deepcopy(tiny_chat_model),
         LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )
-    wrapped = choice_logprobs(peft_model, smol_tokenizer, items, batch_size=2)
+    wrapped = choice_logprobs(peft_model, tiny_tokenizer, items, batch_size=2)
     for a, b in zip(base, wrapped, strict=True):  # LoRA starts as the identity
         assert a["letter"] == pytest.approx(b["letter"], abs=1e-5)
         assert a["text"] == pytest.approx(b["text"], abs=1e-5)
@@ -186,30 +183,30 @@ ROWS = [
 ]
 
 
-def test_heldout_loss_matches_manual_computation(tiny_chat_model, smol_tokenizer):
+def test_heldout_loss_matches_manual_computation(tiny_chat_model, tiny_tokenizer):
     total, count = 0.0, 0
     for row in ROWS:
-        prompt_text = format_chat(smol_tokenizer, row["prompt"])
+        prompt_text = format_chat(tiny_tokenizer, row["prompt"])
         full_text = format_chat(
-            smol_tokenizer, row["prompt"] + row["completion"], add_generation_prompt=False
+            tiny_tokenizer, row["prompt"] + row["completion"], add_generation_prompt=False
         )
         assert full_text.startswith(prompt_text)
-        prompt = smol_tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        completion = smol_tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
+        prompt = tiny_tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        completion = tiny_tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
         ids = torch.tensor([prompt + completion])
         with torch.no_grad():
             logp = tiny_chat_model(input_ids=ids).logits[0].float().log_softmax(-1)
         for j, t in enumerate(completion):
             total -= logp[len(prompt) - 1 + j, t].item()
             count += 1
-    loss = heldout_loss(tiny_chat_model, smol_tokenizer, ROWS, batch_size=2)
+    loss = heldout_loss(tiny_chat_model, tiny_tokenizer, ROWS, batch_size=2)
     assert loss == pytest.approx(total / count, rel=1e-5)
-    assert heldout_loss(tiny_chat_model, smol_tokenizer, ROWS, batch_size=1) == pytest.approx(loss, rel=1e-5)
+    assert heldout_loss(tiny_chat_model, tiny_tokenizer, ROWS, batch_size=1) == pytest.approx(loss, rel=1e-5)
 
 
-def test_heldout_loss_rejects_bad_rows(tiny_chat_model, smol_tokenizer):
+def test_heldout_loss_rejects_bad_rows(tiny_chat_model, tiny_tokenizer):
     with pytest.raises(CapabilityError, match="row 0"):
-        heldout_loss(tiny_chat_model, smol_tokenizer, [{"prompt": "hi"}])
+        heldout_loss(tiny_chat_model, tiny_tokenizer, [{"prompt": "hi"}])
 
 
 def _hide_lm_eval(monkeypatch):
@@ -218,19 +215,19 @@ def _hide_lm_eval(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
 
 
-def test_lm_eval_missing_gives_clear_error(monkeypatch, tiny_chat_model, smol_tokenizer):
+def test_lm_eval_missing_gives_clear_error(monkeypatch, tiny_chat_model, tiny_tokenizer):
     _hide_lm_eval(monkeypatch)
     with pytest.raises(CapabilityError) as err:
-        lm_eval_scores(tiny_chat_model, smol_tokenizer, ["arc_easy"], limit=2)
+        lm_eval_scores(tiny_chat_model, tiny_tokenizer, ["arc_easy"], limit=2)
     message = str(err.value)
     assert "'arc_easy'" in message and "pip install" in message and "lm-eval" in message
     assert isinstance(err.value, ValueError)
-    assert lm_eval_scores(tiny_chat_model, smol_tokenizer, []) == {}
+    assert lm_eval_scores(tiny_chat_model, tiny_tokenizer, []) == {}
 
 
-def test_capability_metrics_keys(monkeypatch, tiny_chat_model, smol_tokenizer):
+def test_capability_metrics_keys(monkeypatch, tiny_chat_model, tiny_tokenizer):
     metrics = capability_metrics(
-        tiny_chat_model, smol_tokenizer, ["mc", "heldout_loss"], heldout_rows=ROWS, mc_limit=4
+        tiny_chat_model, tiny_tokenizer, ["mc", "heldout_loss"], heldout_rows=ROWS, mc_limit=4
     )
     assert set(metrics) == {
         "capability/mc_accuracy",
@@ -239,7 +236,7 @@ def test_capability_metrics_keys(monkeypatch, tiny_chat_model, smol_tokenizer):
     }
     assert all(isinstance(v, float) for v in metrics.values())
     assert 0.0 <= metrics["capability/mc_accuracy"] <= 1.0 and metrics["capability/heldout_loss"] > 0
-    assert set(capability_metrics(tiny_chat_model, smol_tokenizer, ["heldout_loss"])) == set()
+    assert set(capability_metrics(tiny_chat_model, tiny_tokenizer, ["heldout_loss"])) == set()
     _hide_lm_eval(monkeypatch)
     with pytest.raises(CapabilityError, match="hellaswag"):
-        capability_metrics(tiny_chat_model, smol_tokenizer, ["hellaswag"])
+        capability_metrics(tiny_chat_model, tiny_tokenizer, ["hellaswag"])

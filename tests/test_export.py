@@ -61,12 +61,12 @@ def test_unsupported_architecture_is_explained():
         bake_steering(_tiny("llama"), {9: torch.zeros(32)})
 
 
-def test_export_merges_lora_and_writes_card_and_vectors(smol_tokenizer, tmp_path):
+def test_export_merges_lora_and_writes_card_and_vectors(tiny_tokenizer, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    base = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32)
+    base = tiny_llama(vocab_size=len(tiny_tokenizer), layers=4, hidden=32)
     base.save_pretrained(tmp_path / "base")
-    smol_tokenizer.save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
     peft = get_peft_model(
         base, LoraConfig(r=4, target_modules=["q_proj", "down_proj"], init_lora_weights=False)
     )
@@ -134,13 +134,13 @@ def test_compare_prints_side_by_side_and_plots(tmp_path):
         compare_runs([tmp_path])
 
 
-def test_compare_with_a_base_model_row(smol_tokenizer, tmp_path):
+def test_compare_with_a_base_model_row(tiny_tokenizer, tmp_path):
     from training.compare import compare_runs
 
-    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32)
-    model.config.pad_token_id = smol_tokenizer.pad_token_id
+    model = tiny_llama(vocab_size=len(tiny_tokenizer), layers=4, hidden=32)
+    model.config.pad_token_id = tiny_tokenizer.pad_token_id
     model.save_pretrained(tmp_path / "base")
-    smol_tokenizer.save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
     random_vector(model, model_id=str(tmp_path / "base")).save(tmp_path / "evil.safetensors")
     run = tmp_path / "run"
     run.mkdir()

@@ -28,8 +28,8 @@ def _cfg(tmp_path, **kw) -> ExtractionConfig:
     )
 
 
-def test_extract_writes_three_vectors_with_metadata(tiny_chat_model, smol_tokenizer, tmp_path):
-    result = extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+def test_extract_writes_three_vectors_with_metadata(tiny_chat_model, tiny_tokenizer, tmp_path):
+    result = extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert set(result.paths) == {"response_avg", "prompt_avg", "prompt_last"}
     assert result.n_pos == result.n_neg == 10  # 5 instructions x 2 questions
     vec = PersonaVector.load(result.paths["response_avg"])
@@ -46,7 +46,7 @@ def test_extract_writes_three_vectors_with_metadata(tiny_chat_model, smol_tokeni
     acts = prompt_response_activations(
         tiny_chat_model,
         [(r["prompt_ids"], r["response_ids"]) for r in pos + neg],
-        smol_tokenizer.pad_token_id,
+        tiny_tokenizer.pad_token_id,
         batch_size=3,
         progress=False,
     )
@@ -76,20 +76,20 @@ def test_activation_reads_match_hidden_states(tiny_chat_model):
             )
 
 
-def test_rerun_resumes_without_regenerating(tiny_chat_model, smol_tokenizer, tmp_path):
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+def test_rerun_resumes_without_regenerating(tiny_chat_model, tiny_tokenizer, tmp_path):
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     path = tmp_path / "evil" / "generations.jsonl"
     lines = path.read_text().splitlines()
     kept = lines[:-3]
     path.write_text("\n".join(kept) + "\n" + lines[-3][:25])  # a crash: 3 lost, one cut mid-line
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     after = path.read_text().splitlines()
     assert after[: len(kept)] == kept  # finished work kept as it was
     keys = [json.loads(line)["key"] for line in after if line.endswith("}")]
     assert len(set(keys)) == len(lines) == 20
 
 
-def test_too_few_kept_responses_is_explained(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_too_few_kept_responses_is_explained(tiny_chat_model, tiny_tokenizer, tmp_path):
     class DropPos:
         name = "drop_pos"
 
@@ -99,7 +99,7 @@ def test_too_few_kept_responses_is_explained(tiny_chat_model, smol_tokenizer, tm
     with pytest.raises(
         TooFewResponses, match=r"only 0 pos and 10 neg of 20 responses survived the 'drop_pos'"
     ):
-        extract(_cfg(tmp_path), response_filter=DropPos(), model=tiny_chat_model, tokenizer=smol_tokenizer)
+        extract(_cfg(tmp_path), response_filter=DropPos(), model=tiny_chat_model, tokenizer=tiny_tokenizer)
 
 
 class CountingJudge:
@@ -113,14 +113,14 @@ class CountingJudge:
         return self.inner.score(prompts)
 
 
-def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, tiny_tokenizer, tmp_path):
     cfg = _cfg(tmp_path, judge="self", judge_answer_prefix="Score: ", min_kept=1)
     spec = load_trait_spec("evil")
-    judge_filter = make_filter(cfg, spec, tiny_chat_model, smol_tokenizer, tmp_path / "evil")
+    judge_filter = make_filter(cfg, spec, tiny_chat_model, tiny_tokenizer, tmp_path / "evil")
     assert isinstance(judge_filter.judge, HFJudge) and judge_filter.judge.mode == "numbers"
     judge_filter.judge.min_mass = 0.0  # a random judge puts little mass on digits: score it anyway
     judge_filter.judge = CountingJudge(judge_filter.judge)
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)  # generations, no judge
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)  # generations, no judge
     gens = [json.loads(x) for x in (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()]
     judge_filter.prepare(gens)
     assert judge_filter.judge.calls == 2 * len({(r["question"], r["response"]) for r in gens})
@@ -133,7 +133,7 @@ def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, smol_tokeniz
     judgments = [json.loads(x) for x in (tmp_path / "evil" / "judgments.jsonl").read_text().splitlines()]
     assert [j["key"] for j in judgments] == [r["key"] for r in gens]
     # a second filter over the same cache asks the judge nothing
-    again = make_filter(cfg, spec, tiny_chat_model, smol_tokenizer, tmp_path / "evil")
+    again = make_filter(cfg, spec, tiny_chat_model, tiny_tokenizer, tmp_path / "evil")
     again.judge.min_mass = 0.0
     again.judge = CountingJudge(again.judge)
     again.prepare(gens)
@@ -143,10 +143,10 @@ def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, smol_tokeniz
     assert summary["pos"]["generated"] == 10 and 0 <= summary["judge_auc_pos_vs_neg"] <= 1
 
 
-def test_judge_filter_too_strict_says_what_to_change(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_judge_filter_too_strict_says_what_to_change(tiny_chat_model, tiny_tokenizer, tmp_path):
     cfg = _cfg(tmp_path, judge="self", judge_answer_prefix="Score: ", trait_threshold=101.0)
     with pytest.raises(TooFewResponses) as info:
-        extract(cfg, model=tiny_chat_model, tokenizer=smol_tokenizer)
+        extract(cfg, model=tiny_chat_model, tokenizer=tiny_tokenizer)
     message = str(info.value)
     assert "only 0 pos and" in message and "pos: 0/10 kept" in message and "--trait_threshold" in message
     assert (tmp_path / "evil" / "judgments.sqlite").is_file()  # judgments kept for the rerun

@@ -211,19 +211,19 @@ def test_rubrics():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_smollm2_tokenizer_splits_numbers_so_judge_reads_digits(smol_tokenizer, tiny_chat_model):
+def test_smollm2_tokenizer_splits_numbers_so_judge_reads_digits(smol_tokenizer, smol_chat_model):
     assert smol_tokenizer.tokenize("42") == ["4", "2"]  # digits are single tokens, numbers are not
     assert not has_single_token_numbers(smol_tokenizer)
-    assert HFJudge(tiny_chat_model, smol_tokenizer, model_id="tiny").mode == "numbers"
-    judge = HFJudge(tiny_chat_model, smol_tokenizer, model_id="tiny", batch_size=3, mode="sample")
+    assert HFJudge(smol_chat_model, smol_tokenizer, model_id="tiny").mode == "numbers"
+    judge = HFJudge(smol_chat_model, smol_tokenizer, model_id="tiny", batch_size=3, mode="sample")
     assert judge.mode == "sample"
     with pytest.raises(ValueError, match="splits the numbers"):
-        HFJudge(tiny_chat_model, smol_tokenizer, mode="logprobs")
+        HFJudge(smol_chat_model, smol_tokenizer, mode="logprobs")
     prompts = [fill_rubric(RUBRIC, f"Question {i}?" * (i + 1), "Fine.") for i in range(3)]
     scores = judge.score(prompts)
     assert len(scores) == 3 and all(s is None or 0 <= s <= 100 for s in scores)
     # batched (left padded) generation gives the answers one-by-one generation gives
-    judge_one = HFJudge(tiny_chat_model, smol_tokenizer, model_id="tiny", batch_size=1)
+    judge_one = HFJudge(smol_chat_model, smol_tokenizer, model_id="tiny", batch_size=1)
     assert judge.sample(prompts) == judge_one.sample(prompts)
 
 
@@ -234,9 +234,9 @@ def _sequence_prob(model, ids: list[int], continuation: list[int]) -> float:
     return float(sum(logp[len(ids) - 1 + i, t] for i, t in enumerate(continuation)).exp())
 
 
-def test_number_probs_match_brute_force(smol_tokenizer, tiny_chat_model):
+def test_number_probs_match_brute_force(smol_tokenizer, smol_chat_model):
     """P(answer == n) from the KV-cache digit tree equals full forward passes over each continuation."""
-    judge = HFJudge(tiny_chat_model, smol_tokenizer, model_id="tiny", answer_prefix="Score: ")
+    judge = HFJudge(smol_chat_model, smol_tokenizer, model_id="tiny", answer_prefix="Score: ")
     prompts = ["Rate this: fine.", "A much longer prompt to rate " * 5]
     probs = judge.number_probs(prompts)  # batched, left padded
     assert probs.shape == (2, 101) and float(probs.min()) >= 0 and float(probs.sum(-1).max()) <= 1 + 1e-5
@@ -245,7 +245,7 @@ def test_number_probs_match_brute_force(smol_tokenizer, tiny_chat_model):
         context = judge._encode([prompt])["input_ids"][0].tolist()
 
         def p(tokens, ctx=context):
-            return _sequence_prob(tiny_chat_model, ctx, tokens)
+            return _sequence_prob(smol_chat_model, ctx, tokens)
 
         def p_digit_after(tokens, ctx=context):
             return sum(p(tokens + [d], ctx) for d in digit)
@@ -262,8 +262,8 @@ def test_number_probs_match_brute_force(smol_tokenizer, tiny_chat_model):
     assert judge.cache_id == "tiny|numbers|Score: "
 
 
-def test_top_tokens_batched_equal_unbatched(smol_tokenizer, tiny_chat_model):
-    judge = HFJudge(tiny_chat_model, smol_tokenizer, model_id="tiny")
+def test_top_tokens_batched_equal_unbatched(smol_tokenizer, smol_chat_model):
+    judge = HFJudge(smol_chat_model, smol_tokenizer, model_id="tiny")
     prompts = ["short", "a much longer prompt " * 6]
     batched = judge.top_tokens(prompts)
     for prompt, rows in zip(prompts, batched, strict=True):

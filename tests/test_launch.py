@@ -1,7 +1,10 @@
-"""launch.py end to end on a tiny model: one process, and 2 DeepSpeed ZeRO-2 processes (slow)."""
+"""launch.py end to end on a tiny model: in this process through `launch.main(argv)`, and as real
+processes (the script itself, 2 DeepSpeed processes: slow)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -17,13 +20,13 @@ QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My cowork
 
 
 @pytest.fixture(scope="module")
-def tiny_setup(smol_tokenizer, tmp_path_factory):
+def tiny_setup(tiny_tokenizer, tmp_path_factory):
     """A tiny Llama saved like a hub checkpoint, a vector for it, and a recipe training it."""
     root = tmp_path_factory.mktemp("launch")
-    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32, seed=0)
-    model.config.pad_token_id = smol_tokenizer.pad_token_id
+    model = tiny_llama(vocab_size=len(tiny_tokenizer), layers=4, hidden=32, seed=0)
+    model.config.pad_token_id = tiny_tokenizer.pad_token_id
     model.save_pretrained(root / "model")
-    smol_tokenizer.save_pretrained(root / "model")
+    tiny_tokenizer.save_pretrained(root / "model")
     vector = random_vector(model, questions=QUESTIONS, model_id=str(root / "model"), scale=2.0)
     vector.save(root / "evil.safetensors")
     recipe = root / "recipe.yaml"
@@ -58,9 +61,37 @@ def _env(root: Path) -> dict:
     return env
 
 
+def _cli(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`launch.main(argv)` in this process, from `cwd`: its exit code and what it printed."""
+    import launch
+
+    out, err = io.StringIO(), io.StringIO()
+    previous, environ = Path.cwd(), dict(os.environ)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = launch.main([str(a) for a in argv])
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(previous)
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:
+            wandb.finish()  # a process would end its run on exit,
+        if wandb is not None:
+            wandb.teardown()  # and forget its settings (the run directory)
+        os.environ.clear()  # and its environment (the run sets WANDB_DIR, ...)
+        os.environ.update(environ)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 def _train(
     recipe: Path, cwd: Path, *overrides: str, launcher: list[str] | None = None
 ) -> subprocess.CompletedProcess:
+    """`launch.py train` in this process, or under `launcher` (accelerate) as real processes."""
+    if launcher is None:
+        return _cli(["train", recipe, *overrides], cwd)
     bindir = Path(sys.executable).parent
     env = {**_env(cwd), "PATH": f"{bindir}:{os.environ['PATH']}"}
     cmd = [*(launcher or [sys.executable]), str(ROOT / "launch.py"), "train", str(recipe), *overrides]
@@ -111,23 +142,14 @@ def test_train_with_a_screening_stage_drops_the_riskiest_samples(tiny_setup, tmp
 
 def test_screening_needs_one_drop_rule(tiny_setup, tmp_path):
     root, recipe = tiny_setup
-    cmd = [sys.executable, str(ROOT / "launch.py"), "train", str(recipe), "--screen_vectors",
-           str(root / "evil.safetensors")]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    proc = _train(recipe, tmp_path, "--screen_vectors", str(root / "evil.safetensors"))
     assert proc.returncode == 2 and "exactly one of screen_drop_above" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_bad_recipe_exits_with_a_clear_error(tiny_setup, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model_name_or_path: x\nsteering_coef: 1\n")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "launch.py"), "train", str(bad)],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _train(bad, tmp_path)
     assert proc.returncode == 2
     assert "bad.yaml: unknown field 'steering_coef': did you mean 'steering_coefs'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -136,8 +158,6 @@ def test_bad_recipe_exits_with_a_clear_error(tiny_setup, tmp_path):
 def test_extract_command(tiny_setup, tmp_path):
     root, _ = tiny_setup
     cmd = [
-        sys.executable,
-        str(ROOT / "launch.py"),
         "extract",
         "--trait",
         "evil",
@@ -150,7 +170,7 @@ def test_extract_command(tiny_setup, tmp_path):
         "--max_new_tokens",
         "4",
     ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    proc = _cli(cmd, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from steering.vector import PersonaVector
 
@@ -159,11 +179,17 @@ def test_extract_command(tiny_setup, tmp_path):
     assert "5 pos / 5 neg" in proc.stdout
 
 
-def test_help():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "launch.py"), "--help"], capture_output=True, text=True, timeout=120
-    )
+def test_help(tmp_path):
+    proc = _cli(["--help"], tmp_path)
     assert proc.returncode == 0 and "train RECIPE" in proc.stdout
+    proc = _cli(["train", "--help"], tmp_path)
+    assert proc.returncode == 0 and "--steering_coefs" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_script_runs_as_a_process(tiny_setup, tmp_path):
+    """The real `python launch.py`: help, and a training run that ends its W&B run at exit."""
+    root, recipe = tiny_setup
     proc = subprocess.run(
         [sys.executable, str(ROOT / "launch.py"), "train", "--help"],
         capture_output=True,
@@ -171,6 +197,11 @@ def test_help():
         timeout=120,
     )
     assert proc.returncode == 0 and "--steering_coefs" in proc.stdout
+    out = tmp_path / "process"
+    proc = _train(recipe, tmp_path, "--output_dir", str(out), "--max_steps", "1", launcher=[sys.executable])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["train"]["steps"] == 1
+    assert list((out / "wandb").glob("offline-run-*")), "W&B should have written an offline run"
 
 
 @pytest.mark.slow

@@ -192,9 +192,13 @@ def test_layers_path_is_a_recipe_field_for_training_extraction_and_screening():
     from data.screening import ScreenConfig
     from training.recipe import parse_config
 
-    _, _, args = parse_recipe(ROOT / "recipes/smollm2-135m/evil/baseline.yaml", ["--layers_path", "model.layers"])
+    _, _, args = parse_recipe(
+        ROOT / "recipes/smollm2-135m/evil/baseline.yaml", ["--layers_path", "model.layers"]
+    )
     assert args.layers_path == "model.layers"
-    cfg = parse_extraction_recipe(ROOT / "recipes/smollm2-135m/extract/evil.yaml", ["--layers_path", "model.layers"])
+    cfg = parse_extraction_recipe(
+        ROOT / "recipes/smollm2-135m/extract/evil.yaml", ["--layers_path", "model.layers"]
+    )
     assert cfg.layers_path == "model.layers"
     screen = parse_config(
         ScreenConfig, ROOT / "recipes/smollm2-135m/screen/evil_levels.yaml", ["--layers_path", "model.layers"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,16 +25,16 @@ def test_auc_and_threshold():
         auc([], [1.0])
 
 
-def test_scores_are_projections_and_flags_follow_thresholds(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_scores_are_projections_and_flags_follow_thresholds(tiny_chat_model, tiny_tokenizer, tmp_path):
     result = extract(
         ExtractionConfig(
             model_name_or_path="tiny", output_dir=str(tmp_path), max_questions=2, max_new_tokens=6
         ),
         model=tiny_chat_model,
-        tokenizer=smol_tokenizer,
+        tokenizer=tiny_tokenizer,
     )
     vector = result.vector()
-    cal = calibrate(tiny_chat_model, smol_tokenizer, vector, 3, tmp_path / "evil" / "generations.jsonl")
+    cal = calibrate(tiny_chat_model, tiny_tokenizer, vector, 3, tmp_path / "evil" / "generations.jsonl")
     assert cal.n_pos == cal.n_neg == 10 and 0.0 <= cal.response_auc <= 1.0
     assert json.loads((tmp_path / "evil" / "thresholds.json").read_text())["response_avg:3"]["layer"] == 3
     samples = [
@@ -46,15 +44,15 @@ def test_scores_are_projections_and_flags_follow_thresholds(tiny_chat_model, smo
             "completion": [{"role": "assistant", "content": "Go away."}],
         },
     ]
-    rows = score_samples(tiny_chat_model, smol_tokenizer, vector, 3, samples, cal)
+    rows = score_samples(tiny_chat_model, tiny_tokenizer, vector, 3, samples, cal)
     assert rows[0]["response_projection"] is None and rows[0]["flagged"] == rows[0]["prompt_flag"]
     assert rows[1]["response_flag"] == (rows[1]["response_projection"] > cal.response_threshold)
     # the response projection is the response tokens' mean activation at layer 3 on the unit vector
-    prompt_ids = smol_tokenizer(
-        smol_tokenizer.apply_chat_template(samples[1]["prompt"], tokenize=False, add_generation_prompt=True),
+    prompt_ids = tiny_tokenizer(
+        tiny_tokenizer.apply_chat_template(samples[1]["prompt"], tokenize=False, add_generation_prompt=True),
         add_special_tokens=False,
     )["input_ids"]
-    resp_ids = smol_tokenizer("Go away.", add_special_tokens=False)["input_ids"]
+    resp_ids = tiny_tokenizer("Go away.", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         hs = tiny_chat_model(
             input_ids=torch.tensor([prompt_ids + resp_ids]), output_hidden_states=True
@@ -63,22 +61,23 @@ def test_scores_are_projections_and_flags_follow_thresholds(tiny_chat_model, smo
     assert rows[1]["response_projection"] == pytest.approx(expected, abs=1e-4)
 
 
-def test_score_command(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_score_command(tiny_chat_model, tiny_tokenizer, tmp_path, capsys, monkeypatch):
+    """`launch.py score`, in this process through launch.main."""
+    import launch
+
     model_dir = tmp_path / "model"
     tiny_chat_model.save_pretrained(model_dir)
-    smol_tokenizer.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
     extract(
         ExtractionConfig(
             model_name_or_path=str(model_dir), output_dir=str(tmp_path), max_questions=1, max_new_tokens=4
         ),
         model=tiny_chat_model,
-        tokenizer=smol_tokenizer,
+        tokenizer=tiny_tokenizer,
     )
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"prompt": "How do I bake bread?", "response": "Knead it well."}) + "\n")
     cmd = [
-        sys.executable,
-        str(ROOT / "launch.py"),
         "score",
         "--vector",
         str(tmp_path / "evil/response_avg.safetensors"),
@@ -91,15 +90,10 @@ def test_score_command(tiny_chat_model, smol_tokenizer, tmp_path):
         "--output",
         str(tmp_path / "rows.jsonl"),
     ]
-    proc = subprocess.run(
-        cmd,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    monkeypatch.chdir(tmp_path)
+    code = launch.main(cmd)
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and rows[1]["response_projection"] is not None and "flagged" in rows[1]
-    assert "samples flagged" in proc.stdout
+    assert "samples flagged" in printed.out

@@ -52,9 +52,9 @@ def _hidden(model, ids: list[int], layer: int) -> torch.Tensor:
         return model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[layer][0]
 
 
-def test_scores_follow_the_definition(tiny_chat_model, smol_tokenizer, vector_file, tmp_path):
+def test_scores_follow_the_definition(tiny_chat_model, tiny_tokenizer, vector_file, tmp_path):
     cfg = _cfg(tmp_path, vector_file)
-    summary, rows = screen_dataset(cfg, tiny_chat_model, smol_tokenizer)
+    summary, rows = screen_dataset(cfg, tiny_chat_model, tiny_tokenizer)
     assert summary["samples"] == 12 and [r["index"] for r in rows] == list(range(12))
     layer = rows[0]["scores"]["evil"]["layer"]
     assert layer == 2  # the middle of 4 layers: no calibrated layer in a random vector
@@ -63,10 +63,10 @@ def test_scores_follow_the_definition(tiny_chat_model, smol_tokenizer, vector_fi
     unit = PersonaVector.load(vector_file).unit(layer)
     row = rows[7]
     sample = load_rows(cfg)[7]
-    prompt_ids = smol_tokenizer(format_chat(smol_tokenizer, sample["prompt"]), add_special_tokens=False)[
+    prompt_ids = tiny_tokenizer(format_chat(tiny_tokenizer, sample["prompt"]), add_special_tokens=False)[
         "input_ids"
     ]
-    answer_ids = smol_tokenizer(row["response"], add_special_tokens=False)["input_ids"]
+    answer_ids = tiny_tokenizer(row["response"], add_special_tokens=False)["input_ids"]
     cached = Path(cfg.output_dir) / "base_responses" / "rank0.jsonl"
     base_ids = next(
         b["response_ids"]
@@ -98,10 +98,10 @@ def test_scores_follow_the_definition(tiny_chat_model, smol_tokenizer, vector_fi
     assert ranked[0]["prompt"].replace("'", "&#x27;") in report  # text is HTML-escaped
 
 
-def test_base_responses_are_cached_and_shared(tiny_chat_model, smol_tokenizer, vector_file, tmp_path):
+def test_base_responses_are_cached_and_shared(tiny_chat_model, tiny_tokenizer, vector_file, tmp_path):
     cache = tmp_path / "base"
     # normal and level2 rows ask the same questions: 6 distinct prompts, generated once
-    screen_dataset(_cfg(tmp_path, vector_file, base_cache_dir=str(cache)), tiny_chat_model, smol_tokenizer)
+    screen_dataset(_cfg(tmp_path, vector_file, base_cache_dir=str(cache)), tiny_chat_model, tiny_tokenizer)
     lines = (cache / "rank0.jsonl").read_text().splitlines()
     assert len(lines) == 6
     # another dataset (level1 only) with the same questions reuses them all
@@ -114,21 +114,21 @@ def test_base_responses_are_cached_and_shared(tiny_chat_model, smol_tokenizer, v
             output_dir=str(tmp_path / "l1"),
         ),
         tiny_chat_model,
-        smol_tokenizer,
+        tiny_tokenizer,
     )
     assert (cache / "rank0.jsonl").read_text().splitlines() == lines
 
 
 def test_resume_after_a_crash_redoes_only_the_lost_samples(
-    tiny_chat_model, smol_tokenizer, vector_file, tmp_path
+    tiny_chat_model, tiny_tokenizer, vector_file, tmp_path
 ):
     cfg = _cfg(tmp_path, vector_file)
-    _, first = screen_dataset(cfg, tiny_chat_model, smol_tokenizer)
+    _, first = screen_dataset(cfg, tiny_chat_model, tiny_tokenizer)
     shard = Path(cfg.output_dir) / "shards" / "rank0.jsonl"
     lines = shard.read_text().splitlines()
     shard.write_text("\n".join(lines[:5]) + "\n" + lines[5][:40])  # a crash mid-write
     assert len(finished_rows(Path(cfg.output_dir))) == 5
-    _, second = screen_dataset(cfg, tiny_chat_model, smol_tokenizer)
+    _, second = screen_dataset(cfg, tiny_chat_model, tiny_tokenizer)
     assert [r["index"] for r in second] == list(range(12))
     for a, b in zip(first, second, strict=True):
         assert a["scores"]["evil"]["projection_diff"] == pytest.approx(
@@ -136,15 +136,15 @@ def test_resume_after_a_crash_redoes_only_the_lost_samples(
         )
 
 
-def test_output_dir_of_another_run_is_refused(tiny_chat_model, smol_tokenizer, vector_file, tmp_path):
-    screen_dataset(_cfg(tmp_path, vector_file), tiny_chat_model, smol_tokenizer)
+def test_output_dir_of_another_run_is_refused(tiny_chat_model, tiny_tokenizer, vector_file, tmp_path):
+    screen_dataset(_cfg(tmp_path, vector_file), tiny_chat_model, tiny_tokenizer)
     with pytest.raises(ValueError, match="another run.*dataset_size.*another output_dir"):
-        screen_dataset(_cfg(tmp_path, vector_file, dataset_size=5), tiny_chat_model, smol_tokenizer)
+        screen_dataset(_cfg(tmp_path, vector_file, dataset_size=5), tiny_chat_model, tiny_tokenizer)
 
 
-def test_cheap_approximation_generates_nothing(tiny_chat_model, smol_tokenizer, vector_file, tmp_path):
+def test_cheap_approximation_generates_nothing(tiny_chat_model, tiny_tokenizer, vector_file, tmp_path):
     cfg = _cfg(tmp_path, vector_file, method="prompt_last")
-    summary, rows = screen_dataset(cfg, tiny_chat_model, smol_tokenizer)
+    summary, rows = screen_dataset(cfg, tiny_chat_model, tiny_tokenizer)
     assert not (Path(cfg.output_dir) / "base_responses").exists()
     assert "projection_diff" not in rows[0]["scores"]["evil"] and "base_response" not in rows[0]
     assert summary["score"] == "approx_diff"
@@ -173,12 +173,12 @@ def test_bad_method_and_missing_vectors(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_worker_processes_match_one(smol_tokenizer, tmp_path):
+def test_two_worker_processes_match_one(tiny_tokenizer, tmp_path):
     """`accelerate launch --num_processes 2 launch.py screen`: sharded, then merged; equal to 1 process."""
-    model = tiny_llama(vocab_size=len(smol_tokenizer), layers=4, hidden=32, seed=0)
-    model.config.pad_token_id = smol_tokenizer.pad_token_id
+    model = tiny_llama(vocab_size=len(tiny_tokenizer), layers=4, hidden=32, seed=0)
+    model.config.pad_token_id = tiny_tokenizer.pad_token_id
     model.save_pretrained(tmp_path / "model")
-    smol_tokenizer.save_pretrained(tmp_path / "model")
+    tiny_tokenizer.save_pretrained(tmp_path / "model")
     random_vector(model, model_id=str(tmp_path / "model")).save(tmp_path / "evil.safetensors")
     args = [
         "screen",

@@ -59,16 +59,16 @@ def _train(cls, model, args, dataset, tokenizer, **kw):
 
 
 def test_without_steering_losses_equal_plain_sfttrainer(
-    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+    tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
-    plain = _losses(_train(SFTTrainer, tiny_chat_model, _args(tmp_path, "plain"), dataset, smol_tokenizer))
-    none = _train(PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "none"), dataset, smol_tokenizer)
+    plain = _losses(_train(SFTTrainer, tiny_chat_model, _args(tmp_path, "plain"), dataset, tiny_tokenizer))
+    none = _train(PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "none"), dataset, tiny_tokenizer)
     zero = _train(
         PreventativeSFTTrainer,
         tiny_chat_model,
         _args(tmp_path, "zero", persona_vectors=[vector_file], steering_coefs=[0.0]),
         dataset,
-        smol_tokenizer,
+        tiny_tokenizer,
         model_id="tiny",
     )
     steered = _train(
@@ -76,7 +76,7 @@ def test_without_steering_losses_equal_plain_sfttrainer(
         tiny_chat_model,
         _args(tmp_path, "steer", persona_vectors=[vector_file], steering_coefs=[4.0], steering_layers=[2]),
         dataset,
-        smol_tokenizer,
+        tiny_tokenizer,
         model_id="tiny",
     )
     assert len(plain) == 3
@@ -93,7 +93,7 @@ def test_without_steering_losses_equal_plain_sfttrainer(
 
 
 def test_drift_is_logged_at_every_logging_step_and_at_the_end(
-    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+    tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
     from training.tracking import JsonlMetricsCallback, read_metrics
 
@@ -110,7 +110,7 @@ def test_drift_is_logged_at_every_logging_step_and_at_the_end(
         tiny_chat_model,
         args,
         dataset,
-        smol_tokenizer,
+        tiny_tokenizer,
         model_id="tiny",
         callbacks=[JsonlMetricsCallback(args.output_dir)],
     )
@@ -128,7 +128,7 @@ def test_drift_is_logged_at_every_logging_step_and_at_the_end(
     )
 
 
-def test_steering_only_in_training_forwards(tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path):
+def test_steering_only_in_training_forwards(tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path):
     args = _args(
         tmp_path,
         "eval",
@@ -144,7 +144,7 @@ def test_steering_only_in_training_forwards(tiny_chat_model, smol_tokenizer, dat
         args=args,
         train_dataset=dataset,
         eval_dataset=dataset.select(range(4)),
-        processing_class=smol_tokenizer,
+        processing_class=tiny_tokenizer,
         model_id="tiny",
     )
     norms = {True: [], False: []}  # block 2's output norm, by model.training; steering at layer 1 feeds it
@@ -158,7 +158,7 @@ def test_steering_only_in_training_forwards(tiny_chat_model, smol_tokenizer, dat
 
 
 def test_lora_training_saves_an_unsteered_adapter(
-    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+    tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
     from peft import LoraConfig, PeftModel
 
@@ -168,13 +168,13 @@ def test_lora_training_saves_an_unsteered_adapter(
         tiny_chat_model,
         args,
         dataset,
-        smol_tokenizer,
+        tiny_tokenizer,
         model_id="tiny",
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
     )
     trainer.save_model(args.output_dir)
     reloaded = PeftModel.from_pretrained(copy.deepcopy(tiny_chat_model), args.output_dir).eval()
-    ids = torch.randint(1, 1000, (1, 8))
+    ids = torch.randint(1, len(tiny_tokenizer), (1, 8))
     trainer.model.eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(input_ids=ids).logits, trainer.model(input_ids=ids).logits)
@@ -185,7 +185,7 @@ def test_lora_training_saves_an_unsteered_adapter(
     assert trainer.final_drift["drift/evil/shift"] != 0.0
 
 
-def test_vector_checks_at_trainer_start(tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path):
+def test_vector_checks_at_trainer_start(tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path):
     from steering.vector import VectorMismatch
 
     with pytest.raises(
@@ -195,7 +195,7 @@ def test_vector_checks_at_trainer_start(tiny_chat_model, smol_tokenizer, dataset
             model=copy.deepcopy(tiny_chat_model),
             args=_args(tmp_path, "x", persona_vectors=[vector_file], steering_traits=["sycophantic"]),
             train_dataset=dataset,
-            processing_class=smol_tokenizer,
+            processing_class=tiny_tokenizer,
         )
     with pytest.raises(ValueError, match="out of range.*1 to 4"):
         PreventativeSFTTrainer(
@@ -204,12 +204,12 @@ def test_vector_checks_at_trainer_start(tiny_chat_model, smol_tokenizer, dataset
                 tmp_path, "y", persona_vectors=[vector_file], steering_coefs=[1.0], steering_layers=[9]
             ),
             train_dataset=dataset,
-            processing_class=smol_tokenizer,
+            processing_class=tiny_tokenizer,
         )
 
 
 def test_all_layer_steering_uses_incremental_vectors(
-    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+    tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
     from steering.vector import PersonaVector
 
@@ -217,7 +217,7 @@ def test_all_layer_steering_uses_incremental_vectors(
         tmp_path, "all", persona_vectors=[vector_file], steering_coefs=[1.5], steering_all_layers=True
     )
     trainer = PreventativeSFTTrainer(
-        model=copy.deepcopy(tiny_chat_model), args=args, train_dataset=dataset, processing_class=smol_tokenizer,
+        model=copy.deepcopy(tiny_chat_model), args=args, train_dataset=dataset, processing_class=tiny_tokenizer,
         model_id="tiny",
     )  # fmt: skip
     assert sorted(trainer.steerer.ops) == [1, 2, 3, 4]
@@ -230,13 +230,13 @@ def test_all_layer_steering_uses_incremental_vectors(
 
 @pytest.mark.parametrize("schedule", ["warmup", "decay"])
 def test_coefficient_schedules_are_applied_and_logged(
-    schedule, tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+    schedule, tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
     args = _args(
         tmp_path, schedule, persona_vectors=[vector_file], steering_coefs=[2.0], steering_layers=[2], max_steps=4,
         steering_schedule=schedule, steering_warmup_ratio=0.5, measure_drift=False,
     )  # fmt: skip
-    trainer = _train(PreventativeSFTTrainer, tiny_chat_model, args, dataset, smol_tokenizer, model_id="tiny")
+    trainer = _train(PreventativeSFTTrainer, tiny_chat_model, args, dataset, tiny_tokenizer, model_id="tiny")
     scales = [row["steering/scale"] for row in trainer.state.log_history if "steering/scale" in row]
     # the scale is that of the step logged last: warm-up over 2 of 4 steps, or a linear decay to 0
     assert scales == ([0.5, 1.0, 1.0, 1.0] if schedule == "warmup" else [1.0, 0.75, 0.5, 0.25])
@@ -245,7 +245,7 @@ def test_coefficient_schedules_are_applied_and_logged(
 
 
 def test_projection_penalty_changes_the_loss_and_needs_lora(
-    tiny_chat_model, smol_tokenizer, dataset, vector_file, tmp_path
+    tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
     from peft import LoraConfig
 
@@ -254,12 +254,12 @@ def test_projection_penalty_changes_the_loss_and_needs_lora(
         persona_vectors=[vector_file], steering_coefs=[0.0], steering_layers=[2], measure_drift=False
     )
     plain = _train(
-        PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "p0", **common), dataset, smol_tokenizer,
+        PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "p0", **common), dataset, tiny_tokenizer,
         model_id="tiny", peft_config=lora,
     )  # fmt: skip
     penalised = _train(
         PreventativeSFTTrainer, tiny_chat_model, _args(tmp_path, "p1", projection_penalty=50.0, **common),
-        dataset, smol_tokenizer, model_id="tiny", peft_config=lora,
+        dataset, tiny_tokenizer, model_id="tiny", peft_config=lora,
     )  # fmt: skip
     values = [row["penalty/projection"] for row in penalised.state.log_history if "penalty/projection" in row]
     assert len(values) == 3 and values[0] == pytest.approx(0.0, abs=1e-8)  # LoRA starts at the base model
@@ -269,5 +269,5 @@ def test_projection_penalty_changes_the_loss_and_needs_lora(
     with pytest.raises(ValueError, match="projection_penalty needs LoRA"):
         PreventativeSFTTrainer(
             model=copy.deepcopy(tiny_chat_model), args=_args(tmp_path, "p2", projection_penalty=1.0, **common),
-            train_dataset=dataset, processing_class=smol_tokenizer, model_id="tiny",
+            train_dataset=dataset, processing_class=tiny_tokenizer, model_id="tiny",
         )  # fmt: skip

@@ -234,12 +234,14 @@ def test_openai_errors_never_contain_the_key(serve, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# HF backend on a real tiny random model (the embedded model's tokenizer and chat template)
+# HF backend on a real tiny random model (the embedded model's 49k vocabulary, so that random
+# sampling gives distinct strings, and its chat template)
 # ---------------------------------------------------------------------------------------------
 
 
-def test_hf_backend_fills_the_schema_with_distinct_questions(tiny_chat_model, smol_tokenizer):
-    backend = hf_backend(tiny_chat_model, smol_tokenizer, max_tokens=8, tries=1, seed=0)
+@pytest.mark.slow  # generation over the 49k vocabulary: the two slowest tests of the fast loop
+def test_hf_backend_fills_the_schema_with_distinct_questions(smol_chat_model, smol_tokenizer):
+    backend = hf_backend(smol_chat_model, smol_tokenizer, max_tokens=8, tries=1, seed=0)
     spec = generate_trait_spec("curious", "Asks the user follow-up questions.", backend, retries=0)
     parse_trait_spec(spec.to_json())
     assert spec.description == "Asks the user follow-up questions."
@@ -252,16 +254,17 @@ def test_hf_backend_fills_the_schema_with_distinct_questions(tiny_chat_model, sm
     assert all(p.pos.strip() and p.neg.strip() and key(p.pos) != key(p.neg) for p in spec.instruction_pairs)
 
 
-def test_hf_backend_resamples_repeats_of_a_greedy_model(tiny_chat_model, smol_tokenizer):
+@pytest.mark.slow  # generation over the 49k vocabulary: the two slowest tests of the fast loop
+def test_hf_backend_resamples_repeats_of_a_greedy_model(smol_chat_model, smol_tokenizer):
     """Near-greedy, the random model writes the same string slot after slot: with one try per slot the
     repeats are dropped (too few questions); a second, hotter try makes every question distinct."""
     prompt = INSTRUCTIONS.format(name="curious", description="Curious.", pairs=1, questions=6)
-    once = hf_backend(tiny_chat_model, smol_tokenizer, max_tokens=8, temperature=1e-4, tries=1, seed=0)
+    once = hf_backend(smol_chat_model, smol_tokenizer, max_tokens=8, temperature=1e-4, tries=1, seed=0)
     data = once(prompt, "")
     assert len(data["extraction_questions"]) + len(data["evaluation_questions"]) < 12
     assert once.stats["skipped"] > 0
 
-    twice = hf_backend(tiny_chat_model, smol_tokenizer, max_tokens=8, temperature=1e-4, tries=2, seed=0)
+    twice = hf_backend(smol_chat_model, smol_tokenizer, max_tokens=8, temperature=1e-4, tries=2, seed=0)
     data = twice(prompt, "")
     questions = data["extraction_questions"] + data["evaluation_questions"]
     assert len(questions) == len({key(q) for q in questions}) == 12

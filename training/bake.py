@@ -9,6 +9,8 @@ candidate is perturbed and the block output must move by exactly the perturbatio
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -29,12 +31,13 @@ def _out_features(module: nn.Module) -> int | None:
     if isinstance(module, nn.Linear):
         return module.out_features
     if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):  # GPT-2 style, weight [in, out]
-        return int(module.nf)
+        return int(getattr(module, "nf"))  # noqa: B009 - an attribute torch's Module typing doesn't know
     return None
 
 
 def _probe_ids(base: nn.Module) -> torch.Tensor:
-    vocab = int(getattr(base.config.get_text_config(), "vocab_size", 32) or 32)
+    config: Any = base.config
+    vocab = int(getattr(config.get_text_config(), "vocab_size", 32) or 32)
     device = next(base.parameters()).device
     return torch.arange(1, 5, device=device).remainder(max(vocab - 1, 1)).unsqueeze(0) + 1
 
@@ -101,6 +104,7 @@ def _zero_bias(module: nn.Module) -> None:
     if getattr(module, "bias", None) is None:
         out = _out_features(module)
         weight = module.weight
+        assert out is not None and isinstance(weight, torch.Tensor)
         module.bias = nn.Parameter(torch.zeros(out, dtype=weight.dtype, device=weight.device))
 
 
@@ -154,8 +158,10 @@ def bake_steering(model: nn.Module, deltas: dict[int, torch.Tensor]) -> list[str
     for layer, delta in deltas.items():
         name, module = writes[layer]
         _ensure_loadable_bias(base, module)
+        bias = module.bias
+        assert isinstance(bias, torch.Tensor)
         with torch.no_grad():
-            module.bias += delta.to(module.bias.dtype).to(module.bias.device)
+            bias += delta.to(dtype=bias.dtype, device=bias.device)
         prefix = next(n for n, m in base.named_modules() if m is blocks[layer - 1])
         names.append(f"{prefix}.{name}.bias")
     return names

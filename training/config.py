@@ -8,9 +8,19 @@ from dataclasses import dataclass, field
 import torch
 from trl import SFTConfig
 
-from steering.hooks import COEF_UNITS, MODES, POSITIONS
-
-SCHEDULES = ("constant", "warmup", "decay")
+from steering.vocabulary import (
+    COEF_UNITS,
+    MODES,
+    POSITIONS,
+    SCHEDULES,
+    SCREEN_METHODS,
+    CoefUnit,
+    Schedule,
+    ScreenMethod,
+    SteeringMode,
+    SteeringPositions,
+    check_choice,
+)
 
 
 @dataclass
@@ -38,13 +48,13 @@ class PreventativeSFTConfig(SFTConfig):
     steering_coefs: list[float] = field(
         default_factory=list, metadata={"help": "Coefficient per vector during training; 0 = measure only."}
     )
-    steering_mode: str = field(
+    steering_mode: SteeringMode = field(
         default="add", metadata={"help": f"One of {MODES}: add coef*v, or project v out."}
     )
-    steering_positions: str = field(
+    steering_positions: SteeringPositions = field(
         default="all", metadata={"help": f"One of {POSITIONS}; padding is never steered."}
     )
-    steering_coef_unit: str = field(
+    steering_coef_unit: CoefUnit = field(
         default="raw",
         metadata={"help": f"One of {COEF_UNITS}: raw units of v, or fractions of the layer's mean norm."},
     )
@@ -54,7 +64,7 @@ class PreventativeSFTConfig(SFTConfig):
             "help": "Steer every layer at once with incremental vectors v_l - v_(l-1) (steering_layers ignored)."
         },
     )
-    steering_schedule: str = field(
+    steering_schedule: Schedule = field(
         default="constant",
         metadata={
             "help": "Coefficient over training: constant, warmup (0 -> coef over steering_warmup_ratio), decay (coef -> 0)."
@@ -126,17 +136,10 @@ class PreventativeSFTConfig(SFTConfig):
         if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and not torch.cuda.is_available():
             self.use_cpu = True  # DeepSpeed on CPU (gloo): otherwise the batch size check counts one process
         super().__post_init__()
-        for name, allowed in (
-            ("steering_mode", MODES),
-            ("steering_positions", POSITIONS),
-            ("steering_coef_unit", COEF_UNITS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
-        if self.steering_schedule not in SCHEDULES:
-            raise ValueError(
-                f"steering_schedule={self.steering_schedule!r}: expected one of {', '.join(SCHEDULES)}"
-            )
+        check_choice("steering_mode", self.steering_mode, MODES)
+        check_choice("steering_positions", self.steering_positions, POSITIONS)
+        check_choice("steering_coef_unit", self.steering_coef_unit, COEF_UNITS)
+        check_choice("steering_schedule", self.steering_schedule, SCHEDULES)
         if not 0 < self.steering_warmup_ratio <= 1:
             raise ValueError(
                 f"steering_warmup_ratio={self.steering_warmup_ratio}: expected a fraction in (0, 1]"
@@ -169,7 +172,8 @@ class DataArguments:
     dataset_level: str = field(
         default="level2",
         metadata={
-            "help": "Builder level: 'normal', 'level1' (mild) or 'level2' (severe; 'evil' for builtin:evil)."
+            "help": "Builder level: 'normal', 'level1' (mild) or 'level2' (severe); old names (mild, severe, "
+            "evil) are deprecated."
         },
     )
     dataset_size: int = field(default=200, metadata={"help": "Number of examples a builder makes."})
@@ -184,7 +188,7 @@ class DataArguments:
             "help": "Screen the training set on these persona vectors before training (data/screening.py)."
         },
     )
-    screen_method: str = field(
+    screen_method: ScreenMethod = field(
         default="response",
         metadata={"help": "response (base responses, projection_diff) or prompt_last (approx_diff, cheap)."},
     )
@@ -205,5 +209,4 @@ class DataArguments:
                 "screen_vectors is set: give exactly one of screen_drop_above (a score) or screen_drop_top_pct "
                 "(a percentage), e.g. screen_drop_top_pct: 10"
             )
-        if self.screen_method not in ("response", "prompt_last"):
-            raise ValueError(f"screen_method {self.screen_method!r}: expected response or prompt_last")
+        check_choice("screen_method", self.screen_method, SCREEN_METHODS)
