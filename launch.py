@@ -99,7 +99,7 @@ def cmd_train(argv: list[str]) -> int:
         return 0
     recipe, overrides = argv[0], argv[1:]
     model_args, data_args, train_args = parse_recipe(recipe, overrides)
-    summary = run_training(model_args, data_args, train_args, recipe)
+    summary = run_training(model_args, data_args, train_args, recipe, overrides)
     if int(os.environ.get("RANK", "0")) == 0:
         _print_summaries({Path(recipe).stem: summary})
     return 0
@@ -171,7 +171,7 @@ def cmd_demo(argv: list[str]) -> int:
             continue
         overrides = ["--output_dir", str(out)]
         model_args, data_args, train_args = parse_recipe(recipe, overrides)
-        summaries[name] = run_training(model_args, data_args, train_args, recipe)
+        summaries[name] = run_training(model_args, data_args, train_args, recipe, overrides)
     _print_summaries(summaries)
     base = summaries["baseline"]["trait_drift"]["evil"]["shift"]
     prev = summaries["preventative"]["trait_drift"]["evil"]["shift"]
@@ -469,12 +469,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from steering.models import EmbeddedModelMissing
     from steering.traits import TraitSpecError
     from steering.vector import VectorMismatch
+    from training.capability import CapabilityError
     from training.compare import CompareError
     from training.export import ExportError
     from training.recipe import RecipeError
 
     return (
         ExportError,
+        CapabilityError,
         CompareError,
         RecipeError,
         VectorMismatch,

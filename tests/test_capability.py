@@ -17,10 +17,10 @@ from training import capability
 from training.capability import (
     CapabilityError,
     capability_metrics,
-    choice_logprobs,
-    heldout_loss,
     check_lm_eval_tasks,
+    choice_logprobs,
     continuation_logprobs,
+    heldout_loss,
     lm_eval_scores,
     load_items,
     mc_accuracy,
@@ -250,7 +250,9 @@ def test_capability_metrics_keys(monkeypatch, tiny_chat_model, smol_tokenizer):
         "capability/heldout_loss",
     }
     assert all(isinstance(v, float) for v in metrics.values())
-    assert 0.0 <= metrics["capability/mc_chat_letter_accuracy"] <= 1.0 and metrics["capability/heldout_loss"] > 0
+    assert (
+        0.0 <= metrics["capability/mc_chat_letter_accuracy"] <= 1.0 and metrics["capability/heldout_loss"] > 0
+    )
     assert set(capability_metrics(tiny_chat_model, smol_tokenizer, ["heldout_loss"])) == set()
     _hide_lm_eval(monkeypatch)
     with pytest.raises(CapabilityError, match="hellaswag"):
@@ -258,14 +260,18 @@ def test_capability_metrics_keys(monkeypatch, tiny_chat_model, smol_tokenizer):
 
 
 def test_unknown_lm_eval_task_is_named_with_the_closest_one():
-    with pytest.raises(CapabilityError, match="unknown lm-eval task 'persona_vaccine_mcc'.*persona_vaccine_mc"):
+    with pytest.raises(
+        CapabilityError, match="unknown lm-eval task 'persona_vaccine_mcc'.*persona_vaccine_mc"
+    ):
         check_lm_eval_tasks(["persona_vaccine_mcc"])
     with pytest.raises(CapabilityError, match="lm_eval_include_path"):
         check_lm_eval_tasks(["persona_vaccine_mc"], ["/nonexistent/tasks"])
 
 
 @pytest.mark.slow
-def test_persona_vaccine_mc_runs_through_lm_eval_offline(monkeypatch, tiny_chat_model, smol_tokenizer, tmp_path):
+def test_persona_vaccine_mc_runs_through_lm_eval_offline(
+    monkeypatch, tiny_chat_model, smol_tokenizer, tmp_path
+):
     """The shipped task YAML through the real harness (HFLM on the in-memory model), from another
     directory, with a local task of the user's own next to it and a task that fails."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -293,7 +299,11 @@ def test_persona_vaccine_mc_runs_through_lm_eval_offline(monkeypatch, tiny_chat_
     # lm-eval's acc on the same items, recomputed from our own log-likelihoods on its plain prompt
     items = load_items()[:6]  # lm-eval's limit: the first items of the file
     ids = lambda text: smol_tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-    requests = [(ids(f"Question: {it['question']}\nAnswer:"), [ids(f" {c}") for c in it["choices"]]) for it in items]
+    requests = [
+        (ids(f"Question: {it['question']}\nAnswer:"), [ids(f" {c}") for c in it["choices"]]) for it in items
+    ]
     scores = continuation_logprobs(tiny_chat_model, requests, smol_tokenizer.pad_token_id)
-    acc = sum(max(range(4), key=lambda k: s[k]) == it["answer"] for s, it in zip(scores, items)) / len(items)
+    acc = sum(
+        max(range(4), key=lambda k: s[k]) == it["answer"] for s, it in zip(scores, items, strict=True)
+    ) / len(items)
     assert metrics["capability/persona_vaccine_mc/acc"] == pytest.approx(acc)

@@ -38,9 +38,7 @@ def resolved_recipe(configs: tuple, recipe: str | Path | None, overrides: list[s
     mapping: dict = {}
     if recipe is not None and Path(recipe).is_file():
         mapping = dict(yaml.safe_load(Path(recipe).read_text()) or {})
-    values = {
-        f.name: getattr(cfg, f.name) for cfg in configs for f in dataclasses.fields(cfg) if f.init
-    }
+    values = {f.name: getattr(cfg, f.name) for cfg in configs for f in dataclasses.fields(cfg) if f.init}
     for name in [*mapping, *override_names(overrides)]:
         if name in values:
             mapping[name] = _plain(values[name])

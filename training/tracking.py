@@ -102,11 +102,36 @@ class PersonaWandbCallback(WandbCallback):
             self.setup(args, state, model)
         if not state.is_world_process_zero or not logs:
             return
-        single = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos"}
+        single = {
+            "train_runtime",
+            "train_samples_per_second",
+            "train_steps_per_second",
+            "train_loss",
+            "total_flos",
+        }
         for key in single & set(logs):
             self._wandb.run.summary[key] = logs[key]
         rest = {k: v for k, v in logs.items() if k not in single}
         self._wandb.log({**wandb_names(rest), STEP_METRIC: state.global_step})
+
+
+def reports_to_wandb(args) -> bool:
+    report = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+    return "wandb" in report or "all" in report
+
+
+def use_run_wandb_callback(trainer, model_id: str, data_args, recipe: str | None, resolved: dict) -> None:
+    """Replace the trainer's W&B callback by one that opens this run's own W&B run (see
+    `PersonaWandbCallback`); nothing when the run does not report to W&B."""
+    if not reports_to_wandb(trainer.args):
+        return
+    args = trainer.args
+    trainer.remove_callback(WandbCallback)
+    traits = [v.trait for v in trainer.vectors]
+    init = wandb_init_kwargs(
+        Path(args.output_dir), args.run_name, model_id, data_args, args, traits, recipe, resolved
+    )
+    trainer.add_callback(PersonaWandbCallback(init))
 
 
 def finish_wandb_run(exit_code: int = 0) -> None:
@@ -210,7 +235,9 @@ def sample_rows(samples: dict[str, dict]) -> list[list]:
         answers = result.get("answers", [])
         traits = result.get("trait_scores") or [None] * len(answers)
         coherences = result.get("coherence_scores") or [None] * len(answers)
-        for question, answer, t, c in zip(result.get("questions", []), answers, traits, coherences, strict=True):
+        for question, answer, t, c in zip(
+            result.get("questions", []), answers, traits, coherences, strict=True
+        ):
             rows.append([variant, trait, question, answer, t, c])
     return rows
 
