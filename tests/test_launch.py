@@ -184,6 +184,23 @@ def test_help():
     assert proc.returncode == 0 and "--steering_coefs" in proc.stdout
 
 
+def _launch(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "launch.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(ROOT))
+
+
+def test_version_demo_help_and_one_extract_parser():
+    proc = _launch("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("persona-vaccine ")
+    proc = _launch("demo", "--help")
+    assert proc.returncode == 0 and "baseline.yaml" in proc.stdout and "--force" in proc.stdout
+    proc = _launch("extract", "--help")
+    assert proc.returncode == 0 and "--model_name_or_path" in proc.stdout and "--judge" in proc.stdout
+    assert "A built-in trait name" in proc.stdout  # help text for each field
+    proc = _launch("extract", "--trait", "evil", "--no_such_field", "1")
+    assert proc.returncode == 2 and "no_such_field" in proc.stderr  # the same parser and errors as train
+
+
 @pytest.mark.slow
 def test_deepspeed_zero2_two_processes_matches_single_process(tiny_setup):
     root, recipe = tiny_setup
