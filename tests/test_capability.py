@@ -295,6 +295,7 @@ def test_persona_vaccine_mc_runs_through_lm_eval_offline(
     assert set(errors) == {"my_broken_task"}
     assert 0 <= metrics["capability/persona_vaccine_mc"] <= 1
     assert metrics["capability/persona_vaccine_mc"] == metrics["capability/persona_vaccine_mc/acc_norm"]
+    assert "capability/persona_vaccine_mc/sample_len" not in metrics
     assert "capability/persona_vaccine_mc/acc" in metrics and "capability/mc_chat_cloze_accuracy" in metrics
     # lm-eval's acc on the same items, recomputed from our own log-likelihoods on its plain prompt
     items = load_items()[:6]  # lm-eval's limit: the first items of the file

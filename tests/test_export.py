@@ -130,6 +130,14 @@ def test_compare_prints_side_by_side_and_plots(tmp_path):
     assert "| baseline | none | 2 | 1.500 | 10 | +5.00 | 0.500 |" == lines[2]
     assert "| preventative | evil@20 add 2 |" in lines[3]
     assert image.is_file() and image.stat().st_size > 1000
+    from training.compare import drift_history, loss_history
+
+    with (tmp_path / "baseline" / "metrics.jsonl").open("a") as f:  # a rerun into the same directory
+        f.write(json.dumps({"step": 1, "drift/evil/shift": 9.0, "loss": 2.0}) + "\n")
+    assert drift_history(tmp_path / "baseline") == {
+        "evil": [(0, 0.0), (1, 9.0), (2, 5.0)]
+    }  # step 0: the base
+    assert loss_history(tmp_path / "baseline") == {"train": [(1, 2.0)]}
     with pytest.raises(CompareError, match="no summary.json"):
         compare_runs([tmp_path])
 
@@ -156,7 +164,10 @@ def test_compare_with_a_base_model_row(smol_tokenizer, tmp_path):
     base_line = table.splitlines()[2]
     assert "(base, not fine-tuned)" in base_line and "| +0.00 |" in base_line
     cached = json.loads((tmp_path / "cmp" / "base_model.json").read_text())
-    assert 0 <= cached["capability"]["capability/mc_chat_letter_accuracy"] <= 1 and "evil" in cached["trait_expression"]
+    assert (
+        0 <= cached["capability"]["capability/mc_chat_letter_accuracy"] <= 1
+        and "evil" in cached["trait_expression"]
+    )
 
 
 def _lora_run(smol_tokenizer, root):

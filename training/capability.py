@@ -388,6 +388,7 @@ def heldout_loss(
 _LM_EVAL_INSTALL = 'pip install "lm-eval[hf]"'
 TASKS_DIR = Path(__file__).with_name("lm_eval_tasks")  # persona_vaccine_mc: the built-in items
 BUILTIN = ("mc", "heldout_loss")
+_NOT_METRICS = {"sample_len", "alias", "samples"}  # lm-eval's counts and names beside the metrics
 _PRIMARY_METRICS = (
     "acc_norm,none",
     "acc,none",
@@ -477,7 +478,9 @@ def _task_figures(results: dict, task: str) -> dict[str, float]:
     """`capability/<task>` (the main figure) and `capability/<task>/<metric>` for each numeric metric."""
     figures = {f"capability/{task}": primary_metric(results, task)}
     for key, value in results["results"][task].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and "stderr" not in key:
+        if key.split(",")[0] in _NOT_METRICS or "stderr" in key:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             figures[f"capability/{task}/{key.split(',')[0]}"] = float(value)
     return figures
 
