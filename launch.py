@@ -3,7 +3,7 @@
 python launch.py                          # the demo: extract the evil vector, train baseline and
                                           # preventative runs on the embedded model, compare them
 python launch.py train RECIPE [--field value ...]
-python launch.py extract --trait evil --model smollm2-135m [--output_dir runs/vectors/...]
+python launch.py extract --trait evil --model_name_or_path smollm2-135m [--field value ...]
 python launch.py extract recipes/smollm2-135m/extract/evil.yaml [--field value ...]
 python launch.py screen [RECIPE.yaml] --vectors V.safetensors --dataset builtin:bad_math [--field value ...]
 accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 2 launch.py screen ...
@@ -16,7 +16,6 @@ accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -37,26 +36,16 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _extract_parser() -> argparse.ArgumentParser:
-    from steering.extract import ExtractionConfig
-
-    parser = argparse.ArgumentParser(prog="launch.py extract", description="Extract a persona vector.")
-    for f in dataclasses.fields(ExtractionConfig):
-        kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0], str)
-        flag = "--model" if f.name == "model_name_or_path" else f"--{f.name}"
-        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=f"(default: {f.default})")
-    return parser
-
-
 def cmd_extract(argv: list[str]) -> int:
+    """Extract a persona vector from a trait description (generate, judge, average activations)."""
     from steering.extract import ExtractionConfig, extract
+    from training.recipe import parse_config, print_config_help
 
-    if argv and argv[0].endswith((".yaml", ".yml")):
-        from training.recipe import parse_extraction_recipe
-
-        cfg = parse_extraction_recipe(argv[0], argv[1:])
-    else:
-        cfg = ExtractionConfig(**vars(_extract_parser().parse_args(argv)))
+    if {"-h", "--help"} & set(argv):
+        print_config_help(ExtractionConfig, "launch.py extract [RECIPE.yaml]", cmd_extract.__doc__)
+        return 0
+    path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
+    cfg = parse_config(ExtractionConfig, path, overrides)
     result = extract(cfg)
     vector = result.vector()
     print(
@@ -99,7 +88,7 @@ def cmd_train(argv: list[str]) -> int:
         return 0
     recipe, overrides = argv[0], argv[1:]
     model_args, data_args, train_args = parse_recipe(recipe, overrides)
-    summary = run_training(model_args, data_args, train_args, recipe)
+    summary = run_training(model_args, data_args, train_args, recipe, overrides)
     if int(os.environ.get("RANK", "0")) == 0:
         _print_summaries({Path(recipe).stem: summary})
     return 0
@@ -147,6 +136,11 @@ def cmd_demo(argv: list[str]) -> int:
     """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
     import json
 
+    if {"-h", "--help"} & set(argv):
+        print(f"usage: launch.py [demo] [--force]\n\n{cmd_demo.__doc__}\nRecipes: {', '.join(DEMO_RECIPES)}; "
+              f"runs in {DEMO_DIR}/; --force retrains runs that have a summary.json.\n")  # fmt: skip
+        return 0
+
     from steering.extract import ExtractionConfig, extract
     from training.recipe import parse_recipe
     from training.run import run_training
@@ -171,7 +165,7 @@ def cmd_demo(argv: list[str]) -> int:
             continue
         overrides = ["--output_dir", str(out)]
         model_args, data_args, train_args = parse_recipe(recipe, overrides)
-        summaries[name] = run_training(model_args, data_args, train_args, recipe)
+        summaries[name] = run_training(model_args, data_args, train_args, recipe, overrides)
     _print_summaries(summaries)
     base = summaries["baseline"]["trait_drift"]["evil"]["shift"]
     prev = summaries["preventative"]["trait_drift"]["evil"]["shift"]
@@ -260,9 +254,9 @@ def cmd_screen(argv: list[str]) -> int:
     from training.recipe import parse_config
 
     if argv and argv[0] in ("-h", "--help"):
-        from transformers import HfArgumentParser
+        from training.recipe import print_config_help
 
-        HfArgumentParser(ScreenConfig, prog="launch.py screen [RECIPE.yaml]").print_help()
+        print_config_help(ScreenConfig, "launch.py screen [RECIPE.yaml]", cmd_screen.__doc__)
         return 0
     path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
     cfg = parse_config(ScreenConfig, path, overrides)
@@ -455,12 +449,20 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] == "--version":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"persona-vaccine {version('persona-vaccine')}")
+        except PackageNotFoundError:
+            print("persona-vaccine (not installed: version unknown)")
+        return 0
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         print("commands: " + ", ".join(COMMANDS) + "  (python launch.py COMMAND --help)")
         return 0
     command, rest = (argv[0], argv[1:]) if argv and argv[0] in COMMANDS else ("demo", argv)
-    if command == "demo" and rest and rest != ["--force"]:
+    if command == "demo" and rest and rest[0] not in ("--force", "-h", "--help"):
         print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
@@ -481,12 +483,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from steering.models import EmbeddedModelMissing
     from steering.traits import TraitSpecError
     from steering.vector import VectorMismatch
+    from training.capability import CapabilityError
     from training.compare import CompareError
     from training.export import ExportError
     from training.recipe import RecipeError
 
     return (
         ExportError,
+        CapabilityError,
         CompareError,
         RecipeError,
         VectorMismatch,

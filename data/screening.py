@@ -39,6 +39,25 @@ from steering.vocabulary import SCREEN_METHODS, ScreenMethod
 logger = logging.getLogger(__name__)
 
 SCORES = ("projection_diff", "approx_diff")
+# the report's level order and fixed colours (the builders' levels; "evil" is builtin:evil's flawed level)
+LEVEL_COLOURS = {"normal": "#1b7837", "level1": "#e08214", "level2": "#b2182b", "evil": "#b2182b"}
+OTHER_COLOURS = ("#2166ac", "#762a83", "#525252", "#8c510a")
+
+
+def level_key(level: str) -> tuple[int, str]:
+    """Sort key of levels: normal, level1, level2 (and evil), then any other name alphabetically."""
+    order = list(LEVEL_COLOURS)
+    return (order.index(level), "") if level in order else (len(order), level)
+
+
+def level_colour(level: str, others: Sequence[str] = ()) -> str:
+    """A level's fixed colour; other names get the next colour of OTHER_COLOURS in their sorted order."""
+    if level in LEVEL_COLOURS:
+        return LEVEL_COLOURS[level]
+    rest = sorted(o for o in others if o not in LEVEL_COLOURS)
+    return OTHER_COLOURS[rest.index(level) % len(OTHER_COLOURS)] if level in rest else OTHER_COLOURS[-1]
+
+
 METHODS = SCREEN_METHODS
 
 
@@ -338,7 +357,7 @@ def summarize(rows: Sequence[dict], traits: Sequence[str], score: str) -> dict:
             found = [r["scores"][trait][name] for r in rows if name in r["scores"][trait]]
             if found:
                 per_trait[name] = _stats(found)
-        levels = sorted({r.get("meta", {}).get("level") for r in rows} - {None})
+        levels = sorted({r.get("meta", {}).get("level") for r in rows} - {None}, key=level_key)
         if len(levels) > 1:
             low = "normal" if "normal" in levels else levels[0]
 
@@ -429,15 +448,22 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    levels = sorted({r.get("meta", {}).get("level") for r in ranked} - {None})
+    levels = sorted({r.get("meta", {}).get("level") for r in ranked} - {None}, key=level_key)
     groups = {
         lv: [r["scores"][trait][score] for r in ranked if r.get("meta", {}).get("level") == lv]
         for lv in levels
     }
     if len(groups) < 2:
         groups = {"all samples": [r["scores"][trait][score] for r in ranked]}
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    every = [v for values in groups.values() for v in values]
+    bins = np.histogram_bin_edges(every, bins=min(30, max(5, len(every) // 3)))  # shared by the levels
     for name, values in groups.items():
-        ax.hist(values, bins=30, alpha=0.5, label=name)
+        colour = level_colour(name, levels) if name in levels else "#2166ac"
+        ax.hist(values, bins=list(bins), alpha=0.55, label=f"{name} (n={len(values)})", color=colour)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"{trait} {score}")
     ax.set_ylabel("samples")
     ax.legend()
@@ -457,7 +483,9 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
                     f"<tr><td>{e(t)}</td><td>{name}</td><td>{s['mean']:+.3f}</td><td>{s['std']:.3f}</td>"
                     f"<td>{s['median']:+.3f}</td><td>{s['max']:+.3f}</td><td>{s['n']}</td></tr>"
                 )
-        for level, by_score in per_trait.get("by_level", {}).items():
+        by_level = per_trait.get("by_level", {})
+        for level in sorted(by_level, key=level_key):
+            by_score = by_level[level]
             for name in SCORES:
                 if name not in by_score:
                     continue
@@ -472,19 +500,26 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
     for r in ranked[:top]:
         s = r["scores"][trait]
         base = (
-            f"<details><summary>base response</summary>{e(r['base_response'])}</details>"
+            f"<details><summary>base response</summary><div class='text'>{e(r['base_response'])}</div></details>"
             if "base_response" in r
             else ""
         )
-        level = e(str(r.get("meta", {}).get("level", "")))
+        name = str(r.get("meta", {}).get("level", ""))
+        level = (
+            f"<span class='level' style='background:{level_colour(name, levels)}'>{e(name)}</span>"
+            if name
+            else ""
+        )
         sample_rows.append(
             f"<tr><td>{r['rank']}</td><td>{r['index']}</td><td>{s[score]:+.3f}</td><td>{level}</td>"
-            f"<td><b>{e(r['prompt'])}</b><br>{e(r['response'])}{base}</td></tr>"
+            f"<td><div class='text prompt'>{e(r['prompt'])}</div><div class='text'>{e(r['response'])}</div>{base}</td></tr>"
         )
     path.write_text(
         f"""<!doctype html><html><head><meta charset="utf-8"><title>screening: {e(trait)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}td,th{{border-bottom:1px solid #ddd;
-padding:4px;vertical-align:top;text-align:left}}table{{border-collapse:collapse;width:100%}}</style></head><body>
+padding:4px;vertical-align:top;text-align:left}}table{{border-collapse:collapse;width:100%}}
+.text{{white-space:pre-wrap;font-family:monospace;font-size:90%;margin:2px 0}}.prompt{{font-weight:bold}}
+.level{{color:white;padding:1px 6px;border-radius:3px}}</style></head><body>
 <h1>Projection-difference screening</h1>
 <p>{summary["samples"]} samples ranked by <b>{e(trait)} {score}</b> (layer {
             ranked[0]["scores"][trait]["layer"] if ranked else "-"

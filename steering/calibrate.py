@@ -50,6 +50,8 @@ class Cell:
     trait: float | None  # mean judged trait score over the scored answers
     coherence: float | None
     n_scored: int
+    trait_se: float | None = None  # standard error of the mean over the scored answers
+    coherence_se: float | None = None
 
 
 @dataclass
@@ -73,6 +75,14 @@ def default_layers(num_layers: int) -> list[int]:
 def _mean(values: Sequence[float | None]) -> tuple[float | None, int]:
     scored = [v for v in values if v is not None]
     return (sum(scored) / len(scored) if scored else None), len(scored)
+
+
+def _standard_error(values: Sequence[float | None]) -> float | None:
+    scored = [v for v in values if v is not None]
+    if len(scored) < 2:
+        return None
+    mean = sum(scored) / len(scored)
+    return (sum((v - mean) ** 2 for v in scored) / (len(scored) - 1) / len(scored)) ** 0.5
 
 
 def choose(cells: Sequence[Cell], coherence_threshold: float) -> tuple[int, float, bool]:
@@ -157,7 +167,12 @@ def calibrate_vector(
         row = done[(layer, coef)]
         trait, n = _mean(row["trait"])
         coherence, _ = _mean(row["coherence"])
-        cells.append(Cell(layer, coef, trait, coherence, n))
+        cells.append(
+            Cell(
+                layer, coef, trait, coherence, n,
+                _standard_error(row["trait"]), _standard_error(row["coherence"]),
+            )
+        )  # fmt: skip
     baseline, steered = cells[0], cells[1:]
     layer, coef, ok = choose(steered, cfg.coherence_threshold)
     if not ok:
@@ -218,25 +233,44 @@ def write_report(
     table = out_dir / "calibration.md"
     table.write_text("\n".join(lines) + "\n")
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    for coef in sorted({c.coef for c in result.cells}):
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    coefs = sorted({c.coef for c in result.cells})
+    layers = sorted({c.layer for c in result.cells})
+    gap = min((b - a for a, b in zip(layers, layers[1:], strict=False)), default=1)
+    for k, coef in enumerate(coefs):
         cells = [c for c in result.cells if c.coef == coef]
-        xs = [c.layer for c in cells]
-        axes[0].plot(xs, [c.trait for c in cells], marker="o", label=f"coef {coef:g}")
-        axes[1].plot(xs, [c.coherence for c in cells], marker="o", label=f"coef {coef:g}")
+        shift = (k - (len(coefs) - 1) / 2) * 0.06 * gap  # error bars side by side
+        xs = [c.layer + shift for c in cells]
+        for ax, value, se in ((axes[0], "trait", "trait_se"), (axes[1], "coherence", "coherence_se")):
+            ys = [getattr(c, value) for c in cells]
+            errs = [getattr(c, se) or 0.0 for c in cells]
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=f"coef {coef:g}")
+    chosen = next((c for c in result.cells if (c.layer, c.coef) == (result.layer, result.coef)), None)
+    n = sorted({c.n_scored for c in result.cells})
+    n_text = f"n = {n[0]}" if len(n) == 1 else f"n = {n[0]}-{n[-1]}"
     for ax, name, base in (
         (axes[0], "trait", result.baseline.trait),
         (axes[1], "coherence", result.baseline.coherence),
     ):
         if base is not None:
             ax.axhline(base, color="grey", linestyle="--", label="unsteered")
+        ax.axvline(result.layer, color="black", alpha=0.35)
+        if chosen is not None and getattr(chosen, name) is not None:
+            ax.plot([chosen.layer], [getattr(chosen, name)], marker="*", markersize=16, color="black",
+                    linestyle="none", label=f"chosen: layer {result.layer}, coef {result.coef:g}")  # fmt: skip
         ax.set_xlabel("layer (block output, 1-based)")
-        ax.set_ylabel(f"judged {name} (0..100)")
+        ax.set_ylabel(f"judged {name} (0..100), mean ± s.e.")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-    axes[1].axhline(coherence_threshold, color="red", linestyle=":", label="threshold")
-    axes[0].axvline(result.layer, color="black", alpha=0.3)
+    axes[1].axhline(coherence_threshold, color="red", linestyle=":", label="coherence threshold")
+    axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"'{trait}': steering each layer on the evaluation questions")
+    fig.suptitle(
+        f"'{trait}': steering each layer on the evaluation questions ({n_text} scored answers per point)"
+    )
     fig.tight_layout()
     plot = out_dir / "calibration.png"
     fig.savefig(plot, dpi=110)

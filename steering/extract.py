@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -48,40 +48,111 @@ JUDGE_MODES = ("auto", "logprobs", "numbers", "sample")
 
 @dataclass
 class ExtractionConfig:
-    trait: str = "evil"
-    model_name_or_path: str = "smollm2-135m"
-    output_dir: str = "runs/vectors"
-    samples_per_prompt: int = 1
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 32
-    activation_batch_size: int = 16
-    max_questions: int | None = None
-    dtype: str = "float32"
-    seed: int = 0
-    trust_remote_code: bool = False
-    layers_path: str | None = None  # attribute path to the decoder blocks, where structure can't tell
+    trait: str = field(
+        default="evil",
+        metadata={"help": "A built-in trait name (`launch.py trait list`) or a trait spec JSON file."},
+    )
+    model_name_or_path: str = field(
+        default="smollm2-135m",
+        metadata={"help": "HF id, local path, or 'smollm2-135m' (the embedded model); --model works too."},
+    )
+    output_dir: str = field(
+        default="runs/vectors",
+        metadata={"help": "Vectors go to OUTPUT_DIR/TRAIT/ (response_avg.safetensors, ...)."},
+    )
+    samples_per_prompt: int = field(
+        default=1, metadata={"help": "Responses per (instruction, question) pair and polarity."}
+    )
+    max_new_tokens: int = field(default=64, metadata={"help": "Length of each generated response."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the responses."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the responses."})
+    batch_size: int = field(default=32, metadata={"help": "Generation batch size."})
+    activation_batch_size: int = field(
+        default=16, metadata={"help": "Batch size of the activation forwards."}
+    )
+    max_questions: int | None = field(
+        default=None, metadata={"help": "Use at most this many extraction questions (default: all)."}
+    )
+    dtype: str = field(default="float32", metadata={"help": "Model dtype (float32, bfloat16, float16)."})
+    seed: int = field(default=0, metadata={"help": "Random seed of the sampling."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow the model's own code from the hub."}
+    )
+    layers_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attribute path to the decoder blocks (e.g. 'model.layers'), where structure can't tell."
+        },
+    )
     # judge filtering (METHOD.md section 2); judge "none" keeps every response
-    judge: str = "none"  # none | self | an HF id or path | openai:MODEL
-    judge_base_url: str | None = None
-    judge_mode: str = "auto"  # auto | logprobs | numbers | sample
-    judge_answer_prefix: str = ""  # e.g. "Score: " holds small judges to a number
-    judge_batch_size: int = 8
-    judge_min_mass: float = 0.25  # below this probability on numbers a judgment counts as no score
-    trait_threshold: float = 50.0
-    coherence_threshold: float = 50.0
-    auto_thresholds: bool = False  # weak judges: trait threshold = pooled median, coherence = lower quartile
-    min_kept: int = 5  # per polarity
+    judge: str = field(
+        default="none",
+        metadata={
+            "help": "Filter responses with a judge: none (keep all), self, an HF id or path, or openai:MODEL."
+        },
+    )
+    judge_base_url: str | None = field(
+        default=None, metadata={"help": "OpenAI-compatible endpoint of an openai:MODEL judge."}
+    )
+    judge_mode: str = field(
+        default="auto", metadata={"help": "auto, logprobs, numbers or sample: how the judge's score is read."}
+    )
+    judge_answer_prefix: str = field(
+        default="",
+        metadata={"help": "Assistant prefix before the judge's score (e.g. 'Score: ' for small judges)."},
+    )
+    judge_batch_size: int = field(default=8, metadata={"help": "Judge batch size."})
+    judge_min_mass: float = field(
+        default=0.25,
+        metadata={"help": "A local judge's score counts only if this much probability falls on numbers."},
+    )
+    trait_threshold: float = field(
+        default=50.0,
+        metadata={"help": "Keep positive responses judged above (negative: below) this trait score."},
+    )
+    coherence_threshold: float = field(
+        default=50.0, metadata={"help": "Keep responses judged at least this coherent."}
+    )
+    auto_thresholds: bool = field(
+        default=False,
+        metadata={"help": "Weak judges: trait threshold = pooled median, coherence = lower quartile."},
+    )
+    min_kept: int = field(
+        default=5, metadata={"help": "Fail when fewer responses than this are kept per polarity."}
+    )
     # calibration (needs a judge): steer each layer over a coefficient grid on the evaluation questions
-    calibrate: bool = False
-    calibration_layers: str = ""  # comma-separated 1-based layers; empty: every ~10% of the stack
-    calibration_coefs: str = "1,2,4"
-    calibration_coef_unit: str = "raw"
-    calibration_questions: int = 10
-    calibration_max_new_tokens: int = 48
-    heldout_eval: bool = True  # pos/neg answers to the evaluation questions: projection AUC at the layer
-    incremental: bool = False  # also save v_l - v_(l-1) (all-layer steering) as response_avg_incremental
+    calibrate: bool = field(
+        default=False,
+        metadata={
+            "help": "Steer each layer over a coefficient grid on the evaluation questions (needs a judge)."
+        },
+    )
+    calibration_layers: str = field(
+        default="",
+        metadata={"help": "Comma-separated 1-based layers to calibrate; empty: every tenth of the stack."},
+    )
+    calibration_coefs: str = field(
+        default="1,2,4", metadata={"help": "Comma-separated coefficients of the calibration grid."}
+    )
+    calibration_coef_unit: str = field(
+        default="raw", metadata={"help": "raw or norm_fraction: units of the calibration coefficients."}
+    )
+    calibration_questions: int = field(
+        default=10, metadata={"help": "Evaluation questions answered per calibration point."}
+    )
+    calibration_max_new_tokens: int = field(
+        default=48, metadata={"help": "Length of the calibration answers."}
+    )
+    heldout_eval: bool = field(
+        default=True,
+        metadata={
+            "help": "Projection AUC of pos/neg answers to the evaluation questions at the vector's layer."
+        },
+    )
+    incremental: bool = field(
+        default=False,
+        metadata={"help": "Also save v_l - v_(l-1) (all-layer steering) as response_avg_incremental."},
+    )
 
     def __post_init__(self) -> None:
         problems = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from steering.calibrate import (
     CalibrationConfig,
@@ -126,3 +127,22 @@ def test_extract_end_to_end_with_calibration(tiny_chat_model, tiny_tokenizer, tm
     assert (tmp_path / "evil" / "calibration.png").is_file()
     inc = PersonaVector.load(result.paths["response_avg_incremental"])
     assert inc.extraction["incremental"] is True
+
+
+def test_calibration_plot_shows_n_error_bars_and_the_chosen_layer(tmp_path):
+    """A plot from a made-up grid, saved for looking at (runs/test_artifacts/calibration.png)."""
+    import shutil
+
+    from steering.calibrate import CalibrationResult, Cell
+
+    cells = [
+        Cell(layer, coef, min(100, 10 + 1.5 * layer * coef), max(0, 95 - 1.2 * layer * coef), 10, 6.0, 4.0)
+        for layer in (4, 8, 12, 16)
+        for coef in (1.0, 2.0, 4.0)
+    ]
+    result = CalibrationResult(12, 2.0, True, Cell(0, 0.0, 12.0, 88.0, 10, 2.5, 1.5), cells)
+    _, plot = write_report(result, "evil", tmp_path, 50.0)
+    out = Path(__file__).resolve().parents[1] / "runs" / "test_artifacts"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(plot, out / "calibration.png")
+    assert plot.stat().st_size > 5000

@@ -16,7 +16,9 @@ from training import capability
 from training.capability import (
     CapabilityError,
     capability_metrics,
+    check_lm_eval_tasks,
     choice_logprobs,
+    continuation_logprobs,
     heldout_loss,
     lm_eval_scores,
     load_items,
@@ -48,6 +50,16 @@ def test_items_file_is_valid_and_balanced():
     assert len({item["id"] for item in items}) == len(items)
     assert len({item["category"] for item in items}) >= 5
     assert len(load_items(limit=7)) == 7
+
+
+def test_mc_limit_samples_every_category_deterministically():
+    items = load_items()
+    categories = {item["category"] for item in items}
+    sample = load_items(limit=len(categories) * 3)
+    counts = collections.Counter(item["category"] for item in sample)
+    assert set(counts) == categories and set(counts.values()) == {3}
+    assert [i["id"] for i in sample] == [i["id"] for i in load_items(limit=len(categories) * 3)]
+    assert items[:1] == load_items(limit=1)
 
 
 def test_generator_reproduces_the_file(tmp_path):
@@ -230,13 +242,66 @@ def test_capability_metrics_keys(monkeypatch, tiny_chat_model, tiny_tokenizer):
         tiny_chat_model, tiny_tokenizer, ["mc", "heldout_loss"], heldout_rows=ROWS, mc_limit=4
     )
     assert set(metrics) == {
-        "capability/mc_accuracy",
-        "capability/mc_accuracy_text",
+        "capability/mc_chat_letter_accuracy",
+        "capability/mc_chat_cloze_accuracy",
         "capability/heldout_loss",
     }
     assert all(isinstance(v, float) for v in metrics.values())
-    assert 0.0 <= metrics["capability/mc_accuracy"] <= 1.0 and metrics["capability/heldout_loss"] > 0
+    assert (
+        0.0 <= metrics["capability/mc_chat_letter_accuracy"] <= 1.0 and metrics["capability/heldout_loss"] > 0
+    )
     assert set(capability_metrics(tiny_chat_model, tiny_tokenizer, ["heldout_loss"])) == set()
     _hide_lm_eval(monkeypatch)
     with pytest.raises(CapabilityError, match="hellaswag"):
         capability_metrics(tiny_chat_model, tiny_tokenizer, ["hellaswag"])
+
+
+def test_unknown_lm_eval_task_is_named_with_the_closest_one():
+    with pytest.raises(
+        CapabilityError, match="unknown lm-eval task 'persona_vaccine_mcc'.*persona_vaccine_mc"
+    ):
+        check_lm_eval_tasks(["persona_vaccine_mcc"])
+    with pytest.raises(CapabilityError, match="lm_eval_include_path"):
+        check_lm_eval_tasks(["persona_vaccine_mc"], ["/nonexistent/tasks"])
+
+
+@pytest.mark.slow
+def test_persona_vaccine_mc_runs_through_lm_eval_offline(
+    monkeypatch, tiny_chat_model, smol_tokenizer, tmp_path
+):
+    """The shipped task YAML through the real harness (HFLM on the in-memory model), from another
+    directory, with a local task of the user's own next to it and a task that fails."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / "my_tasks"
+    own.mkdir()
+    (own / "broken.yaml").write_text(
+        "task: my_broken_task\ndataset_path: json\ndataset_kwargs:\n  data_files: {test: missing.jsonl}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\ndoc_to_choice: '{{c}}'\n"
+        "doc_to_target: 0\n"
+    )
+    check_lm_eval_tasks(["persona_vaccine_mc"], [own])
+    with pytest.raises(CapabilityError, match="my_broken_task"):
+        check_lm_eval_tasks(["my_broken_task"], [own])
+    errors: dict = {}
+    metrics = capability_metrics(
+        tiny_chat_model, smol_tokenizer, ["mc", "persona_vaccine_mc", "my_broken_task"], mc_limit=6,
+        lm_eval_limit=6, lm_eval_include_paths=[own], errors=errors,
+    )  # fmt: skip
+    assert set(errors) == {"my_broken_task"}
+    assert 0 <= metrics["capability/persona_vaccine_mc"] <= 1
+    assert metrics["capability/persona_vaccine_mc"] == metrics["capability/persona_vaccine_mc/acc_norm"]
+    assert "capability/persona_vaccine_mc/sample_len" not in metrics
+    assert "capability/persona_vaccine_mc/acc" in metrics and "capability/mc_chat_cloze_accuracy" in metrics
+    # lm-eval's acc on the same items, recomputed from our own log-likelihoods on its plain prompt
+    items = load_items()[:6]  # lm-eval's limit: the first items of the file
+    ids = lambda text: smol_tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    requests = [
+        (ids(f"Question: {it['question']}\nAnswer:"), [ids(f" {c}") for c in it["choices"]]) for it in items
+    ]
+    scores = continuation_logprobs(tiny_chat_model, requests, smol_tokenizer.pad_token_id)
+    acc = sum(
+        max(range(4), key=lambda k: s[k]) == it["answer"] for s, it in zip(scores, items, strict=True)
+    ) / len(items)
+    assert metrics["capability/persona_vaccine_mc/acc"] == pytest.approx(acc)

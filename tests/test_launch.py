@@ -146,6 +146,17 @@ def test_screening_needs_one_drop_rule(tiny_setup, tmp_path):
     assert proc.returncode == 2 and "exactly one of screen_drop_above" in proc.stderr, proc.stderr[-2000:]
 
 
+def test_unknown_lm_eval_task_fails_before_training(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    out = tmp_path / "never"
+    proc = _train(
+        recipe, tmp_path, "--output_dir", str(out), "--capability_benchmarks", "mc", "persona_vaccin_mc"
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "unknown lm-eval task 'persona_vaccin_mc'" in proc.stderr and "persona_vaccine_mc" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (out / "metrics.jsonl").exists()
+
+
 def test_bad_recipe_exits_with_a_clear_error(tiny_setup, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model_name_or_path: x\nsteering_coef: 1\n")
@@ -202,6 +213,23 @@ def test_the_script_runs_as_a_process(tiny_setup, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["train"]["steps"] == 1
     assert list((out / "wandb").glob("offline-run-*")), "W&B should have written an offline run"
+
+
+def _launch(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "launch.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(ROOT))
+
+
+def test_version_demo_help_and_one_extract_parser():
+    proc = _launch("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("persona-vaccine ")
+    proc = _launch("demo", "--help")
+    assert proc.returncode == 0 and "baseline.yaml" in proc.stdout and "--force" in proc.stdout
+    proc = _launch("extract", "--help")
+    assert proc.returncode == 0 and "--model_name_or_path" in proc.stdout and "--judge" in proc.stdout
+    assert "A built-in trait name" in proc.stdout  # help text for each field
+    proc = _launch("extract", "--trait", "evil", "--no_such_field", "1")
+    assert proc.returncode == 2 and "no_such_field" in proc.stderr  # the same parser and errors as train
 
 
 @pytest.mark.slow
@@ -377,7 +405,8 @@ def test_capability_and_judged_trait_after_training_with_and_without_inference_s
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     caps, steered = summary["capability"], summary["capability_inference_steered"]
-    assert caps["capability/mc_accuracy"] is not None and 0 <= caps["capability/mc_accuracy_text"] <= 1
+    assert caps["capability/mc_chat_letter_accuracy"] is not None
+    assert 0 <= caps["capability/mc_chat_cloze_accuracy"] <= 1
     assert caps["capability/heldout_loss"] > 0 and steered["capability/heldout_loss"] > 0
     assert caps["capability/heldout_loss"] != steered["capability/heldout_loss"]  # the steering was applied
     judged = summary["trait_expression"]
@@ -387,10 +416,16 @@ def test_capability_and_judged_trait_after_training_with_and_without_inference_s
     steered_answers = json.loads((out / "samples_inference_steered_evil.json").read_text())["answers"]
     assert len(plain) == 2 and plain != steered_answers
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert any("capability/mc_accuracy" in row for row in logged)
-    assert any("capability_inference_steered/heldout_loss" in row for row in logged)
-    assert any("trait_expression/evil" in row for row in logged)
+    assert any("post_training/capability/mc_chat_letter_accuracy" in row for row in logged)
+    assert any("post_training/capability_inference_steered/heldout_loss" in row for row in logged)
+    assert any("post_training/trait_expression/evil" in row for row in logged)
     # W&B (offline): a table of the judged answers and the drift plot
     media = list((out / "wandb").glob("offline-run-*/files/media/**/*"))
-    assert any("samples" in p.name and p.name.endswith(".table.json") for p in media), media
+    (table,) = [p for p in media if "samples" in p.name and p.name.endswith(".table.json")]
     assert any("drift_plot" in p.name for p in media)
+    table = json.loads(table.read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    plain_rows = [r for r in rows if r["variant"] == "unsteered"]
+    scores = json.loads((out / "samples_evil.json").read_text())["trait_scores"]
+    assert [r["judged trait"] for r in plain_rows] == scores  # each answer's own score, not the mean
+    assert [r["answer"] for r in plain_rows] == plain

@@ -11,15 +11,33 @@ class CompareError(ValueError):
 
 
 def drift_history(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """{trait: [(step, shift), ...]} from a run's metrics.jsonl (empty when there is none)."""
+    """{trait: [(step, shift), ...]} from a run's metrics.jsonl (empty when there is none), starting with
+    (0, 0.0): the base model, against which the shift is measured."""
     from .tracking import read_metrics
 
-    history: dict[str, list[tuple[int, float]]] = {}
+    by_step: dict[str, dict[int, float]] = {}
     for row in read_metrics(run_dir):
         for key, value in row.items():
             if key.startswith("drift/") and key.endswith("/shift"):
-                history.setdefault(key.split("/")[1], []).append((int(row.get("step", 0)), float(value)))
-    return history
+                by_step.setdefault(key.split("/")[1], {0: 0.0})[int(row.get("step", 0))] = float(value)
+    return _sorted(by_step)
+
+
+def loss_history(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """{"train": [(step, loss), ...], "eval": [(step, eval_loss), ...]} from a run's metrics.jsonl."""
+    from .tracking import read_metrics
+
+    by_step: dict[str, dict[int, float]] = {}
+    for row in read_metrics(run_dir):
+        for key, name in (("loss", "train"), ("eval_loss", "eval")):
+            if isinstance(row.get(key), (int, float)):
+                by_step.setdefault(name, {})[int(row.get("step", 0))] = float(row[key])
+    return _sorted(by_step)
+
+
+def _sorted(by_step: dict[str, dict[int, float]]) -> dict[str, list[tuple[int, float]]]:
+    """Points in step order; a step logged twice (a rerun into the same directory) keeps its last value."""
+    return {name: sorted(points.items()) for name, points in by_step.items()}
 
 
 def load_run(run_dir: str | Path) -> dict:
@@ -29,7 +47,13 @@ def load_run(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise CompareError(f"{run_dir}: no summary.json (not a finished training run directory)")
     summary = json.loads(path.read_text())
-    return {"dir": str(run_dir), "name": run_dir.name, "summary": summary, "history": drift_history(run_dir)}
+    return {
+        "dir": str(run_dir),
+        "name": run_dir.name,
+        "summary": summary,
+        "history": drift_history(run_dir),
+        "loss": loss_history(run_dir),
+    }
 
 
 def _fmt(value, spec: str = "+.2f") -> str:
@@ -91,25 +115,68 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHIFT_LABEL = "shift vs base model\n(projection on the unit vector)"
+
+
 def plot(runs: list[dict], path: Path) -> Path:
-    """Drift shift over training steps, one panel per trait, one line per run."""
+    """Drift shift over training steps (one panel per trait, one line per run, from step 0 = the base
+    model), training loss over steps, and the capability figures after training (when there are any)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     traits = sorted({t for r in runs for t in r["history"]}) or ["(no drift logged)"]
-    fig, axes = plt.subplots(1, len(traits), figsize=(5 * len(traits), 3.5), squeeze=False)
-    for ax, trait in zip(axes[0], traits, strict=True):
+    has_loss = any(r.get("loss") for r in runs)
+    capability = sorted({c for r in runs for c in (r.get("summary") or {}).get("capability", {})})
+    panels = len(traits) + has_loss + bool(capability)
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
+    colours = {r["name"]: f"C{i}" for i, r in enumerate(runs)}
+    for ax, trait in zip(axes[0], traits, strict=False):
         for run in runs:
             points = run["history"].get(trait, [])
             if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=run["name"])
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=run["name"],
+                        color=colours[run["name"]])  # fmt: skip
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_title(f"{trait}: projection shift")
-        ax.set_xlabel("step")
+        ax.set_title(f"{trait}: trait drift")
+        ax.set_ylabel(SHIFT_LABEL)
+    step_axes = list(axes[0][: len(traits)])
+    if has_loss:
+        ax = axes[0][len(traits)]
+        for run in runs:
+            for name, points in (run.get("loss") or {}).items():
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker=".",
+                        linestyle="-" if name == "train" else "--", color=colours[run["name"]],
+                        label=f"{run['name']} ({name})")  # fmt: skip
+        ax.set_title("loss")
+        ax.set_ylabel("cross-entropy (nats per token)")
+        step_axes.append(ax)
+    for ax in step_axes:
+        ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(left=0)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
+    if capability:
+        ax = axes[0][-1]
+        width = 0.8 / max(1, len(runs))
+        for i, run in enumerate(runs):
+            values = [(run.get("summary") or {}).get("capability", {}).get(c) for c in capability]
+            xs = [k + i * width for k in range(len(capability))]
+            bars = ax.bar(xs, [v or 0 for v in values], width, label=run["name"], color=colours[run["name"]])
+            for bar, value in zip(bars, values, strict=True):
+                if value is not None:
+                    ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                ha="center", va="bottom", fontsize=7)  # fmt: skip
+        ax.set_xticks([k + width * (len(runs) - 1) / 2 for k in range(len(capability))])
+        ax.set_xticklabels(
+            [c.removeprefix("capability/") for c in capability], rotation=20, ha="right", fontsize=7
+        )
+        ax.set_title("capability after training")
+        ax.set_ylabel("accuracy (0..1)\nheldout_loss: nats per token")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -99,12 +99,22 @@ class PreventativeSFTConfig(SFTConfig):
     capability_benchmarks: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "After training (and at each eval step): 'mc' (built-in multiple choice), 'heldout_loss' "
-            "(needs eval_fraction > 0), or lm-evaluation-harness task names; logged as capability/<name>."
+            "help": "After training (and at each eval step for mc/heldout_loss): 'mc' (built-in multiple "
+            "choice, our fast chat-template scorer), 'heldout_loss', or lm-evaluation-harness task names "
+            "(checked before training), e.g. persona_vaccine_mc (the same items through lm-eval, offline); "
+            "logged as capability/<name>."
         },
     )
     capability_mc_limit: int | None = field(
-        default=None, metadata={"help": "Use at most this many built-in multiple-choice items."}
+        default=None,
+        metadata={"help": "Use at most this many built-in multiple-choice items, sampled across categories."},
+    )
+    lm_eval_limit: int | None = field(
+        default=None, metadata={"help": "Items per lm-eval task (lm-eval's --limit); default: all."}
+    )
+    lm_eval_include_path: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Directories of your own lm-eval task YAMLs (lm-eval's --include_path)."},
     )
     judge_after_training: str = field(
         default="none",

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from steering.activations import last_prompt_activations
@@ -68,15 +69,25 @@ class DriftMeter:
             probes.append(DriftProbe(name, vector, layer, prompts))
         return cls(tokenizer, probes, batch_size)
 
-    def projections(self, model: nn.Module) -> dict[str, float]:
-        """Current mean projection per trait. Prompts shared between probes run once."""
+    def projections(self, model: nn.Module, progress: str | None = None) -> dict[str, float]:
+        """Current mean projection per trait. Prompts shared between probes run once. With `progress`, a
+        progress bar of that title counts the prompts."""
+        from tqdm.auto import tqdm
+
         by_prompts: dict[tuple[str, ...], list[DriftProbe]] = {}
         for probe in self.probes:
             by_prompts.setdefault(tuple(probe.prompts), []).append(probe)
         result = {}
+        total = sum(len(prompts) for prompts in by_prompts)
+        bar = tqdm(total=total, desc=progress, unit="prompt", disable=progress is None)
         for prompts, probes in by_prompts.items():
             layers = sorted({p.layer for p in probes})
-            acts = last_prompt_activations(model, self.tokenizer, prompts, layers, self.batch_size)
+            chunks = []
+            for start in range(0, len(prompts), self.batch_size):
+                batch = prompts[start : start + self.batch_size]
+                chunks.append(last_prompt_activations(model, self.tokenizer, batch, layers, self.batch_size))
+                bar.update(len(batch))
+            acts = torch.cat(chunks)
             for probe in probes:
                 a = acts[:, layers.index(probe.layer)]
                 result[probe.name] = float((a @ probe.vector.unit(probe.layer)).mean())
@@ -86,7 +97,7 @@ class DriftMeter:
         """Projections of the base model: with a PEFT adapter, measured with the adapter disabled."""
         disable = getattr(model, "disable_adapter", None)
         with disable() if callable(disable) else contextlib.nullcontext():
-            self.base = self.projections(model)
+            self.base = self.projections(model, progress="base model drift")
         return self.base
 
     def metrics(self, model: nn.Module) -> dict[str, float]:

@@ -23,49 +23,6 @@ from .bake import ExportError, bake_steering
 logger = logging.getLogger(__name__)
 
 
-def model_card(summary: dict, recipe_text: str | None, baked: list[dict]) -> str:
-    """A README.md for the exported checkpoint: recipe, drift and capability figures, steering."""
-    lines = [
-        "---",
-        "library_name: transformers",
-        f"base_model: {summary.get('model')}",
-        "tags: [persona-vaccine, preventative-steering]",
-        "---",
-        "",
-        f"# {Path(summary.get('recipe') or 'run').stem} (persona-vaccine export)",
-        "",
-        f"Fine-tuned from `{summary.get('model')}` with persona-vaccine; LoRA merged into the weights.",
-        "",
-        "## Training",
-        "",
-        f"- steps: {summary.get('train', {}).get('steps')}, final loss: {summary.get('train', {}).get('final_loss')}",
-        f"- data: {json.dumps(summary.get('dataset'))}",
-        f"- steering during training (not in these weights unless listed under baked): {json.dumps(summary.get('steering'))}",
-        "",
-        "## Trait drift (projection on the unit persona vector, last prompt token, evaluation questions)",
-        "",
-        "| trait | layer | base | final | shift |",
-        "|---|---|---|---|---|",
-    ]
-    for trait, d in summary.get("trait_drift", {}).items():
-        lines.append(
-            f"| {trait} | {d.get('layer')} | {d.get('base_projection')} | {d.get('final_projection')} | {d.get('shift')} |"
-        )
-    capability = summary.get("capability") or {}
-    if capability:
-        lines += ["", "## Capability", "", "| benchmark | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in capability.items()]
-    if summary.get("screening"):
-        lines += ["", "## Data screening", "", f"`{json.dumps(summary['screening'])}`"]
-    lines += ["", "## Baked inference-time steering", ""]
-    lines += [f"- {json.dumps(b)}" for b in baked] or [
-        "none: the weights are the fine-tuned model as trained"
-    ]
-    if recipe_text:
-        lines += ["", "## Recipe", "", "```yaml", recipe_text.rstrip(), "```"]
-    return "\n".join(lines) + "\n"
-
-
 def export_run(
     run_dir: str | Path,
     output_dir: str | Path | None = None,
@@ -74,10 +31,17 @@ def export_run(
     bake_layer: int | None = None,
     dtype: str = "float32",
 ) -> Path:
-    """Merge the run's LoRA adapter (if any) into its base model and save a checkpoint beside its vectors."""
+    """Merge the run's LoRA adapter (if any) into its base model and save a checkpoint beside its vectors.
+
+    Works from any directory: the resolved recipe and the vectors are read from the run directory (or
+    found through the paths summary.json recorded, see `training.run_files.run_path`).
+    """
     from transformers import AutoModelForCausalLM
 
     from steering.models import load_tokenizer, resolve_model_path
+
+    from .model_card import model_card
+    from .run_files import run_path
 
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
@@ -108,14 +72,28 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     load_tokenizer(model_id).save_pretrained(out)
-    recipe = summary.get("recipe")
-    recipe_text = Path(recipe).read_text() if recipe and Path(recipe).is_file() else None
-    (out / "README.md").write_text(model_card(summary, recipe_text, baked))
+    recipe_file = run_path(run_dir, summary, summary.get("config")) or run_path(
+        run_dir, summary, summary.get("recipe")
+    )
+    recipe_text = recipe_file.read_text() if recipe_file else None
+    model_card(summary, recipe_text, baked).save(out / "README.md")
     vectors_dir = out / "persona_vectors"
-    for path in summary.get("persona_vectors", []) + [str(b["vector"]) for b in baked]:
-        if Path(path).is_file():
-            vectors_dir.mkdir(exist_ok=True)
-            shutil.copy2(path, vectors_dir / f"{PersonaVector.load(path).trait}.safetensors")
+    copies = summary.get("persona_vector_copies") or []
+    recorded = summary.get("persona_vectors", [])
+    for i, path in enumerate(recorded):
+        found = run_path(run_dir, summary, copies[i] if i < len(copies) else None) or run_path(
+            run_dir, summary, path
+        )
+        if found is None:
+            raise ExportError(
+                f"{run_dir}: persona vector {path} (summary.json persona_vectors[{i}]) is not found from "
+                f"{Path.cwd()}: run export from the training directory or copy the file into {run_dir}"
+            )
+        vectors_dir.mkdir(exist_ok=True)
+        shutil.copy2(found, vectors_dir / f"{PersonaVector.load(found).trait}.safetensors")
+    for b in baked:
+        vectors_dir.mkdir(exist_ok=True)
+        shutil.copy2(b["vector"], vectors_dir / f"{b['trait']}.safetensors")
     (out / "persona_vaccine.json").write_text(
         json.dumps({"run": str(run_dir), "baked": baked, **summary}, indent=2)
     )

@@ -184,6 +184,13 @@ def parse_config(config_type: type, path: str | Path | None, overrides: list[str
     return cfg
 
 
+def print_config_help(config_type: type, prog: str, description: str | None = None) -> None:
+    """The `--help` of a command whose fields come from one config dataclass (YAML file + overrides)."""
+    parser = _Parser((config_type,), prog=prog, description=description)
+    parser.print_help()
+    print("\nEvery field can be set in the YAML file or overridden on the command line as --field value.")
+
+
 def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):
     """An extraction recipe (YAML of `ExtractionConfig` fields) plus `--field value` overrides."""
     from steering.extract import ExtractionConfig

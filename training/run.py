@@ -22,18 +22,12 @@ from .tracking import (
     JsonlMetricsCallback,
     RunClockCallback,
     clock_offset,
-    configure_wandb,
     read_metrics,
     whole_run_mean_loss,
 )
 from .trainer import PreventativeSFTTrainer
 
 logger = logging.getLogger(__name__)
-
-
-def _reports_to_wandb(args: PreventativeSFTConfig) -> bool:
-    report = args.report_to if isinstance(args.report_to, list) else [args.report_to]
-    return "wandb" in report or "all" in report
 
 
 def screen_training_set(dataset, model, tokenizer, data_args: DataArguments, output_dir: Path, model_id: str):
@@ -129,8 +123,11 @@ def evaluate_after_training(
 
     from steering.hooks import steer
 
+    from .tracking import reports_to_wandb
+
     wants_judge = args.judge_after_training != "none" and trainer.vectors
-    if not (args.capability_benchmarks or wants_judge):
+    wants_samples = bool(trainer.vectors) and reports_to_wandb(args)  # answers only, without a judge
+    if not (args.capability_benchmarks or wants_judge or wants_samples):
         return {}
     if is_deepspeed_zero3_enabled() and trainer.accelerator.num_processes > 1:
         logger.warning(
@@ -151,48 +148,73 @@ def evaluate_after_training(
     if args.inference_steering_coef and trainer.vectors:
         variants.append(("_inference_steered", args.inference_steering_coef))
     out: dict = {}
+    errors: dict[str, str] = {}
     samples: dict[str, dict] = {}
     first, first_layer = (trainer.vectors[0], trainer.layers[0]) if trainer.vectors else (None, None)
+    progress = post_training_progress(args, len(variants), len(trainer.vectors), wants_judge or wants_samples)
     for suffix, coef in variants:
         context = steer(model, first, layer=first_layer, coef=coef) if coef else contextlib.nullcontext()
         with context:
             if args.capability_benchmarks:
+                progress.set_postfix_str(f"capability{suffix}")
                 caps = capability_metrics(
-                    model, tokenizer, list(args.capability_benchmarks), heldout, args.capability_mc_limit
-                )
+                    model, tokenizer, list(args.capability_benchmarks), heldout, args.capability_mc_limit,
+                    lm_eval_limit=args.lm_eval_limit, lm_eval_include_paths=args.lm_eval_include_path,
+                    errors=errors,
+                )  # fmt: skip
                 out[f"capability{suffix}"] = caps
-        if judge is not None:
+                progress.update()
+        if judge is not None or wants_samples:
             from .trait_eval import judged_expression
 
             scores = {}
             for vector in trainer.vectors:
+                progress.set_postfix_str(f"answers{suffix} {vector.trait}")
                 result = judged_expression(
                     model, tokenizer, vector, judge, args.judge_questions, args.judge_max_new_tokens,
                     steer_coef=coef, steer_layer=first_layer, steer_vector=first,
                     cache_path=Path(args.output_dir) / "judgments.sqlite",
                 )  # fmt: skip
+                progress.update()
+                samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
+                if judge is None:
+                    continue
                 scores[vector.trait] = result["trait"]
                 scores[f"{vector.trait}_coherence"] = result["coherence"]
-                samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
                 if trainer.is_world_process_zero():
                     path = Path(args.output_dir) / f"samples{suffix}_{vector.trait}.json"
                     path.write_text(json.dumps(result, indent=2))
-            out[f"trait_expression{suffix}"] = scores
+            if judge is not None:
+                out[f"trait_expression{suffix}"] = scores
+    progress.close()
     flat = {}
     for key, values in out.items():
         for name, value in values.items():
             if value is not None:
-                flat[
+                name = (
                     name.replace("capability/", f"{key}/")
                     if key.startswith("capability")
                     else f"{key}/{name}"
-                ] = value
+                )
+                flat[f"post_training/{name}"] = value
     trainer.log(flat)
-    if trainer.is_world_process_zero() and samples:
+    if trainer.is_world_process_zero():
         from .tracking import log_run_extras
 
-        log_run_extras(args.output_dir, samples)  # W&B: a table of the judged answers, the drift plot
+        log_run_extras(
+            args.output_dir, samples
+        )  # W&B: a table of the answers and their scores, the drift plot
+    if errors:
+        out["capability_errors"] = errors
     return out
+
+
+def post_training_progress(args: PreventativeSFTConfig, n_variants: int, n_vectors: int, answers: bool):
+    """A progress bar over the evaluation after training (capability, then answers per vector)."""
+    from tqdm.auto import tqdm
+
+    total = n_variants * (bool(args.capability_benchmarks) + (n_vectors if answers else 0))
+    return tqdm(total=total, desc="evaluation after training", disable=args.disable_tqdm or not total)
 
 
 def _resolve_checkpoint(output_dir: Path, checkpoint: str | bool | None) -> str | None:
@@ -231,15 +253,22 @@ def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
 
 
 def run_training(
-    model_args: ModelConfig, data_args: DataArguments, args: PreventativeSFTConfig, recipe: str | None = None
+    model_args: ModelConfig,
+    data_args: DataArguments,
+    args: PreventativeSFTConfig,
+    recipe: str | None = None,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Train, save the (unsteered) weights or adapter, and return the run summary.
 
     OUTPUT_DIR is locked for the run (a second run into it stops with the holder's pid and host).
+    `overrides` (the command line's `--field value ...`) only go into the resolved OUTPUT_DIR/config.yaml.
+    Each call is its own W&B run (OUTPUT_DIR/wandb), finished when it returns; a resumed run continues
+    the W&B run of OUTPUT_DIR (its id is in OUTPUT_DIR/wandb_run_id).
     """
     main = int(os.environ.get("RANK", "0")) == 0
     with output_lock(args.output_dir, "train", enabled=main):
-        return _run_training(model_args, data_args, args, recipe, main)
+        return _run_training(model_args, data_args, args, recipe, overrides, main)
 
 
 def _run_training(
@@ -247,18 +276,24 @@ def _run_training(
     data_args: DataArguments,
     args: PreventativeSFTConfig,
     recipe: str | None,
+    overrides: list[str] | None,
     main: bool,
 ) -> dict:
+    from .capability import check_lm_eval_tasks, lm_eval_tasks
+    from .run_files import copy_vectors, resolved_recipe, write_run_config
+    from .tracking import finish_wandb_run, use_run_wandb_callback
+
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     checkpoint = _resolve_checkpoint(output_dir, args.resume_from_checkpoint)
     if main and not args.resume_from_checkpoint:
         _start_clean(output_dir)
-    if _reports_to_wandb(args):
-        family = str(Path(recipe).parent) if recipe else None
-        configure_wandb(args.output_dir, group=family, resume=bool(checkpoint))
     if args.run_name is None and recipe:
         args.run_name = Path(recipe).stem
+    check_lm_eval_tasks(lm_eval_tasks(args.capability_benchmarks), args.lm_eval_include_path)
+    resolved = resolved_recipe((model_args, data_args, args), recipe, overrides)
+    if args.process_index == 0:
+        write_run_config(output_dir, resolved, recipe, overrides)
     model_id = model_args.model_name_or_path
     tokenizer = load_tokenizer(model_id, trust_remote_code=args.trust_remote_code)
     model = load_base_model(model_args, args.trust_remote_code)
@@ -283,6 +318,7 @@ def _run_training(
         callbacks=[JsonlMetricsCallback(args.output_dir), clock],
         model_id=model_id,
     )
+    use_run_wandb_callback(trainer, model_id, data_args, recipe, resolved, resume=bool(checkpoint))
     if "heldout_loss" in args.capability_benchmarks:
         trainer.capability_heldout = clean_heldout_rows(data_args)
     if args.resume_from_checkpoint and trainer.is_world_process_zero():
@@ -299,6 +335,8 @@ def _run_training(
     summary = {
         "recipe": recipe,
         "model": model_id,
+        "cwd": str(Path.cwd()),  # relative paths below are relative to it (export finds them from anywhere)
+        "config": "config.yaml",  # the resolved recipe, in this run directory
         "train": {
             "steps": trainer.state.global_step,
             "final_loss": losses[-1] if losses else result.training_loss,
@@ -321,6 +359,9 @@ def _run_training(
         },
         "steering": trainer.steering_summary(),
         "persona_vectors": list(args.persona_vectors),
+        "persona_vector_copies": copy_vectors(output_dir, list(args.persona_vectors))
+        if trainer.is_world_process_zero()
+        else [],
         "inference_steering_coef": args.inference_steering_coef,
         "evaluation": {
             "capability_benchmarks": list(args.capability_benchmarks),
@@ -333,6 +374,8 @@ def _run_training(
             "source": data_args.dataset,
             "level": data_args.dataset_level,
             "size": len(train_dataset),
+            "builder_size": data_args.dataset_size,
+            "seed": data_args.dataset_seed,
         },
         "losses": losses,
     }
@@ -342,4 +385,5 @@ def _run_training(
     if trainer.is_world_process_zero():
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    finish_wandb_run()
     return summary

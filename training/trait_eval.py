@@ -28,7 +28,7 @@ def judged_expression(
     model,
     tokenizer,
     vector: PersonaVector,
-    judge: Judge,
+    judge: Judge | None,
     n_questions: int = 10,
     max_new_tokens: int = 48,
     batch_size: int = 16,
@@ -38,7 +38,9 @@ def judged_expression(
     cache_path: str | Path | None = None,
     questions: Sequence[str] | None = None,
 ) -> dict:
-    """{"trait", "coherence" (means), "n_scored", "answers"} on the trait's evaluation questions.
+    """{"trait", "coherence" (means), "n_scored", "questions", "answers", "trait_scores",
+    "coherence_scores" (one per answer)} on the trait's evaluation questions; with `judge=None`, the
+    answers only (scores None).
 
     `steer_vector` (default: `vector` itself) is added at `steer_layer` with `steer_coef` while answering.
     """
@@ -57,6 +59,9 @@ def judged_expression(
     else:
         gens = answer()
     items = [(q, g.response) for q, g in zip(questions, gens, strict=True)]
+    if judge is None:
+        nothing: list[float | None] = [None] * len(items)
+        return _result(questions, gens, nothing, nothing)
     cache = JudgeCache(cache_path) if cache_path else None
     try:
         trait = judge_responses(judge, cache, spec.judge_rubric, items, progress=False)
@@ -64,10 +69,16 @@ def judged_expression(
     finally:
         if cache is not None:
             cache.close()
+    return _result(questions, gens, trait, coherence)
+
+
+def _result(questions: list[str], gens, trait: list, coherence: list) -> dict:
     return {
         "trait": _mean(trait),
         "coherence": _mean(coherence),
         "n_scored": sum(v is not None for v in trait),
         "questions": questions,
         "answers": [g.response for g in gens],
+        "trait_scores": list(trait),
+        "coherence_scores": list(coherence),
     }
