@@ -9,6 +9,7 @@ python launch.py screen [RECIPE.yaml] --vectors V.safetensors --dataset builtin:
 accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 2 launch.py screen ...
 python launch.py compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
 python launch.py export RUN_DIR [--output_dir DIR] [--bake-steering VECTOR --bake_coef -1.0 --bake_layer L]
+python launch.py --debug COMMAND ...      # a user error shows its traceback (or PERSONA_VACCINE_DEBUG=1)
 python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
@@ -49,9 +50,13 @@ def _extract_parser() -> argparse.ArgumentParser:
 
 
 def cmd_extract(argv: list[str]) -> int:
+    from training.precheck import precheck
+
+    recipe = argv[0] if argv and argv[0].endswith((".yaml", ".yml")) else None
+    precheck("extract", recipe, argv[1:] if recipe else argv)
     from steering.extract import ExtractionConfig, extract
 
-    if argv and argv[0].endswith((".yaml", ".yml")):
+    if recipe:
         from training.recipe import parse_extraction_recipe
 
         cfg = parse_extraction_recipe(argv[0], argv[1:])
@@ -85,8 +90,7 @@ def cmd_extract(argv: list[str]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from training.recipe import parse_recipe
-    from training.run import run_training
+    from training.precheck import precheck
 
     if not argv or argv[0] in ("-h", "--help"):
         from training.recipe import RECIPE_TYPES, _Parser
@@ -98,6 +102,10 @@ def cmd_train(argv: list[str]) -> int:
         _Parser(RECIPE_TYPES).print_help()
         return 0
     recipe, overrides = argv[0], argv[1:]
+    precheck("train", recipe, overrides)
+    from training.recipe import parse_recipe
+    from training.run import run_training
+
     model_args, data_args, train_args = parse_recipe(recipe, overrides)
     summary = run_training(model_args, data_args, train_args, recipe)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -246,15 +254,20 @@ def cmd_score(argv: list[str]) -> int:
 
 def cmd_screen(argv: list[str]) -> int:
     """Projection-difference screening of a dataset: ranked samples, dataset-level scores, HTML report."""
-    from data.screening import ScreenConfig, screen_dataset
-    from training.recipe import parse_config
+    from training.precheck import precheck
 
     if argv and argv[0] in ("-h", "--help"):
         from transformers import HfArgumentParser
 
+        from data.screening import ScreenConfig
+
         HfArgumentParser(ScreenConfig, prog="launch.py screen [RECIPE.yaml]").print_help()
         return 0
     path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
+    precheck("screen", path, overrides)
+    from data.screening import ScreenConfig, screen_dataset
+    from training.recipe import parse_config
+
     cfg = parse_config(ScreenConfig, path, overrides)
     summary, rows = screen_dataset(cfg)
     from accelerate import PartialState
@@ -444,6 +457,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    debug = bool(argv) and argv[0] == "--debug"  # tracebacks for user errors (or PERSONA_VACCINE_DEBUG=1)
+    argv = argv[1:] if debug else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -453,39 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "demo" and rest and rest != ["--force"]:
         print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    try:
-        return COMMANDS[command](rest)
-    except _user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from steering.errors import run_command
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by input (recipes, vectors, specs, data, models): printed without a traceback."""
-    from data.loading import DatasetError
-    from steering.extract import TooFewResponses
-    from steering.layers import UnsupportedArchitecture
-    from steering.llm_http import LLMRequestError
-    from steering.models import EmbeddedModelMissing
-    from steering.traits import TraitSpecError
-    from steering.vector import VectorMismatch
-    from training.compare import CompareError
-    from training.export import ExportError
-    from training.recipe import RecipeError
-
-    return (
-        ExportError,
-        CompareError,
-        RecipeError,
-        VectorMismatch,
-        TraitSpecError,
-        DatasetError,
-        EmbeddedModelMissing,
-        UnsupportedArchitecture,
-        FileNotFoundError,
-        LLMRequestError,
-        TooFewResponses,
-    )
+    return run_command(COMMANDS[command], rest, debug)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,27 @@
-"""persona-vaccine steering: persona vectors, extraction and steering hooks."""
+"""persona-vaccine steering: persona vectors, extraction and steering hooks.
 
-from .hooks import Steerer, SteeringSpec, steer
-from .layers import get_decoder_layers, unwrap_model
-from .models import load_model
-from .vector import PersonaVector
+The names below are imported on first use, so that `steering.errors` and other light modules load
+without torch (a bad input is reported in a second, not after the heavy imports).
+"""
 
-__all__ = [
-    "PersonaVector",
-    "Steerer",
-    "SteeringSpec",
-    "get_decoder_layers",
-    "load_model",
-    "steer",
-    "unwrap_model",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "PersonaVector": "vector",
+    "Steerer": "hooks",
+    "SteeringSpec": "hooks",
+    "get_decoder_layers": "layers",
+    "load_model": "models",
+    "steer": "hooks",
+    "unwrap_model": "layers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .activations import prompt_response_activations
 from .chat import build_messages, format_chat
+from .errors import UserError
 from .filtering import JudgeFilter, KeepAll, ResponseFilter
 from .generate import generate
 from .jsonl import repair
@@ -29,7 +30,7 @@ from .vector import POSITIONS, PersonaVector
 logger = logging.getLogger(__name__)
 
 
-class TooFewResponses(RuntimeError):
+class TooFewResponses(UserError, RuntimeError):
     """Too few responses survived the filter; the message has the counts and what to change."""
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from steering.chat import format_chat
+from steering.errors import UserError
 from steering.layers import unwrap_model
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ ANSWER_PREFIX = "Answer:"
 _FIELDS = ("id", "category", "question", "choices", "answer")
 
 
-class CapabilityError(ValueError):
+class CapabilityError(UserError, ValueError):
     """A capability benchmark cannot run (a missing package, unreachable data, bad input)."""
 
 

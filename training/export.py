@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from steering.errors import UserError
 from steering.layers import get_decoder_layers, unwrap_model
 from steering.vector import PersonaVector
 
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 BAKEABLE = ("llama", "gpt2", "gpt_neox")
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """A run can't be exported as asked; the message says why and what to do."""
 
 

@@ -14,9 +14,11 @@ from trl import ModelConfig, get_peft_config
 from data.loading import load_training_dataset
 from steering.chat import prepare_messages
 from steering.layers import get_decoder_layers
-from steering.models import load_tokenizer, resolve_model_path
+from steering.models import load_tokenizer, pretrained, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
+from .guards import NonFiniteGuard
+from .precheck import resolve_resume
 from .tracking import JsonlMetricsCallback, configure_wandb, read_metrics
 from .trainer import PreventativeSFTTrainer
 
@@ -90,8 +92,10 @@ def build_datasets(data_args: DataArguments, tokenizer, seed: int, screen=None):
 
 def load_base_model(model_args: ModelConfig, trust_remote_code: bool = False):
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-    return AutoModelForCausalLM.from_pretrained(
+    return pretrained(
+        AutoModelForCausalLM,
         resolve_model_path(model_args.model_name_or_path),
+        model_args.model_name_or_path,
         dtype=dtype,
         revision=model_args.model_revision,
         attn_implementation=model_args.attn_implementation,
@@ -202,10 +206,16 @@ def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
     metrics.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
+def check_resume(args: PreventativeSFTConfig) -> None:
+    """Resolve --resume_from_checkpoint (true: the last checkpoint) before a model is loaded."""
+    args.resume_from_checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+
+
 def run_training(
     model_args: ModelConfig, data_args: DataArguments, args: PreventativeSFTConfig, recipe: str | None = None
 ) -> dict:
     """Train, save the (unsteered) weights or adapter, and return the run summary."""
+    check_resume(args)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     if _reports_to_wandb(args):
@@ -232,7 +242,7 @@ def run_training(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[JsonlMetricsCallback(args.output_dir)],
+        callbacks=[NonFiniteGuard(args.output_dir), JsonlMetricsCallback(args.output_dir)],
         model_id=model_id,
     )
     if "heldout_loss" in args.capability_benchmarks:

@@ -6,10 +6,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import UserError
+
 LIBRARY = Path(__file__).parent
 
 
-class TraitSpecError(ValueError):
+class TraitSpecError(UserError, ValueError):
     """A trait spec file is malformed; the message names the file and the field."""
 
 
