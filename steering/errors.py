@@ -34,7 +34,11 @@ class TrainingDiverged(UserError):
     """The loss or the drift turned NaN/inf during training; the last good checkpoint is kept."""
 
 
-_DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (a file-size limit was reached)",
+}
 _ACCESS_ERRNOS = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
 
 

@@ -215,7 +215,7 @@ def _calibrate(
 
     judge = getattr(response_filter, "judge", None)
     if judge is None:
-        raise ValueError("calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)")
+        raise UserError("calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)")
     ccfg = CalibrationConfig(
         layers=[int(x) for x in cfg.calibration_layers.split(",") if x.strip()] or None,
         coefs=[float(x) for x in cfg.calibration_coefs.split(",") if x.strip()],

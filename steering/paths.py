@@ -36,7 +36,15 @@ def check_model_id(model_id: str) -> None:
     """A clear error for a local model path that does not exist (not transformers' repo-id message)."""
     if not model_id or not model_id.strip():
         raise ModelNotFound("model name is empty: give a hub id, a local folder or 'smollm2-135m'")
-    if model_id.lower() in EMBEDDED_ALIASES or Path(model_id).expanduser().exists():
+    path = Path(model_id).expanduser()
+    if model_id.lower() in EMBEDDED_ALIASES or path.is_file():
+        return
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(
+                f"model folder {model_id} has no config.json: give a folder written by save_pretrained, a hub id, "
+                "or 'smollm2-135m' for the embedded model"
+            )
         return
     if looks_like_path(model_id):
         raise ModelNotFound(

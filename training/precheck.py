@@ -237,9 +237,21 @@ def _writable(output_dir: str, source: str) -> None:
         raise UserError(f"{source}: output_dir {output_dir} can't be written ({folder} is not writable)")
 
 
+def _complete(checkpoint: Path) -> bool:
+    """Trainer writes trainer_state.json last: without a readable one, a checkpoint was cut short."""
+    try:
+        return isinstance(json.loads((checkpoint / "trainer_state.json").read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The checkpoint-N folder with the highest N, or None."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+    """The complete checkpoint-N folder with the highest N (a crash may leave a later, partial one), or None."""
+    found = [
+        p
+        for p in Path(output_dir).glob("checkpoint-*")
+        if p.name[11:].isdigit() and p.is_dir() and _complete(p)
+    ]
     return max(found, key=lambda p: int(p.name[11:])) if found else None
 
 
@@ -255,7 +267,7 @@ def resolve_resume(checkpoint: object, output_dir: str) -> str | None:
                 "start afresh, or set save_steps so that checkpoints are written"
             )
         return str(found)
-    if not (Path(str(checkpoint)) / "trainer_state.json").is_file():
+    if not _complete(Path(str(checkpoint))):
         raise UserError(
             f"resume_from_checkpoint: {checkpoint} is not a checkpoint folder (no trainer_state.json); give "
             f"one of {output_dir}/checkpoint-N, or true for the last one"
@@ -312,6 +324,37 @@ def check_values(config: dict, source: str) -> None:
         resolve_resume(config["resume_from_checkpoint"], str(config.get("output_dir") or "."))
 
 
+def has_chat_template(folder: Path) -> bool:
+    """Whether a saved tokenizer carries a chat template (in tokenizer_config.json or a template file)."""
+    if any((folder / name).is_file() for name in ("chat_template.jinja", "chat_template.json")):
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (OSError, ValueError):
+        return True  # no tokenizer config to judge by: the loader decides
+
+
+def check_command(kind: str, config: dict, source: str) -> None:
+    """Checks that need several fields of one command."""
+    model = config.get("model_name_or_path")
+    folder = Path(model).expanduser() if isinstance(model, str) else None
+    if folder and folder.is_dir() and not config.get("chat_template_path") and not has_chat_template(folder):
+        raise UserError(
+            f"{source}: the tokenizer in {model} has no chat template: use an instruct/chat model, or set "
+            "chat_template_path (train) to a Jinja template file"
+        )
+    calibrate = str(config.get("calibrate", "false")).lower() in ("true", "1", "yes", "")
+    if kind == "extract" and "calibrate" in config and calibrate and config.get("judge", "none") == "none":
+        raise UserError(
+            f"{source}: calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)"
+        )
+    trait = config.get("trait")
+    if kind == "extract" and isinstance(trait, str):
+        from steering.traits import load_trait_spec
+
+        load_trait_spec(trait)
+
+
 def precheck(kind: str, recipe: str | None, argv: list[str]) -> None:
     """Check a command's recipe file and overrides cheaply; the full parse follows."""
     if any(a in ("-h", "--help") for a in argv):
@@ -324,8 +367,4 @@ def precheck(kind: str, recipe: str | None, argv: list[str]) -> None:
         recipe if recipe and not overrides else "command line" if not recipe else f"{recipe} + command line"
     )
     check_values(merged, source)
-    trait = merged.get("trait")
-    if kind == "extract" and isinstance(trait, str):
-        from steering.traits import load_trait_spec
-
-        load_trait_spec(trait)
+    check_command(kind, merged, source)
