@@ -52,6 +52,12 @@ def debug_enabled() -> bool:
     return os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
 
 
+def _fresh_line() -> str:
+    """A newline when a progress bar has left the cursor mid-line, so the error starts its own line."""
+    tqdm = sys.modules.get("tqdm")
+    return "\n" if tqdm is not None and len(getattr(tqdm.tqdm, "_instances", ())) else ""
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 2000 else text[:2000] + " ..."
@@ -71,7 +77,7 @@ def report(error: BaseException) -> int | None:
     if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
         where = f" writing {error.filename}" if error.filename else ""
         print(
-            f"error: {_DISK_ERRNOS[error.errno]}{where}: free space or choose another output_dir; "
+            f"{_fresh_line()}error: {_DISK_ERRNOS[error.errno]}{where}: free space or choose another output_dir; "
             "rerun the same command to resume (finished work is kept)",
             file=sys.stderr,
         )
@@ -79,12 +85,12 @@ def report(error: BaseException) -> int | None:
     if isinstance(error, OSError) and error.errno in _ACCESS_ERRNOS:
         where = f" {error.filename}" if error.filename else ""
         print(
-            f"error: can't write{where} ({_ACCESS_ERRNOS[error.errno]}): choose a writable output_dir",
+            f"{_fresh_line()}error: can't write{where} ({_ACCESS_ERRNOS[error.errno]}): choose a writable output_dir",
             file=sys.stderr,
         )
         return USER_ERROR_EXIT
     if isinstance(error, (UserError, *_extra_user_errors())):
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        print(f"{_fresh_line()}error: {_one_line(error)}", file=sys.stderr)
         return USER_ERROR_EXIT
     return None
 

@@ -285,6 +285,11 @@ def uninterrupted_training(setup):
     return _train_result(out)
 
 
+def _error_lines(stderr: str) -> list[str]:
+    """The `error:` lines (a progress bar may leave the cursor mid-line, so split at carriage returns too)."""
+    return [line for line in stderr.replace("\r", "\n").splitlines() if line.startswith("error:")]
+
+
 def _has(path: Path):
     return lambda: path.exists()
 
@@ -323,7 +328,7 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(setup):
     out = root / "diverged"
     proc = _run(_cmd("train", str(recipe), "--output_dir", str(out), "--learning_rate", "1e30",
                      "--steering_coefs", "0.0", "--max_grad_norm", "0", "--save_steps", "1"), root)  # fmt: skip
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    errors = _error_lines(proc.stderr)
     COUNTS["fault_injected"] += 1
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(errors) == 1 and "not finite" in errors[0] and "checkpoint" in errors[0]
@@ -411,7 +416,7 @@ def test_disk_full_during_screening_is_one_clear_line_and_resumes(setup, small_d
     else:
         proc = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=900,
                               preexec_fn=_fsize_limit)  # fmt: skip
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    errors = _error_lines(proc.stderr)
     if proc.returncode == 0:
         pytest.skip("the output fit in the space left")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
