@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from steering.activations import prompt_response_activations
-from steering.errors import UserError
+from steering.errors import InvalidInput
 from steering.generate import generate
 from steering.jsonl import read_records, repair
 from steering.score import auc, encode_sample
@@ -281,7 +281,7 @@ def screen_rows(
     ]
     for row in mine:
         if row["index"] in done and done[row["index"]]["key"] != row["key"]:
-            raise UserError(
+            raise InvalidInput(
                 f"{output_dir}: sample {row['index']} differs from the one screened before; use another "
                 "output_dir, or delete that directory to start over"
             )
@@ -560,7 +560,7 @@ def screen_dataset(
     from steering.models import load_model
 
     if not cfg.vectors:
-        raise UserError("screening needs at least one persona vector: pass --vectors PATH.safetensors")
+        raise InvalidInput("screening needs at least one persona vector: pass --vectors PATH.safetensors")
     vectors = [PersonaVector.load(path) for path in cfg.vectors]
     model_id = cfg.model_name_or_path or vectors[0].model_id
     state = _process_state()

@@ -22,6 +22,10 @@ class UserError(Exception):
     """Bad input: the message names the file, the field and the fix."""
 
 
+class InvalidInput(UserError, ValueError):
+    """A value or combination of settings that can't work (a ValueError, for callers that catch those)."""
+
+
 class ModelNotFound(UserError):
     """A model path or hub id that can't be loaded."""
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .activations import prompt_response_activations
 from .chat import build_messages, format_chat
-from .errors import UserError
+from .errors import InvalidInput, UserError
 from .filtering import JudgeFilter, KeepAll, ResponseFilter
 from .generate import generate
 from .jsonl import repair
@@ -215,7 +215,9 @@ def _calibrate(
 
     judge = getattr(response_filter, "judge", None)
     if judge is None:
-        raise UserError("calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)")
+        raise InvalidInput(
+            "calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)"
+        )
     ccfg = CalibrationConfig(
         layers=[int(x) for x in cfg.calibration_layers.split(",") if x.strip()] or None,
         coefs=[float(x) for x in cfg.calibration_coefs.split(",") if x.strip()],

@@ -13,7 +13,7 @@ from trl import ModelConfig, get_peft_config
 
 from data.loading import load_training_dataset
 from steering.chat import prepare_messages
-from steering.errors import UserError
+from steering.errors import InvalidInput
 from steering.layers import get_decoder_layers
 from steering.models import load_tokenizer, pretrained, resolve_model_path
 
@@ -60,7 +60,7 @@ def screen_training_set(dataset, model, tokenizer, data_args: DataArguments, out
     logger.info("screening dropped %d of %d samples (%s)", log["dropped"], log["screened"], log["rule"])
     keep = [i for i in range(len(dataset)) if i not in dropped]
     if not keep:
-        raise UserError(
+        raise InvalidInput(
             f"screening dropped every sample ({log['rule']}); raise screen_drop_above or lower the top %"
         )
     return dataset.select(keep), log

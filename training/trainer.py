@@ -17,7 +17,7 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
-from steering.errors import UserError
+from steering.errors import InvalidInput
 from steering.hooks import Steerer, SteeringSpec
 from steering.layers import check_layer, get_decoder_layers, hidden_size
 from steering.vector import PersonaVector, VectorMismatch
@@ -90,7 +90,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             if cfg.coef_for(i) != 0.0
         ]
         if cfg.projection_penalty and not callable(getattr(self.model, "disable_adapter", None)):
-            raise UserError(
+            raise InvalidInput(
                 "projection_penalty needs LoRA (use_peft: true): the base model's projections come from the "
                 "same model with its adapter disabled"
             )
