@@ -121,7 +121,17 @@ def bad_inputs(root: Path, recipe: Path) -> list[tuple[str, list[str], str]]:
     def train(name, match, **fields):
         return (name, ["train", _recipe_with(root, recipe, f"{name}.yaml", **fields)], match)
 
-    screen = ["screen", "--vectors", v, "--model", m, "--dataset_size", "4", "--output_dir", str(root / "scr")]
+    screen = [
+        "screen",
+        "--vectors",
+        v,
+        "--model",
+        m,
+        "--dataset_size",
+        "4",
+        "--output_dir",
+        str(root / "scr"),
+    ]
     return [
         ("train: recipe not found", ["train", str(root / "missing.yaml")], "not found"),
         ("train: invalid YAML", ["train", str(_write(root, "bad.yaml", "a: [1, 2\n"))], "YAML"),
@@ -141,16 +151,26 @@ def bad_inputs(root: Path, recipe: Path) -> list[tuple[str, list[str], str]]:
         train("NaN vector", "NaN", persona_vectors=f"[{root / 'nan.safetensors'}]"),
         train("NaN mean norm", "mean_norms", persona_vectors=f"[{root / 'nan_norm.safetensors'}]"),
         train("inf calibrated coef", "coef", persona_vectors=f"[{root / 'inf_coef.safetensors'}]"),
-        train("vector of another model", "hidden size", persona_vectors=f"[{root / 'other_model.safetensors'}]"),
+        train(
+            "vector of another model", "hidden size", persona_vectors=f"[{root / 'other_model.safetensors'}]"
+        ),
         train("trait mismatch", "steering_traits", steering_traits="[sycophantic]"),
         train("layer 99", "out of range", steering_layers="[99]"),
         train("layer 0", "out of range", steering_layers="[0]"),
         train("missing model path", "not found", model_name_or_path=str(root / "nope")),
         train("model folder without config", "empty_dir", model_name_or_path=str(root / "empty_dir")),
         train("bad hub id", "hub id", model_name_or_path="'not a/valid//id'"),
-        ("train: resume from missing", ["train", r, "--resume_from_checkpoint", str(root / "ck")], "checkpoint"),
-        train("resume true, no checkpoint", "checkpoint", resume_from_checkpoint="true",
-              output_dir=str(root / "fresh")),  # fmt: skip
+        (
+            "train: resume from missing",
+            ["train", r, "--resume_from_checkpoint", str(root / "ck")],
+            "checkpoint",
+        ),
+        train(
+            "resume true, no checkpoint",
+            "checkpoint",
+            resume_from_checkpoint="true",
+            output_dir=str(root / "fresh"),
+        ),
         train("dataset file missing", "not found", dataset=str(root / "nope.jsonl")),
         train("dataset unsupported type", "data.txt", dataset=str(root / "data.txt")),
         train("prompt-only rows", "prompt_only", dataset=str(root / "prompt_only.jsonl")),
@@ -159,8 +179,11 @@ def bad_inputs(root: Path, recipe: Path) -> list[tuple[str, list[str], str]]:
         train("too many coefs", "steering_coefs", steering_coefs="[1.0, 2.0]"),
         train("penalty without LoRA", "use_peft", use_peft="false", projection_penalty=0.1),
         train("no chat template", "chat template", model_name_or_path=str(root / "model_no_template")),
-        ("extract: no chat template", ["extract", "--model", str(root / "model_no_template"), "--max_questions", "1"],
-         "chat template"),  # fmt: skip
+        (
+            "extract: no chat template",
+            ["extract", "--model", str(root / "model_no_template"), "--max_questions", "1"],
+            "chat template",
+        ),
         ("extract: calibrate without judge", ["extract", "--model", m, "--calibrate", "true"], "judge"),
         train("NaN drop threshold", "screen_drop_above", screen_drop_above=".nan", screen_vectors=f"[{v}]"),
         ("screen: no vectors", ["screen", "--model", m, "--output_dir", str(root / "scr0")], "vector"),
@@ -172,14 +195,30 @@ def bad_inputs(root: Path, recipe: Path) -> list[tuple[str, list[str], str]]:
         ("screen: unknown field", ["screen", str(_write(root, "s.yaml", "vektors: []\n"))], "vectors"),
         ("screen: missing model", [*screen[:3], "--model", str(root / "nope"), *screen[5:]], "not found"),
         ("extract: unknown trait", ["extract", "--trait", "nope_trait", "--model", m], "nope_trait"),
-        ("extract: bad spec file", ["extract", "--trait", str(root / "bad_spec.json"), "--model", m], "bad_spec"),
+        (
+            "extract: bad spec file",
+            ["extract", "--trait", str(root / "bad_spec.json"), "--model", m],
+            "bad_spec",
+        ),
         ("extract: missing model", ["extract", "--model", str(root / "nope")], "not found"),
         ("extract: NaN threshold", ["extract", "--model", m, "--trait_threshold", "nan"], "trait_threshold"),
-        ("extract: NaN calibration coef", ["extract", "--model", m, "--calibration_coefs", "1,nan"], "calibration"),
+        (
+            "extract: NaN calibration coef",
+            ["extract", "--model", m, "--calibration_coefs", "1,nan"],
+            "calibration",
+        ),
         ("extract: recipe typo", ["extract", str(_write(root, "e.yaml", "triat: evil\n"))], "trait"),
-        ("score: missing vector", ["score", "--vector", str(root / "nope.safetensors"), "--text", "hi"], "not found"),
+        (
+            "score: missing vector",
+            ["score", "--vector", str(root / "nope.safetensors"), "--text", "hi"],
+            "not found",
+        ),
         ("score: NaN vector", ["score", "--vector", str(root / "nan.safetensors"), "--text", "hi"], "NaN"),
-        ("score: missing file", ["score", "--vector", v, "--model", m, "--file", str(root / "n.jsonl")], "n.jsonl"),
+        (
+            "score: missing file",
+            ["score", "--vector", v, "--model", m, "--file", str(root / "n.jsonl")],
+            "n.jsonl",
+        ),
         ("export: missing run", ["export", str(root / "no_run")], "no_run"),
         ("export: run without summary", ["export", str(root / "run_no_summary")], "summary"),
         ("compare: missing run", ["compare", str(root / "no_run")], "no_run"),
@@ -220,14 +259,24 @@ def test_bad_input_from_a_shell_has_no_traceback_and_fails_fast(setup):
     root, recipe = setup
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     bad = _recipe_with(root, recipe, "typo.yaml", learnig_rate=1)
-    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), "train", bad], capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "train", bad],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
         f"error: {bad}: unknown field 'learnig_rate': did you mean 'learning_rate'?"
     ]
-    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--debug", "train", bad], capture_output=True,
-                          text=True, env=env, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "--debug", "train", bad],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "RecipeError" in proc.stderr
 
 
@@ -326,8 +375,23 @@ def test_training_killed_and_resumed_equals_uninterrupted(setup, uninterrupted_t
 def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(setup):
     root, recipe = setup
     out = root / "diverged"
-    proc = _run(_cmd("train", str(recipe), "--output_dir", str(out), "--learning_rate", "1e30",
-                     "--steering_coefs", "0.0", "--max_grad_norm", "0", "--save_steps", "1"), root)  # fmt: skip
+    proc = _run(
+        _cmd(
+            "train",
+            str(recipe),
+            "--output_dir",
+            str(out),
+            "--learning_rate",
+            "1e30",
+            "--steering_coefs",
+            "0.0",
+            "--max_grad_norm",
+            "0",
+            "--save_steps",
+            "1",
+        ),
+        root,
+    )
     errors = _error_lines(proc.stderr)
     COUNTS["fault_injected"] += 1
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -342,9 +406,27 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(setup):
 
 # ---------------------------------------------------------------- screening
 def _screen_cmd(root: Path, out: Path) -> list[str]:
-    return _cmd("screen", "--vectors", str(root / "evil.safetensors"), "--model", str(root / "model"),
-                "--dataset", "builtin:evil", "--dataset_level", "normal,level2", "--dataset_size", "12",
-                "--max_new_tokens", "8", "--batch_size", "2", "--chunk_size", "2", "--output_dir", str(out))  # fmt: skip
+    return _cmd(
+        "screen",
+        "--vectors",
+        str(root / "evil.safetensors"),
+        "--model",
+        str(root / "model"),
+        "--dataset",
+        "builtin:evil",
+        "--dataset_level",
+        "normal,level2",
+        "--dataset_size",
+        "12",
+        "--max_new_tokens",
+        "8",
+        "--batch_size",
+        "2",
+        "--chunk_size",
+        "2",
+        "--output_dir",
+        str(out),
+    )
 
 
 def _lines(path: Path) -> int:
@@ -390,7 +472,10 @@ def small_disk(tmp_path):
     """A 300 KB tmpfs when root can mount one; else None (a file-size limit is used instead)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if not _can_mount() or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)]).returncode:
+    if (
+        not _can_mount()
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)]).returncode
+    ):
         yield None
         return
     yield mount
@@ -411,11 +496,13 @@ def test_disk_full_during_screening_is_one_clear_line_and_resumes(setup, small_d
     COUNTS["fault_injected"] += 1
     if small_disk is not None:
         filler.write_bytes(b"\0" * 250_000)  # leave ~50 KB: the shard fits, the model doesn't matter
-        proc = subprocess.run([*cmd, "--report_top", "1000"], cwd=root, env=_env(), capture_output=True, text=True,
-                              timeout=900)  # fmt: skip
+        proc = subprocess.run(
+            [*cmd, "--report_top", "1000"], cwd=root, env=_env(), capture_output=True, text=True, timeout=900
+        )
     else:
-        proc = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=900,
-                              preexec_fn=_fsize_limit)  # fmt: skip
+        proc = subprocess.run(
+            cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=900, preexec_fn=_fsize_limit
+        )
     errors = _error_lines(proc.stderr)
     if proc.returncode == 0:
         pytest.skip("the output fit in the space left")
@@ -434,7 +521,10 @@ def test_disk_full_during_screening_is_one_clear_line_and_resumes(setup, small_d
 def read_only_dir(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
-    if _can_mount() and not subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)]).returncode:
+    if (
+        _can_mount()
+        and not subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)]).returncode
+    ):
         yield folder
         subprocess.run(["umount", str(folder)], check=False)
         return
@@ -447,7 +537,9 @@ def read_only_dir(tmp_path):
 def test_read_only_output_dir_is_one_clear_line(setup, read_only_dir, command, capsys):
     root, recipe = setup
     out = read_only_dir / "out"
-    argv = ["train", str(recipe), "--output_dir", str(out)] if command == "train" else _screen_cmd(root, out)[2:]
+    argv = (
+        ["train", str(recipe), "--output_dir", str(out)] if command == "train" else _screen_cmd(root, out)[2:]
+    )
     COUNTS["fault_injected"] += 1
     code = main(argv)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
