@@ -9,6 +9,7 @@ python launch.py screen [RECIPE.yaml] --vectors V.safetensors --dataset builtin:
 accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 2 launch.py screen ...
 python launch.py compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
 python launch.py export RUN_DIR [--output_dir DIR] [--bake-steering VECTOR --bake_coef -1.0 --bake_layer L]
+python launch.py --debug COMMAND ...      # a user error shows its traceback (or PERSONA_VACCINE_DEBUG=1)
 python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
@@ -38,13 +39,17 @@ def _bool(text: str) -> bool:
 
 def cmd_extract(argv: list[str]) -> int:
     """Extract a persona vector from a trait description (generate, judge, average activations)."""
+    from training.precheck import precheck
+
+    recipe = argv[0] if argv and argv[0].endswith((".yaml", ".yml")) else None
+    precheck("extract", recipe, argv[1:] if recipe else argv)
     from steering.extract import ExtractionConfig, extract
     from training.recipe import parse_config, print_config_help
 
     if {"-h", "--help"} & set(argv):
         print_config_help(ExtractionConfig, "launch.py extract [RECIPE.yaml]", cmd_extract.__doc__)
         return 0
-    path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
+    path, overrides = (recipe, argv[1:]) if recipe else (None, argv)
     cfg = parse_config(ExtractionConfig, path, overrides)
     result = extract(cfg)
     vector = result.vector()
@@ -74,8 +79,7 @@ def cmd_extract(argv: list[str]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from training.recipe import parse_recipe
-    from training.run import run_training
+    from training.precheck import precheck
 
     if not argv or argv[0] in ("-h", "--help"):
         from training.recipe import RECIPE_TYPES, _Parser
@@ -87,6 +91,10 @@ def cmd_train(argv: list[str]) -> int:
         _Parser(RECIPE_TYPES).print_help()
         return 0
     recipe, overrides = argv[0], argv[1:]
+    precheck("train", recipe, overrides)
+    from training.recipe import parse_recipe
+    from training.run import run_training
+
     model_args, data_args, train_args = parse_recipe(recipe, overrides)
     summary = run_training(model_args, data_args, train_args, recipe, overrides)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -250,15 +258,19 @@ def cmd_score(argv: list[str]) -> int:
 
 def cmd_screen(argv: list[str]) -> int:
     """Projection-difference screening of a dataset: ranked samples, dataset-level scores, HTML report."""
-    from data.screening import ScreenConfig, screen_dataset
-    from training.recipe import parse_config
+    from training.precheck import precheck
 
     if argv and argv[0] in ("-h", "--help"):
+        from data.screening import ScreenConfig
         from training.recipe import print_config_help
 
         print_config_help(ScreenConfig, "launch.py screen [RECIPE.yaml]", cmd_screen.__doc__)
         return 0
     path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
+    precheck("screen", path, overrides)
+    from data.screening import ScreenConfig, screen_dataset
+    from training.recipe import parse_config
+
     cfg = parse_config(ScreenConfig, path, overrides)
     summary, rows = screen_dataset(cfg)
     from accelerate import PartialState
@@ -448,6 +460,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    debug = bool(argv) and argv[0] == "--debug"  # tracebacks for user errors (or PERSONA_VACCINE_DEBUG=1)
+    argv = argv[1:] if debug else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] == "--version":
         from importlib.metadata import PackageNotFoundError, version
@@ -465,46 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "demo" and rest and rest[0] not in ("--force", "-h", "--help"):
         print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    try:
-        return COMMANDS[command](rest)
-    except _user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from steering.errors import run_command
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by input (recipes, vectors, specs, data, models): printed without a traceback."""
-    from data.loading import DatasetError
-    from data.screening import ScreeningMismatch
-    from steering.extract import ExtractionConfigError, TooFewResponses
-    from steering.layers import UnsupportedArchitecture
-    from steering.llm_http import LLMRequestError
-    from steering.lock import OutputDirLocked
-    from steering.models import EmbeddedModelMissing
-    from steering.traits import TraitSpecError
-    from steering.vector import VectorMismatch
-    from training.capability import CapabilityError
-    from training.compare import CompareError
-    from training.export import ExportError
-    from training.recipe import RecipeError
-
-    return (
-        ExportError,
-        CapabilityError,
-        CompareError,
-        RecipeError,
-        VectorMismatch,
-        TraitSpecError,
-        DatasetError,
-        EmbeddedModelMissing,
-        UnsupportedArchitecture,
-        FileNotFoundError,
-        LLMRequestError,
-        TooFewResponses,
-        ExtractionConfigError,
-        OutputDirLocked,
-        ScreeningMismatch,
-    )
+    return run_command(COMMANDS[command], rest, debug)
 
 
 if __name__ == "__main__":

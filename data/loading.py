@@ -17,6 +17,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
+from steering.errors import UserError
 from steering.vocabulary import BUILDER_ALIASES, canonical
 
 from .code_builder import build_buggy_code_dataset
@@ -28,7 +29,7 @@ FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "p
 _FIELDS_HINT = "expected 'messages' (a chat) or 'prompt' and 'response' (strings)"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset is empty or lacks the fields training needs; the message names it and the fix."""
 
 

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from steering.activations import prompt_response_activations
+from steering.errors import InvalidInput
 from steering.generate import generate
 from steering.jsonl import read_records, repair
 from steering.score import auc, encode_sample
@@ -61,7 +62,7 @@ def level_colour(level: str, others: Sequence[str] = ()) -> str:
 METHODS = SCREEN_METHODS
 
 
-class ScreeningMismatch(ValueError):
+class ScreeningMismatch(InvalidInput):
     """The output directory holds screening results of another run (dataset, size, vectors...)."""
 
 
@@ -605,7 +606,7 @@ def screen_dataset(
     from steering.models import load_model
 
     if not cfg.vectors:
-        raise ValueError("screening needs at least one persona vector (vectors: [path.safetensors])")
+        raise InvalidInput("screening needs at least one persona vector: pass --vectors PATH.safetensors")
     vectors = [PersonaVector.load(path) for path in cfg.vectors]
     model_id = cfg.model_name_or_path or vectors[0].model_id
     state = _process_state()

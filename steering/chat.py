@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from transformers import PreTrainedTokenizerBase
 
+from .errors import UserError
+
 Message = dict[str, str]
 _PROBE = "persona-vaccine-system-probe"
+
+
+class NoChatTemplate(UserError, ValueError):
+    """The tokenizer has no chat template."""
 
 
 def supports_system_role(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -51,7 +57,7 @@ def format_chat(
 ) -> str:
     """Render messages with the model's chat template, thinking switched off."""
     if tokenizer.chat_template is None:
-        raise ValueError(
+        raise NoChatTemplate(
             f"Tokenizer '{tokenizer.name_or_path}' has no chat template. Use an instruct/chat model, or set "
             "tokenizer.chat_template (SFTConfig.chat_template_path in a recipe)."
         )

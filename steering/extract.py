@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .activations import prompt_response_activations
 from .chat import build_messages, format_chat
+from .errors import InvalidInput, UserError
 from .filtering import JudgeFilter, KeepAll, ResponseFilter
 from .generate import check_new_tokens, generate
 from .jsonl import repair
@@ -35,11 +36,11 @@ from .vector import POSITIONS, PersonaVector
 logger = logging.getLogger(__name__)
 
 
-class TooFewResponses(RuntimeError):
+class TooFewResponses(UserError, RuntimeError):
     """Too few responses survived the filter; the message has the counts and what to change."""
 
 
-class ExtractionConfigError(ValueError):
+class ExtractionConfigError(UserError, ValueError):
     """A setting of the extraction is out of range; the message names the field and what it takes."""
 
 
@@ -387,7 +388,9 @@ def _calibrate(
 
     judge = getattr(response_filter, "judge", None)
     if judge is None:
-        raise ValueError("calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)")
+        raise InvalidInput(
+            "calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)"
+        )
     ccfg = CalibrationConfig(
         layers=[int(x) for x in cfg.calibration_layers.split(",") if x.strip()] or None,
         coefs=[float(x) for x in cfg.calibration_coefs.split(",") if x.strip()],

@@ -14,12 +14,14 @@ import time
 import urllib.error
 import urllib.request
 
+from .errors import UserError
+
 logger = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx
 TRANSIENT = (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, OSError)
 
 
-class LLMRequestError(RuntimeError):
+class LLMRequestError(UserError, RuntimeError):
     """An LLM endpoint failed after all retries (or with a status that is not worth retrying)."""
 
 

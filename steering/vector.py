@@ -13,20 +13,19 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .errors import NonFiniteValue, require_finite
 from .layers import check_layer
+from .paths import VectorMismatch
 from .vocabulary import VECTOR_POSITIONS as POSITIONS
 
 logger = logging.getLogger(__name__)
+__all__ = ["FORMAT_VERSION", "POSITIONS", "PersonaVector", "VectorMismatch"]
 
 FORMAT_VERSION = "1"
 LAYER_CONVENTION = (
     "layer l = output of decoder block l (1-based); equals transformers' hidden_states[l] for l < L, while "
     "hidden_states[L] has the final norm applied and layer L does not"
 )
-
-
-class VectorMismatch(ValueError):
-    """A vector file doesn't fit the model it is used with."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,27 @@ class PersonaVector:
         if self.position not in POSITIONS:
             raise ValueError(f"position={self.position!r}: expected one of {POSITIONS}")
         for layer, tensor in self.layers.items():
-            check_layer(layer, self.num_layers, where=f"vector '{self.trait}' layer")
+            try:
+                check_layer(layer, self.num_layers, where=f"vector '{self.trait}' layer")
+            except ValueError as e:
+                raise VectorMismatch(str(e)) from None
             if tensor.shape != (self.hidden_size,):
                 raise VectorMismatch(
                     f"vector '{self.trait}' layer {layer} has shape {tuple(tensor.shape)}, expected ({self.hidden_size},)"
                 )
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        """NaN or inf in a direction, a mean norm or the calibrated coefficient would steer silently wrong."""
+        bad = [layer for layer, t in sorted(self.layers.items()) if not bool(torch.isfinite(t).all())]
+        if bad:
+            raise NonFiniteValue(
+                f"vector '{self.trait}' holds NaN or infinite values at layer(s) {bad[:8]}: re-extract it "
+                "(python launch.py extract ...)"
+            )
+        for layer, norm in self.mean_norms.items():
+            require_finite(norm, f"vector '{self.trait}' mean_norms[{layer}]")
+        require_finite(self.coef, f"vector '{self.trait}' calibrated coef")
 
     # --- access -------------------------------------------------------------------------------
     def __getitem__(self, layer: int) -> torch.Tensor:
@@ -247,6 +262,8 @@ class PersonaVector:
                 extraction=json.loads(meta.get("extraction", "{}")),
                 calibration=json.loads(meta.get("calibration", "{}")),
             )
+        except NonFiniteValue as e:
+            raise NonFiniteValue(f"{path}: {e}") from None
         except (KeyError, ValueError) as e:
             raise VectorMismatch(f"{path}: malformed persona vector metadata ({e!r})") from e
 

@@ -14,12 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from steering.errors import UserError
 from steering.layers import block_hidden, get_decoder_layers, hidden_size, unwrap_model
 
 _BIAS_FLAGS = ("mlp_bias",)  # config switches that give MLP projections a bias at load time
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """A run can't be exported as asked; the message says why and what to do."""
 
 

@@ -29,6 +29,7 @@ from transformers import PreTrainedTokenizerBase
 
 from data.capability import ITEMS_PATH as CAPABILITY_ITEMS_PATH
 from steering.chat import format_chat
+from steering.errors import UserError
 from steering.layers import unwrap_model
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ ANSWER_PREFIX = "Answer:"
 _FIELDS = ("id", "category", "question", "choices", "answer")
 
 
-class CapabilityError(ValueError):
+class CapabilityError(UserError, ValueError):
     """A capability benchmark cannot run (a missing package, unreachable data, bad input)."""
 
 

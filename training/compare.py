@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from steering.errors import UserError
 
-class CompareError(ValueError):
+
+class CompareError(UserError, ValueError):
     """A run directory can't be compared; the message names it."""
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from trl import SFTConfig
 
+from steering.errors import require_finite
 from steering.vocabulary import (
     COEF_UNITS,
     MODES,
@@ -154,6 +155,15 @@ class PreventativeSFTConfig(SFTConfig):
             raise ValueError(
                 f"steering_warmup_ratio={self.steering_warmup_ratio}: expected a fraction in (0, 1]"
             )
+        for i, coef in enumerate(self.steering_coefs):
+            require_finite(coef, f"steering_coefs[{i}]")
+        for name in (
+            "steering_warmup_ratio",
+            "projection_penalty",
+            "judge_min_mass",
+            "inference_steering_coef",
+        ):
+            require_finite(getattr(self, name), name)
         if self.projection_penalty and not self.persona_vectors:
             raise ValueError("projection_penalty needs a persona vector (persona_vectors: [...])")
         n = len(self.persona_vectors)
@@ -214,6 +224,8 @@ class DataArguments:
     )
 
     def __post_init__(self) -> None:
+        for name in ("eval_fraction", "screen_drop_above", "screen_drop_top_pct"):
+            require_finite(getattr(self, name), name)
         if self.screen_vectors and (self.screen_drop_above is None) == (self.screen_drop_top_pct is None):
             raise ValueError(
                 "screen_vectors is set: give exactly one of screen_drop_above (a score) or screen_drop_top_pct "

@@ -6,24 +6,22 @@ naming the file, the field and the fix.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import json
 import re
-import types
 import typing
 from pathlib import Path
 
-import yaml
 from trl import ModelConfig, TrlParser
 
 from .config import DataArguments, PreventativeSFTConfig
+from .precheck import SCHEMA_FILE, RecipeError, check_mapping, fields_of, remember_fields, schema_key
+from .precheck import load_recipe_file as _load_recipe_file
+
+__all__ = ["RECIPE_TYPES", "RecipeError", "parse_config", "parse_extraction_recipe", "parse_recipe"]
 
 RECIPE_TYPES = (ModelConfig, DataArguments, PreventativeSFTConfig)
 Recipe = tuple[ModelConfig, DataArguments, PreventativeSFTConfig]
-
-
-class RecipeError(ValueError):
-    """A recipe or a command-line override is malformed."""
 
 
 class _Parser(TrlParser):
@@ -31,86 +29,18 @@ class _Parser(TrlParser):
         raise RecipeError(message)
 
 
-def recipe_fields(config_types: tuple[type, ...] = RECIPE_TYPES) -> dict[str, object]:
-    """Every field a recipe may set, with its resolved type annotation."""
-    fields = {}
-    for cls in config_types:
-        hints = typing.get_type_hints(cls)
-        fields.update({f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls) if f.init})
-    return fields
-
-
-def _scalar_ok(value: object, kind: type) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True
-        try:
-            float(value)  # YAML reads 1e-4 as a string
-            return isinstance(value, str)
-        except (TypeError, ValueError):
-            return False
-    if kind is str:
-        return isinstance(value, str)
-    return True
-
-
-def _type_ok(value: object, annotation: object) -> tuple[bool, str]:
-    """Check simple annotations (bool/int/float/str, Optional, list of those); others pass."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return True, ""
-        results = [_type_ok(value, o) for o in options if o is not type(None)]
-        return any(ok for ok, _ in results), " or ".join(d for _, d in results)
-    if origin is list:
-        (item,) = typing.get_args(annotation) or (object,)
-        ok = isinstance(value, list) and all(_type_ok(v, item)[0] for v in value)
-        return ok, f"a list of {getattr(item, '__name__', item)}"
-    if annotation in (bool, int, float, str):
-        return _scalar_ok(value, annotation), annotation.__name__
-    return True, ""
+def recipe_fields(config_types: tuple[type, ...] = RECIPE_TYPES) -> dict[str, str]:
+    """Every field a recipe may set, with its type descriptor ('int', 'float|None', 'list[str]', ...)."""
+    return fields_of(config_types)
 
 
 def check_recipe_mapping(config: dict, source: str, config_types: tuple[type, ...] = RECIPE_TYPES) -> None:
     """Unknown keys and wrongly typed values, with the closest field name as the fix."""
-    fields = recipe_fields(config_types)
-    for key, value in config.items():
-        if key == "env":
-            continue
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = (
-                f"did you mean '{close[0]}'?"
-                if close
-                else "see `python launch.py train --help` for the fields"
-            )
-            raise RecipeError(f"{source}: unknown field '{key}': {hint}")
-        ok, expected = _type_ok(value, fields[key])
-        if not ok:
-            raise RecipeError(
-                f"{source}: field '{key}' is {value!r} ({type(value).__name__}); expected {expected}"
-            )
+    check_mapping(config, source, recipe_fields(config_types))
 
 
 def load_recipe_file(path: str | Path, config_types: tuple[type, ...] = RECIPE_TYPES) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: invalid YAML: {e}") from e
-    if not isinstance(config, dict):
-        raise RecipeError(
-            f"{path}: a recipe must be a YAML mapping of field: value, got {type(config).__name__}"
-        )
-    check_recipe_mapping(config, str(path), config_types)
-    return config
+    return _load_recipe_file(path, recipe_fields(config_types))
 
 
 def _explain(message: str, overrides: list[str], config_types: tuple[type, ...]) -> str:
@@ -163,6 +93,7 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
             f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
             "'smollm2-135m' for the embedded model)"
         )
+    remember_fields("train", recipe_fields(RECIPE_TYPES))
     return model_args, data_args, train_args
 
 
@@ -181,6 +112,9 @@ def parse_config(config_type: type, path: str | Path | None, overrides: list[str
     except ValueError as e:
         message = _explain(str(e), overrides, types_)
         raise RecipeError(f"{_blame(path, overrides, message)}: {message}") from None
+    kind = {"ScreenConfig": "screen", "ExtractionConfig": "extract"}.get(config_type.__name__)
+    if kind:
+        remember_fields(kind, fields_of(types_))
     return cfg
 
 
@@ -196,3 +130,24 @@ def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None
     from steering.extract import ExtractionConfig
 
     return parse_config(ExtractionConfig, path, overrides)
+
+
+def write_field_schema(path: str | Path = SCHEMA_FILE) -> Path:
+    """Write recipe_fields.json, the field schema precheck uses before the heavy imports."""
+    from data.screening import ScreenConfig
+    from steering.extract import ExtractionConfig
+
+    schema = {
+        kind: {"key": schema_key(kind), "fields": fields_of(types_)}
+        for kind, types_ in (
+            ("train", RECIPE_TYPES),
+            ("screen", (ScreenConfig,)),
+            ("extract", (ExtractionConfig,)),
+        )
+    }
+    Path(path).write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
+    return Path(path)
+
+
+if __name__ == "__main__":  # python -m training.recipe: refresh recipe_fields.json after editing a config
+    print(f"wrote {write_field_schema()}")

@@ -13,11 +13,14 @@ from trl import ModelConfig, get_peft_config
 
 from data.loading import load_training_dataset
 from steering.chat import prepare_messages
+from steering.errors import InvalidInput
 from steering.layers import get_decoder_layers, set_layers_path
 from steering.lock import output_lock
-from steering.models import load_tokenizer, resolve_model_path
+from steering.models import load_tokenizer, pretrained, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
+from .guards import NonFiniteGuard
+from .precheck import resolve_resume
 from .tracking import (
     JsonlMetricsCallback,
     RunClockCallback,
@@ -59,7 +62,7 @@ def screen_training_set(dataset, model, tokenizer, data_args: DataArguments, out
     logger.info("screening dropped %d of %d samples (%s)", log["dropped"], log["screened"], log["rule"])
     keep = [i for i in range(len(dataset)) if i not in dropped]
     if not keep:
-        raise ValueError(
+        raise InvalidInput(
             f"screening dropped every sample ({log['rule']}); raise screen_drop_above or lower the top %"
         )
     return dataset.select(keep), log
@@ -92,8 +95,10 @@ def build_datasets(data_args: DataArguments, tokenizer, seed: int, screen=None):
 
 def load_base_model(model_args: ModelConfig, trust_remote_code: bool = False):
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-    return AutoModelForCausalLM.from_pretrained(
+    return pretrained(
+        AutoModelForCausalLM,
         resolve_model_path(model_args.model_name_or_path),
+        model_args.model_name_or_path,
         dtype=dtype,
         revision=model_args.model_revision,
         attn_implementation=model_args.attn_implementation,
@@ -252,6 +257,11 @@ def _truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
     metrics.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
+def check_resume(args: PreventativeSFTConfig) -> None:
+    """Resolve --resume_from_checkpoint (true: the last checkpoint) before a model is loaded."""
+    args.resume_from_checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+
+
 def run_training(
     model_args: ModelConfig,
     data_args: DataArguments,
@@ -266,6 +276,7 @@ def run_training(
     Each call is its own W&B run (OUTPUT_DIR/wandb), finished when it returns; a resumed run continues
     the W&B run of OUTPUT_DIR (its id is in OUTPUT_DIR/wandb_run_id).
     """
+    check_resume(args)
     main = int(os.environ.get("RANK", "0")) == 0
     with output_lock(args.output_dir, "train", enabled=main):
         return _run_training(model_args, data_args, args, recipe, overrides, main)
@@ -315,7 +326,7 @@ def _run_training(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[JsonlMetricsCallback(args.output_dir), clock],
+        callbacks=[NonFiniteGuard(args.output_dir), JsonlMetricsCallback(args.output_dir), clock],
         model_id=model_id,
     )
     use_run_wandb_callback(trainer, model_id, data_args, recipe, resolved, resume=bool(checkpoint))

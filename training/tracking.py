@@ -329,7 +329,9 @@ def log_run_extras(output_dir: str | Path, samples: dict[str, dict]) -> bool:
 
     extras: dict = {}
     if samples:
-        extras["post_training/samples"] = wandb.Table(columns=list[str | int](SAMPLE_COLUMNS), data=sample_rows(samples))
+        extras["post_training/samples"] = wandb.Table(
+            columns=list[str | int](SAMPLE_COLUMNS), data=sample_rows(samples)
+        )
     history = drift_history(output_dir)
     if history:
         run = {"name": Path(output_dir).name, "history": history}

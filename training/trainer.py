@@ -17,8 +17,9 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
+from steering.errors import InvalidInput
 from steering.hooks import Steerer, SteeringSpec
-from steering.layers import get_decoder_layers, hidden_size
+from steering.layers import check_layer, get_decoder_layers, hidden_size
 from steering.vector import PersonaVector, VectorMismatch
 
 from .config import PreventativeSFTConfig
@@ -71,6 +72,11 @@ class PreventativeSFTTrainer(SFTTrainer):
             for i, v in enumerate(self.vectors)
         ]
         n_layers = len(get_decoder_layers(self.model))
+        for i, layer in enumerate(cfg.steering_layers[: len(self.vectors)]):
+            try:
+                check_layer(layer, n_layers, where=f"steering_layers[{i}]")
+            except ValueError as e:
+                raise VectorMismatch(str(e)) from None
         self.specs = [
             SteeringSpec(
                 v.incremental() if cfg.steering_all_layers else v,
@@ -84,7 +90,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             if cfg.coef_for(i) != 0.0
         ]
         if cfg.projection_penalty and not callable(getattr(self.model, "disable_adapter", None)):
-            raise ValueError(
+            raise InvalidInput(
                 "projection_penalty needs LoRA (use_peft: true): the base model's projections come from the "
                 "same model with its adapter disabled"
             )

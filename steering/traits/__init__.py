@@ -7,10 +7,12 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import UserError
+
 LIBRARY = Path(__file__).parent
 
 
-class TraitSpecError(ValueError):
+class TraitSpecError(UserError, ValueError):
     """A trait spec file is malformed; the message names the file and the field."""
 
 
