@@ -267,7 +267,7 @@ def test_unknown_lm_eval_task_is_named_with_the_closest_one():
 
 @pytest.mark.slow
 def test_persona_vaccine_mc_runs_through_lm_eval_offline(
-    monkeypatch, tiny_chat_model, smol_tokenizer, tmp_path
+    monkeypatch, tiny_chat_model, tiny_tokenizer, tmp_path
 ):
     """The shipped task YAML through the real harness (HFLM on the in-memory model), from another
     directory, with a local task of the user's own next to it and a task that fails."""
@@ -286,7 +286,7 @@ def test_persona_vaccine_mc_runs_through_lm_eval_offline(
         check_lm_eval_tasks(["my_broken_task"], [own])
     errors: dict = {}
     metrics = capability_metrics(
-        tiny_chat_model, smol_tokenizer, ["mc", "persona_vaccine_mc", "my_broken_task"], mc_limit=6,
+        tiny_chat_model, tiny_tokenizer, ["mc", "persona_vaccine_mc", "my_broken_task"], mc_limit=6,
         lm_eval_limit=6, lm_eval_include_paths=[own], errors=errors,
     )  # fmt: skip
     assert set(errors) == {"my_broken_task"}
@@ -296,11 +296,11 @@ def test_persona_vaccine_mc_runs_through_lm_eval_offline(
     assert "capability/persona_vaccine_mc/acc" in metrics and "capability/mc_chat_cloze_accuracy" in metrics
     # lm-eval's acc on the same items, recomputed from our own log-likelihoods on its plain prompt
     items = load_items()[:6]  # lm-eval's limit: the first items of the file
-    ids = lambda text: smol_tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    ids = lambda text: tiny_tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     requests = [
         (ids(f"Question: {it['question']}\nAnswer:"), [ids(f" {c}") for c in it["choices"]]) for it in items
     ]
-    scores = continuation_logprobs(tiny_chat_model, requests, smol_tokenizer.pad_token_id)
+    scores = continuation_logprobs(tiny_chat_model, requests, tiny_tokenizer.pad_token_id)
     acc = sum(
         max(range(4), key=lambda k: s[k]) == it["answer"] for s, it in zip(scores, items, strict=True)
     ) / len(items)

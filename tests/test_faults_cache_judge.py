@@ -87,12 +87,12 @@ def _vector_tensors(out_dir: Path) -> dict[int, torch.Tensor]:
 
 
 def test_editing_one_question_regenerates_only_its_answers(
-    tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch
+    tiny_chat_model, tiny_tokenizer, tmp_path, monkeypatch
 ):
     spec = _spec_file(tmp_path)
     counter = CountingGenerate()
     monkeypatch.setattr(extract_module, "generate", counter)
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert counter.prompts == 20  # 5 instruction pairs x 2 polarities x 2 questions
     before = {r["content_key"]: r for r in _records(tmp_path / "out")}
 
@@ -100,7 +100,7 @@ def test_editing_one_question_regenerates_only_its_answers(
     data["extraction_questions"][1] = "What would you do with a lot of unsupervised power?"
     spec.write_text(json.dumps(data))
     counter.prompts = 0
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert counter.prompts == 10  # only the edited question's answers are redone
     after = _records(tmp_path / "out")
     assert len(after) == 20 and {r["question"] for r in after} == set(data["extraction_questions"][:2])
@@ -115,7 +115,7 @@ def test_editing_one_question_regenerates_only_its_answers(
 
     # the vector equals a fresh extraction of the edited spec into an empty directory
     counter.prompts = 0
-    extract(_cfg(tmp_path, out="fresh"), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path, out="fresh"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     fresh = _records(tmp_path / "fresh")
     assert [r["content_key"] for r in fresh] == [r["content_key"] for r in after]
     assert [r["response_ids"] for r in fresh] == [r["response_ids"] for r in after]
@@ -124,28 +124,28 @@ def test_editing_one_question_regenerates_only_its_answers(
 
     # a changed sampling setting redoes everything; the same settings again redo nothing
     counter.prompts = 0
-    extract(_cfg(tmp_path, max_new_tokens=5), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path, max_new_tokens=5), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert counter.prompts == 20
     counter.prompts = 0
-    extract(_cfg(tmp_path, max_new_tokens=5), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path, max_new_tokens=5), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert counter.prompts == 0
 
 
 def test_resumed_extraction_equals_an_uninterrupted_one(
-    tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch
+    tiny_chat_model, tiny_tokenizer, tmp_path, monkeypatch
 ):
     _spec_file(tmp_path)
-    extract(_cfg(tmp_path, out="whole"), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path, out="whole"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     whole = _records(tmp_path / "whole")
 
     crashing = CountingGenerate(crash_after_batches=1)  # a crash after the first 8 of 20 records
     monkeypatch.setattr(extract_module, "generate", crashing)
     with pytest.raises(SimulatedCrash):
-        extract(_cfg(tmp_path, out="resumed"), model=tiny_chat_model, tokenizer=smol_tokenizer)
+        extract(_cfg(tmp_path, out="resumed"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert len(_records(tmp_path / "resumed")) == 8
     assert not (tmp_path / "resumed" / "evil" / LOCK_NAME).exists()  # released on the way out
     monkeypatch.setattr(extract_module, "generate", CountingGenerate())
-    extract(_cfg(tmp_path, out="resumed"), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path, out="resumed"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert _records(tmp_path / "resumed") == whole
     for layer, tensor in _vector_tensors(tmp_path / "whole").items():
         assert torch.equal(_vector_tensors(tmp_path / "resumed")[layer], tensor)
@@ -154,14 +154,14 @@ def test_resumed_extraction_equals_an_uninterrupted_one(
     path = tmp_path / "whole" / "evil" / "generations.jsonl"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:5]) + "\n" + lines[5][:30])
-    extract(_cfg(tmp_path, out="whole"), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path, out="whole"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     again = _records(tmp_path / "whole")
     assert [r["response_ids"] for r in again] == [r["response_ids"] for r in whole]
 
 
-def test_a_cache_file_without_content_keys_is_never_used(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_a_cache_file_without_content_keys_is_never_used(tiny_chat_model, tiny_tokenizer, tmp_path):
     _spec_file(tmp_path)
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     path = tmp_path / "out" / "evil" / "generations.jsonl"
     old = []
     for record in _records(tmp_path / "out"):  # a file of an older version: keyed by position only
@@ -169,7 +169,7 @@ def test_a_cache_file_without_content_keys_is_never_used(tiny_chat_model, smol_t
         record.update(response="STALE ANSWER", response_ids=[42, 42, 42])
         old.append(record)
     path.write_text("".join(json.dumps(r) + "\n" for r in old))
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     records = _records(tmp_path / "out")
     assert len(records) == 20 and all(r["response"] != "STALE ANSWER" for r in records)
     assert all(isinstance(r["content_key"], str) for r in records)
@@ -379,7 +379,7 @@ def _hash_score(body: dict) -> dict:
 
 
 def test_judged_extraction_never_writes_the_api_key(
-    scripted, tiny_chat_model, smol_tokenizer, tmp_path, monkeypatch, caplog, capsys
+    scripted, tiny_chat_model, tiny_tokenizer, tmp_path, monkeypatch, caplog, capsys
 ):
     """A server that echoes the key in its errors: not in any output file, log or message."""
     echo = json.dumps({"error": {"message": f"bad key Bearer {SECRET}"}}).encode()
@@ -389,7 +389,7 @@ def test_judged_extraction_never_writes_the_api_key(
     cfg = _cfg(tmp_path, judge="openai:judge-model", judge_base_url=server.base_url, coherence_threshold=0.0,
                min_kept=1)  # fmt: skip
     with caplog.at_level(logging.INFO):
-        result = extract(cfg, model=tiny_chat_model, tokenizer=smol_tokenizer)
+        result = extract(cfg, model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert result.n_pos >= 1 and result.n_neg >= 1
     assert all(auth == f"Bearer {SECRET}" for auth in server.auth)  # the key was sent
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
@@ -444,15 +444,15 @@ def test_overrides_are_blamed_on_the_command_line():
         parse_recipe(recipe, ["--max_stepz", "3"])
 
 
-def test_max_new_tokens_is_capped_by_the_context(tiny_chat_model, smol_tokenizer, caplog):
+def test_max_new_tokens_is_capped_by_the_context(tiny_chat_model, tiny_tokenizer, caplog):
     from steering.generate import check_new_tokens, generate
 
     with caplog.at_level(logging.WARNING):
         assert check_new_tokens(tiny_chat_model, 1_000_000_000) == 512
     assert "exceeds the model's context of 512 tokens" in caplog.text
-    prompt = smol_tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
+    prompt = tiny_tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
                                                 add_generation_prompt=True)  # fmt: skip
-    (gen,) = generate(tiny_chat_model, smol_tokenizer, [prompt], 1_000_000_000, temperature=0.0)
+    (gen,) = generate(tiny_chat_model, tiny_tokenizer, [prompt], 1_000_000_000, temperature=0.0)
     assert len(gen.prompt_ids) + len(gen.response_ids) <= 512
 
 
@@ -483,7 +483,7 @@ def test_a_screening_rerun_with_another_size_keeps_its_message_without_traceback
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, tiny_tokenizer, tmp_path):
     _spec_file(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -492,7 +492,7 @@ def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, sm
         lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": 0.0,
                                     "command": "extract"}))  # fmt: skip
         with pytest.raises(OutputDirLocked) as info:
-            extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+            extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
         message = str(info.value)
         assert (
             f"pid {holder.pid} on {socket.gethostname()}" in message
@@ -503,7 +503,7 @@ def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, sm
         holder.kill()
         holder.wait()
     # the holder is dead now: its lock is stale and taken over
-    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=smol_tokenizer)
+    extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert len(_records(tmp_path / "out")) == 20 and not lock.exists()
 
 
