@@ -31,6 +31,9 @@ from .vector import PersonaVector
 from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
 
 
+_RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
+
+
 class SteeringNoOp(ValueError):
     """A steering request that would silently steer nothing."""
 
@@ -118,17 +121,18 @@ class _Call:
     prompt_length: int | None  # tokens of the prompt, in the same (padded) coordinates; None = unknown
 
 
-def _past_length(cache: object) -> int:
+def _past_length(cache: object) -> int | None:
+    """Tokens already in `cache`; None when the cache can't say (recurrent or linear-attention layers)."""
     if cache is None:
         return 0
     if hasattr(cache, "get_seq_length"):
         try:
             return int(cache.get_seq_length())
-        except Exception:  # noqa: BLE001 - an exotic cache without a length: treat as empty
-            return 0
+        except Exception:  # noqa: BLE001 - e.g. a cache of only linear-attention layers
+            return None
     if isinstance(cache, (tuple, list)) and cache and isinstance(cache[0], (tuple, list)) and cache[0]:
         return int(cache[0][0].shape[-2])  # legacy tuple cache: (key, value) per layer
-    return 0
+    return None
 
 
 class Steerer:
@@ -150,6 +154,8 @@ class Steerer:
         self._response_mask: torch.Tensor | None = None
         self._explicit = False
         self._last_ids: torch.Tensor | None = None
+        self._seen = 0  # tokens of the current sequence the model has processed so far
+        self._last_cache: object = None
         self._mask_cache: dict[tuple, torch.Tensor | None] = {}
         self._signature: inspect.Signature | None = None
 
@@ -184,7 +190,14 @@ class Steerer:
             return
         inputs = self._arguments(module, args, kwargs)
         cache = inputs.get("cache", inputs.get("past_key_values"))
-        start = _past_length(cache)
+        state = next((inputs[k] for k in _RECURRENT_STATES if inputs.get(k) is not None), None)
+        if cache is None and state is not None and self._call.prompt_length is not None:
+            cache, start = state, self._seen  # a recurrent state (RWKV, XLNet...): it continues what we saw
+        else:
+            known = _past_length(cache)
+            # a cache that can't tell its length: the same object again continues the sequence we saw
+            start = known if known is not None else (self._seen if cache is self._last_cache else 0)
+        self._last_cache = cache
         ids = inputs.get("input_ids")
         if ids is None:
             ids = inputs.get("inputs_embeds")
@@ -203,7 +216,7 @@ class Steerer:
                 self._needs_response
                 and self._response_mask is None
                 and cache is None
-                and inputs.get("use_cache", None) is not False
+                and "use_cache" not in inputs  # generate() always passes it; a plain model(ids) does not
             ):
                 raise SteeringNoOp(
                     "positions='response' on a plain forward pass would steer nothing: a forward with no KV "
@@ -213,6 +226,7 @@ class Steerer:
                 )
         self._last_ids = ids.detach() if ids is not None and ids.dtype == torch.long else None
         self._call = _Call(inputs.get("attention_mask"), start, prompt_length)
+        self._seen = start + (length or 0)
         self._mask_cache.clear()
 
     def _continues(self, ids: torch.Tensor | None) -> bool:
@@ -301,7 +315,7 @@ class Steerer:
             for handle in handles:
                 handle.remove()
             self._mask_cache.clear()
-            self._last_ids = None
+            self._last_ids = self._last_cache = None
 
 
 def _resolve_coef(vector: PersonaVector, coef: float | None) -> float:
