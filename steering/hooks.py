@@ -30,7 +30,6 @@ from .layers import (
 from .vector import PersonaVector
 from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
 
-
 _RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
 
 
