@@ -175,7 +175,8 @@ def parse_request(body: bytes, engine: Engine) -> tuple[list[dict], GenerationPa
 def _conversation_id(messages: list[dict], given: str | None) -> str:
     if given:
         return given
-    opening = [m for m in messages if m["role"] in ("system", "user")][:2]
+    first_user = next(i for i, m in enumerate(messages) if m["role"] == "user")
+    opening = [m for m in messages[:first_user] if m["role"] == "system"] + [messages[first_user]]
     return "conv-" + hashlib.sha256(json.dumps(opening).encode()).hexdigest()[:12]
 
 
