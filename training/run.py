@@ -17,6 +17,7 @@ from steering.layers import get_decoder_layers
 from steering.models import load_tokenizer, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
+from .drift_alerts import DriftAlertCallback
 from .tracking import JsonlMetricsCallback, configure_wandb, read_metrics
 from .trainer import PreventativeSFTTrainer
 
@@ -225,6 +226,7 @@ def run_training(
             return screen_training_set(dataset, model, tokenizer, data_args, output_dir, model_id)
 
     train_dataset, eval_dataset, screening = build_datasets(data_args, tokenizer, args.seed, screen)
+    drift_alerts = DriftAlertCallback(args.drift_alert_above, args.drift_stop_above, args.drift_alert_webhook)
     trainer = PreventativeSFTTrainer(
         model=model,
         args=args,
@@ -232,7 +234,7 @@ def run_training(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[JsonlMetricsCallback(args.output_dir)],
+        callbacks=[JsonlMetricsCallback(args.output_dir), drift_alerts],
         model_id=model_id,
     )
     if "heldout_loss" in args.capability_benchmarks:
@@ -285,6 +287,8 @@ def run_training(
         "losses": losses,
     }
     summary.update(post)
+    if drift_alerts.enabled:
+        summary["drift_alerts"] = drift_alerts.summary()
     if screening is not None:
         summary["screening"] = {k: v for k, v in screening.items() if k != "dropped_indices"}
     if trainer.is_world_process_zero():
