@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class GenerationParams:
     max_tokens: int = 256
+    min_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
@@ -230,6 +231,8 @@ class Engine:
         step = _Step(self, job, len(ids))
         p = job.params
         kwargs: dict = {"max_new_tokens": p.max_tokens, "do_sample": p.temperature > 0}
+        if p.min_tokens:
+            kwargs["min_new_tokens"] = p.min_tokens
         if p.temperature > 0:
             kwargs.update(temperature=p.temperature, top_p=p.top_p, top_k=0)
         if p.stop:

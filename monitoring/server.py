@@ -148,6 +148,12 @@ def parse_request(body: bytes, engine: Engine) -> tuple[list[dict], GenerationPa
             "max_tokens",
         )
     params = GenerationParams(max_tokens=max_tokens)
+    min_tokens = data.get("min_tokens", 0)  # vLLM's extension
+    if not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or not 0 <= min_tokens <= max_tokens:
+        raise RequestError(
+            400, f"min_tokens={min_tokens!r}: must be an integer from 0 to max_tokens", "min_tokens"
+        )
+    params.min_tokens = min_tokens
     for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
         value = data.get(name)
         if value is None:
@@ -438,3 +444,28 @@ def serve(
     import uvicorn
 
     uvicorn.run(create_app(engine, options), host=host, port=port, log_level="info")
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+    """Run `app` under uvicorn in a background thread (benchmarks, notebooks); yields the base URL."""
+    import socket
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"uvicorn could not start on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
