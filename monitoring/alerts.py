@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 logger = logging.getLogger(__name__)
 
-PROJECTION_BUCKETS = tuple(x / 4 for x in range(-40, 41, 2))
+PROJECTION_BUCKETS = tuple(float(x) for x in range(-40, 41, 2))  # projections of small models span tens
 
 
 class JsonlAlertLog:

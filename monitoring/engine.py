@@ -254,7 +254,7 @@ class Engine:
         eos = set(self._eos_ids())
         if self.monitor.stopped():
             finish = STOP_REASON
-        elif answer and answer[-1] in eos or p.stop and len(answer) < p.max_tokens:
+        elif (answer and answer[-1] in eos) or (p.stop and len(answer) < p.max_tokens):
             finish = "stop"
         else:
             finish = "length"
