@@ -10,6 +10,7 @@ accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_proces
 python launch.py compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
 python launch.py export RUN_DIR [--output_dir DIR] [--bake-steering VECTOR --bake_coef -1.0 --bake_layer L]
 python launch.py --debug COMMAND ...      # a user error shows its traceback (or PERSONA_VACCINE_DEBUG=1)
+python launch.py serve --model smollm2-135m --vectors V.safetensors [--guard cap] [--port 8000]
 python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
@@ -341,6 +342,13 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
+def cmd_serve(argv: list[str]) -> int:
+    """OpenAI-compatible server that monitors (and optionally guards) persona vectors at inference."""
+    from monitoring.cli import serve_main
+
+    return serve_main(argv)
+
+
 def cmd_trait(argv: list[str]) -> int:
     """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
     import textwrap
@@ -455,6 +463,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "demo": cmd_demo,
     "trait": cmd_trait,
+    "serve": cmd_serve,
 }
 
 

@@ -97,6 +97,21 @@ class PreventativeSFTConfig(SFTConfig):
         default=None, metadata={"help": "Use at most this many questions."}
     )
     drift_batch_size: int = field(default=32, metadata={"help": "Batch size of drift measurement forwards."})
+    drift_alert_above: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Warn (log, W&B alert when online, webhook) when drift/<trait>/shift exceeds VALUE or TRAIT=VALUE."
+        },
+    )
+    drift_stop_above: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Stop training when drift/<trait>/shift exceeds VALUE or TRAIT=VALUE (in summary.json)."
+        },
+    )
+    drift_alert_webhook: str | None = field(
+        default=None, metadata={"help": "POST drift alerts as JSON to this URL (background, with retries)."}
+    )
     capability_benchmarks: list[str] = field(
         default_factory=list,
         metadata={

@@ -19,6 +19,7 @@ from steering.lock import output_lock
 from steering.models import load_tokenizer, pretrained, resolve_model_path
 
 from .config import DataArguments, PreventativeSFTConfig
+from .drift_alerts import DriftAlertCallback
 from .guards import NonFiniteGuard
 from .precheck import resolve_resume
 from .tracking import (
@@ -319,6 +320,7 @@ def _run_training(
 
     train_dataset, eval_dataset, screening = build_datasets(data_args, tokenizer, args.seed, screen)
     clock = RunClockCallback(clock_offset(checkpoint))
+    drift_alerts = DriftAlertCallback(args.drift_alert_above, args.drift_stop_above, args.drift_alert_webhook)
     trainer = PreventativeSFTTrainer(
         model=model,
         args=args,
@@ -326,7 +328,12 @@ def _run_training(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        callbacks=[NonFiniteGuard(args.output_dir), JsonlMetricsCallback(args.output_dir), clock],
+        callbacks=[
+            NonFiniteGuard(args.output_dir),
+            JsonlMetricsCallback(args.output_dir),
+            clock,
+            drift_alerts,
+        ],
         model_id=model_id,
     )
     use_run_wandb_callback(trainer, model_id, data_args, recipe, resolved, resume=bool(checkpoint))
@@ -391,6 +398,8 @@ def _run_training(
         "losses": losses,
     }
     summary.update(post)
+    if drift_alerts.enabled:
+        summary["drift_alerts"] = drift_alerts.summary()
     if screening is not None:
         summary["screening"] = {k: v for k, v in screening.items() if k != "dropped_indices"}
     if trainer.is_world_process_zero():

@@ -1,0 +1,93 @@
+"""`python launch.py serve`: the monitored OpenAI-compatible server on one model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .guards import GUARDS
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="launch.py serve",
+        description="Serve a model behind an OpenAI-compatible API that watches (and optionally guards) persona vectors.",
+    )
+    p.add_argument(
+        "--model", required=True, help="hub id, local folder, exported checkpoint, .gguf or smollm2-135m"
+    )
+    p.add_argument(
+        "--vectors", nargs="+", required=True, help="persona vector files (.safetensors), one per trait"
+    )
+    p.add_argument(
+        "--guard",
+        nargs="*",
+        default=[],
+        help=f"GUARD for every trait or TRAIT=GUARD, guards: {', '.join(GUARDS)} (default alert)",
+    )
+    p.add_argument(
+        "--threshold",
+        nargs="*",
+        default=[],
+        help="TRAIT=VALUE or TRAIT=PROMPT,RESPONSE by hand (default: calibrated on the vector's extraction data)",
+    )
+    p.add_argument(
+        "--steer_coef",
+        type=float,
+        default=None,
+        help="steer guard: subtract COEF*v (default |vector coef| or 1)",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--served_model_name", default=None, help="the id clients send as 'model' (default: --model)"
+    )
+    p.add_argument(
+        "--api_key", default=None, help="require 'Authorization: Bearer KEY' (or $PERSONA_MONITOR_API_KEY)"
+    )
+    p.add_argument("--alert_log", default=None, help="append alerts to this JSONL file")
+    p.add_argument(
+        "--webhook", default=None, help="POST each alert as JSON to this URL (background, with retries)"
+    )
+    p.add_argument(
+        "--log_text", action="store_true", help="include the answer so far in logged/posted alerts"
+    )
+    p.add_argument(
+        "--max_tokens_limit", type=int, default=2048, help="largest max_tokens a request may ask for"
+    )
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default=None)
+    return p
+
+
+def serve_main(argv: list[str]) -> int:
+    from .engine import Engine
+    from .server import API_KEY_ENV, ServerOptions, serve
+
+    opts = serve_parser().parse_args(argv)
+    engine = Engine.load(
+        opts.model,
+        opts.vectors,
+        opts.guard,
+        opts.threshold,
+        dtype=opts.dtype,
+        device=opts.device,
+        model_name=opts.served_model_name or opts.model,
+        max_tokens_limit=opts.max_tokens_limit,
+        steer_coef=opts.steer_coef,
+    )
+    for trait, info in engine.traits.items():
+        t = info.thresholds
+        print(
+            f"watching {trait} at layer {info.layer}, guard {info.guard}: early warning > {t.prompt}, "
+            f"running mean > {t.response} ({t.source})"
+        )
+    options = ServerOptions(
+        api_key=opts.api_key or os.environ.get(API_KEY_ENV),
+        alert_log=opts.alert_log,
+        webhook=opts.webhook,
+        log_text=opts.log_text,
+    )
+    print(f"serving '{engine.model_name}' on http://{opts.host}:{opts.port}/v1 (dashboard: /dashboard)")
+    serve(engine, opts.host, opts.port, options)
+    return 0

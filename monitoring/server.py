@@ -1,0 +1,471 @@
+"""OpenAI-compatible chat server (FastAPI + uvicorn) around one monitored model.
+
+Endpoints: /v1/models, /v1/chat/completions (JSON or SSE with `stream: true`), /healthz, /metrics
+(Prometheus text), /dashboard (+ /dashboard/api/state). Every completion carries the persona readings
+and alerts in the extension field `persona`; streamed chunks carry each token's projections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .alerts import AlertDispatcher, JsonlAlertLog, Metrics, WebhookSink
+from .engine import Engine, GenerationParams, Job
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant", "developer")
+API_KEY_ENV = "PERSONA_MONITOR_API_KEY"
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def error_response(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    kind = {401: "authentication_error", 404: "invalid_request_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error" if status < 500 else "server_error"
+    )
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+
+
+@dataclass
+class ServerOptions:
+    api_key: str | None = None
+    alert_log: str | None = None
+    webhook: str | None = None
+    webhook_retries: int = 3
+    log_text: bool = False
+    history: int = 200  # requests kept in memory for the dashboard
+
+
+@dataclass
+class _Record:
+    """One request as the dashboard shows it (kept in memory only)."""
+
+    id: str
+    conversation_id: str
+    created: float
+    stream: bool
+    tokens: list = field(default_factory=list)
+    alerts: list = field(default_factory=list)
+    readings: dict = field(default_factory=dict)
+    finish_reason: str | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _content(message: dict, index: int) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        parts = []
+        for part in content:
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise RequestError(
+                    400, f"messages[{index}].content: only text parts are supported", "messages"
+                )
+            parts.append(part["text"])
+        return "".join(parts)
+    if content is None and message.get("role") == "assistant":
+        return ""
+    if not isinstance(content, str):
+        raise RequestError(
+            400, f"messages[{index}].content must be a string or a list of text parts", "messages"
+        )
+    return content
+
+
+def parse_request(body: bytes, engine: Engine) -> tuple[list[dict], GenerationParams, bool, str | None]:
+    """Validate a chat completion body; RequestError (4xx, OpenAI style) on anything wrong."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RequestError(400, f"request body is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise RequestError(400, "request body must be a JSON object")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError(400, "'model' is required (GET /v1/models lists it)", "model")
+    if model != engine.model_name:
+        raise RequestError(
+            404,
+            f"The model '{model}' does not exist; this server serves '{engine.model_name}'",
+            "model",
+            "model_not_found",
+        )
+    raw = data.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise RequestError(400, "'messages' must be a non-empty list", "messages")
+    messages = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise RequestError(400, f"messages[{i}] must be an object with 'role' and 'content'", "messages")
+        if m.get("role") not in ROLES:
+            raise RequestError(
+                400, f"messages[{i}].role {m.get('role')!r} is not one of {', '.join(ROLES)}", "messages"
+            )
+        role = "system" if m["role"] == "developer" else m["role"]
+        messages.append({"role": role, "content": _content(m, i)})
+    if not any(m["role"] == "user" for m in messages):
+        raise RequestError(400, "'messages' needs at least one user message", "messages")
+    n = data.get("n", 1)
+    if n != 1:
+        raise RequestError(400, "only n=1 is supported", "n")
+    max_tokens = data.get("max_completion_tokens", data.get("max_tokens", min(256, engine.max_tokens_limit)))
+    if (
+        not isinstance(max_tokens, int)
+        or isinstance(max_tokens, bool)
+        or not 1 <= max_tokens <= engine.max_tokens_limit
+    ):
+        raise RequestError(
+            400,
+            f"max_tokens={max_tokens!r}: must be an integer from 1 to {engine.max_tokens_limit}",
+            "max_tokens",
+        )
+    params = GenerationParams(max_tokens=max_tokens)
+    min_tokens = data.get("min_tokens", 0)  # vLLM's extension
+    if not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or not 0 <= min_tokens <= max_tokens:
+        raise RequestError(
+            400, f"min_tokens={min_tokens!r}: must be an integer from 0 to max_tokens", "min_tokens"
+        )
+    params.min_tokens = min_tokens
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            raise RequestError(400, f"{name}={value!r}: must be a number from {low} to {high}", name)
+        setattr(params, name, float(value))
+    seed = data.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise RequestError(400, f"seed={seed!r}: must be an integer", "seed")
+    params.seed = seed
+    stop = data.get("stop")
+    if stop is not None:
+        stop = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
+            raise RequestError(400, "'stop' must be a string or a list of up to 4 non-empty strings", "stop")
+        params.stop = stop
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RequestError(400, "'stream' must be true or false", "stream")
+    conversation = data.get("conversation_id") or data.get("user")
+    return messages, params, stream, conversation if isinstance(conversation, str) else None
+
+
+def _conversation_id(messages: list[dict], given: str | None) -> str:
+    if given:
+        return given
+    first_user = next(i for i, m in enumerate(messages) if m["role"] == "user")
+    opening = [m for m in messages[:first_user] if m["role"] == "system"] + [messages[first_user]]
+    return "conv-" + hashlib.sha256(json.dumps(opening).encode()).hexdigest()[:12]
+
+
+def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
+    options = options or ServerOptions()
+    api_key = options.api_key or os.environ.get(API_KEY_ENV) or None
+    metrics = Metrics()
+    sinks: list = [metrics]
+    if options.alert_log:
+        sinks.append(JsonlAlertLog(options.alert_log))
+    webhook = WebhookSink(options.webhook, retries=options.webhook_retries) if options.webhook else None
+    if webhook:
+        sinks.append(webhook)
+    dispatcher = AlertDispatcher(sinks, include_text=options.log_text)
+    history: collections.deque[_Record] = collections.deque(maxlen=options.history)
+    history_lock = threading.Lock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        dispatcher.close()
+
+    app = FastAPI(title="persona-vaccine monitor", version="1", lifespan=lifespan)
+    app.state.engine, app.state.metrics, app.state.webhook, app.state.dispatcher = (
+        engine,
+        metrics,
+        webhook,
+        dispatcher,
+    )
+
+    def authorised(request: Request) -> bool:
+        if not api_key:
+            return True
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        return secrets.compare_digest(token.encode(), api_key.encode())
+
+    @app.middleware("http")
+    async def check_key(request: Request, call_next):
+        path = request.url.path
+        if (path.startswith("/v1/") or path.startswith("/dashboard/api")) and not authorised(request):
+            return error_response(
+                401, "Missing or invalid API key (send 'Authorization: Bearer KEY')", code="invalid_api_key"
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, e: RequestError):
+        metrics.requests.labels(str(e.status)).inc()
+        return error_response(e.status, e.message, e.param, e.code)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, e):
+        return error_response(404, f"no route {request.method} {request.url.path}", code="not_found")
+
+    @app.exception_handler(405)
+    async def bad_method(request: Request, e):
+        return error_response(405, f"method {request.method} not allowed on {request.url.path}")
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "model": engine.model_name, "traits": list(engine.traits)}
+
+    @app.get("/metrics")
+    async def prometheus():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models():
+        entry = {
+            "id": engine.model_name,
+            "object": "model",
+            "created": engine.created,
+            "owned_by": "persona-vaccine",
+        }
+        return {"object": "list", "data": [entry]}
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    async def dashboard():
+        return HTMLResponse(resources.files("monitoring").joinpath("static/dashboard.html").read_text())
+
+    @app.get("/dashboard/dashboard.js")
+    async def dashboard_js():
+        js = resources.files("monitoring").joinpath("static/dashboard.js").read_text()
+        return PlainTextResponse(js, media_type="application/javascript")
+
+    @app.get("/dashboard/api/state")
+    async def state():
+        with history_lock:
+            requests = [r.to_dict() for r in history]
+        return {
+            "model": engine.model_name,
+            "traits": {t: info.to_dict() for t, info in engine.traits.items()},
+            "requests": requests,
+        }
+
+    def persona_summary(result: dict, conversation_id: str) -> dict:
+        return {
+            "conversation_id": conversation_id,
+            "traits": {
+                t: {**engine.traits[t].to_dict(), **reading} for t, reading in result["readings"].items()
+            },
+            "alerts": result["alerts"],
+        }
+
+    def on_alerts(alerts: list[dict], record: _Record) -> None:
+        for alert in alerts:
+            full = {
+                "time": time.time(),
+                "request_id": record.id,
+                "conversation_id": record.conversation_id,
+                "model": engine.model_name,
+                **alert,
+            }
+            record.alerts.append(full)
+            dispatcher.dispatch(dict(full))
+
+    def observe(result: dict, record: _Record, stream: bool, started: float) -> None:
+        metrics.requests.labels("200").inc()
+        metrics.tokens.labels("prompt").inc(result["prompt_tokens"])
+        metrics.tokens.labels("completion").inc(result["completion_tokens"])
+        metrics.latency.labels(str(stream).lower()).observe(time.monotonic() - started)
+        for trait, reading in result["readings"].items():
+            if reading["prompt_last"] is not None:
+                metrics.projection.labels(trait, "prompt_last").observe(reading["prompt_last"])
+            for value in reading["tokens"][1:]:
+                metrics.projection.labels(trait, "token").observe(value)
+            if reading.get("guard_actions"):
+                metrics.guard_actions.labels(trait, engine.traits[trait].guard).inc(reading["guard_actions"])
+        record.readings = {
+            t: {k: r[k] for k in ("prompt_last", "running_mean", "turns", "capped", "steered")}
+            for t, r in result["readings"].items()
+        }
+        record.finish_reason, record.seconds = result["finish_reason"], result["seconds"]
+
+    def start_job(messages, params, stream, conversation) -> tuple[Job, asyncio.Queue, _Record, float]:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        started = time.monotonic()
+        record_box: list[_Record] = []
+        first = [True]
+
+        def on_event(kind: str, payload: dict) -> None:  # worker thread
+            record = record_box[0]
+            if kind == "token":
+                if first[0]:
+                    metrics.first_token.observe(time.monotonic() - started)
+                    first[0] = False
+                record.tokens.append({"text": payload["text"], "projections": payload["projections"]})
+                on_alerts(payload["alerts"], record)
+            elif kind == "done":
+                observe(payload, record, stream, started)
+            elif kind == "error":
+                metrics.requests.labels("500").inc()
+                record.finish_reason = "error"
+            loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
+
+        job = Job(messages, params, on_event)
+        record = _Record(job.request_id, _conversation_id(messages, conversation), time.time(), stream)
+        record_box.append(record)
+        with history_lock:
+            history.append(record)
+        job.conversation_id = record.conversation_id
+        engine.submit(job)
+        return job, events, record, started
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        messages, params, stream, conversation = parse_request(await request.body(), engine)
+        prompt_len = len(engine.prompt_ids(messages))
+        if prompt_len + params.max_tokens > engine.context_length:
+            raise RequestError(
+                400,
+                f"prompt ({prompt_len} tokens) + max_tokens ({params.max_tokens}) exceeds the context length "
+                f"{engine.context_length}",
+                "max_tokens",
+                "context_length_exceeded",
+            )
+        job, events, record, _ = start_job(messages, params, stream, conversation)
+        created = int(time.time())
+        base = {
+            "id": job.request_id,
+            "created": created,
+            "model": engine.model_name,
+            "system_fingerprint": None,
+        }
+        if not stream:
+            while True:
+                kind, payload = await events.get()
+                if kind == "error":
+                    return error_response(500, payload["message"], code="generation_failed")
+                if kind == "done":
+                    break
+            return {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": payload["text"]},
+                        "finish_reason": payload["finish_reason"],
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": payload["prompt_tokens"],
+                    "completion_tokens": payload["completion_tokens"],
+                    "total_tokens": payload["prompt_tokens"] + payload["completion_tokens"],
+                },
+                "persona": persona_summary(payload, record.conversation_id),
+            }
+
+        def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+            body = {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **extra,
+            }
+            return f"data: {json.dumps(body)}\n\n"
+
+        async def sse():
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                while True:
+                    kind, payload = await events.get()
+                    if kind == "token":
+                        persona = {"position": payload["position"], "projections": payload["projections"]}
+                        if payload["alerts"]:
+                            persona["alerts"] = payload["alerts"]
+                        yield chunk({"content": payload["text"]}, persona=persona)
+                    elif kind == "error":
+                        yield f"data: {json.dumps({'error': {'message': payload['message'], 'type': 'server_error'}})}\n\n"
+                        break
+                    else:
+                        yield chunk(
+                            {},
+                            payload["finish_reason"],
+                            persona=persona_summary(payload, record.conversation_id),
+                            usage={
+                                "prompt_tokens": payload["prompt_tokens"],
+                                "completion_tokens": payload["completion_tokens"],
+                                "total_tokens": payload["prompt_tokens"] + payload["completion_tokens"],
+                            },
+                        )
+                        break
+                yield "data: [DONE]\n\n"
+            finally:
+                job.cancelled = True  # a client that went away stops its generation (no-op when done)
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def serve(
+    engine: Engine, host: str = "127.0.0.1", port: int = 8000, options: ServerOptions | None = None
+) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(engine, options), host=host, port=port, log_level="info")
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+    """Run `app` under uvicorn in a background thread (benchmarks, notebooks); yields the base URL."""
+    import socket
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"uvicorn could not start on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
