@@ -620,16 +620,20 @@ def screen_dataset(
     if rows is None:
         rows = load_rows(cfg)
     output_dir = Path(cfg.output_dir)
-    if state.is_main_process:
-        _check_run(output_dir, cfg, probes, len(rows))
-    state.wait_for_everyone()
-    start = time.perf_counter()
-    screen_rows(model, tokenizer, rows, probes, cfg, model_id, state.process_index, state.num_processes)
-    state.wait_for_everyone()
-    summary = None
-    if state.is_main_process:
-        summary = finalize(cfg, [p.trait for p in probes], time.perf_counter() - start)
-    state.wait_for_everyone()
+    from steering.lock import output_lock
+
+    # a second screening into the same directory stops with the holder's pid and host (main rank holds it)
+    with output_lock(output_dir, "screen", enabled=state.is_main_process):
+        if state.is_main_process:
+            _check_run(output_dir, cfg, probes, len(rows))
+        state.wait_for_everyone()
+        start = time.perf_counter()
+        screen_rows(model, tokenizer, rows, probes, cfg, model_id, state.process_index, state.num_processes)
+        state.wait_for_everyone()
+        summary = None
+        if state.is_main_process:
+            summary = finalize(cfg, [p.trait for p in probes], time.perf_counter() - start)
+        state.wait_for_everyone()
     if summary is None:
         summary = json.loads((output_dir / "summary.json").read_text())
     merged = sorted(finished_rows(output_dir).values(), key=lambda r: r["index"])

@@ -230,3 +230,26 @@ def test_two_worker_processes_match_one(tiny_tokenizer, tmp_path):
     assert sorted(a) == sorted(b) == list(range(20))
     for i in a:
         assert a[i] == pytest.approx(b[i], abs=1e-4)
+
+
+def test_a_screening_into_a_directory_in_use_stops_with_the_holder(
+    tiny_chat_model, tiny_tokenizer, vector_file, tmp_path
+):
+    import socket
+
+    from steering.lock import LOCK_NAME, OutputDirLocked
+
+    cfg = _cfg(tmp_path, vector_file)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / LOCK_NAME).write_text(
+            json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": 0.0, "command": "screen"})
+        )
+        with pytest.raises(OutputDirLocked, match=f"pid {holder.pid}"):
+            screen_dataset(cfg, tiny_chat_model, tiny_tokenizer)
+        assert not (out / "screened.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
