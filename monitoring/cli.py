@@ -56,6 +56,11 @@ def serve_parser() -> argparse.ArgumentParser:
         "--max_tokens_limit", type=int, default=2048, help="largest max_tokens a request may ask for"
     )
     p.add_argument("--dtype", default="float32")
+    p.add_argument(
+        "--layers_path",
+        default=None,
+        help="attribute path to the decoder blocks (e.g. model.layers) if not found",
+    )
     p.add_argument("--device", default=None)
     return p
 
@@ -72,6 +77,7 @@ def serve_main(argv: list[str]) -> int:
         opts.threshold,
         dtype=opts.dtype,
         device=opts.device,
+        layers_path=opts.layers_path,
         model_name=opts.served_model_name or opts.model,
         max_tokens_limit=opts.max_tokens_limit,
         steer_coef=opts.steer_coef,

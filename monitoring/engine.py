@@ -177,6 +177,7 @@ class Engine:
         threshold_specs: list[str] | None = None,
         dtype: str = "float32",
         device: str | None = None,
+        layers_path: str | None = None,
         **kwargs,
     ) -> Engine:
         vectors = [(PersonaVector.load(p), p) for p in vector_paths]
@@ -186,7 +187,7 @@ class Engine:
         unknown = set(manual) - set(traits)
         if unknown:
             raise ValueError(f"--threshold names {sorted(unknown)}, which no vector has (traits: {traits})")
-        model, tokenizer = load_model(model_id, dtype=dtype, device=device)
+        model, tokenizer = load_model(model_id, dtype=dtype, device=device, layers_path=layers_path)
         name = kwargs.pop("model_name", None) or (
             Path(model_id).name if Path(model_id).exists() else model_id
         )
