@@ -535,19 +535,27 @@ own answer) on the unit persona vector; approx_diff uses the last prompt token i
     )
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (a full disk leaves no half-written file that looks finished)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def finalize(cfg: ScreenConfig, traits: Sequence[str], seconds: float | None = None) -> dict:
     """Merge the shards into the ranked file, the summary and the report (rank 0 only)."""
     output_dir = Path(cfg.output_dir)
     rows = sorted(finished_rows(output_dir).values(), key=lambda r: r["index"])
     ranked = rank_rows(rows, traits[0], cfg.score)
-    with (output_dir / "screened.jsonl").open("w") as f:
-        for row in ranked:
-            f.write(json.dumps(row) + "\n")
+    _write_atomic(output_dir / "screened.jsonl", "".join(json.dumps(row) + "\n" for row in ranked))
     summary = summarize(rows, traits, cfg.score)
     summary["config"] = asdict(cfg)
     if seconds is not None:
         summary["seconds"] = round(seconds, 2)
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_atomic(output_dir / "summary.json", json.dumps(summary, indent=2))
     write_report(output_dir / "report.html", ranked, summary, traits[0], cfg.score, cfg.report_top)
     return summary
 

@@ -469,12 +469,12 @@ def test_score_layer_and_text_bounds(tiny_chat_model, tmp_path, capsys):
 
 
 def test_a_screening_rerun_with_another_size_keeps_its_message_without_traceback(tmp_path):
-    import launch
     from data.screening import ScreenConfig, _check_run
+    from steering.errors import UserError
 
     cfg = ScreenConfig(dataset="builtin:bad_math", vectors=["v.safetensors"], output_dir=str(tmp_path))
     _check_run(tmp_path, cfg, [], 10)
-    with pytest.raises(launch._user_errors(), match="holds screening results of another run"):
+    with pytest.raises(UserError, match="holds screening results of another run"):  # one line, exit 2
         _check_run(tmp_path, cfg, [], 20)
 
 

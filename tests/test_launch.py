@@ -329,7 +329,7 @@ def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):
     assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)
 
 
-def test_rerun_without_resume_starts_the_metrics_clean(tiny_setup, tmp_path):
+def test_rerun_without_resume_starts_the_metrics_clean(tiny_setup, tmp_path, caplog):
     root, recipe = tiny_setup
     out = tmp_path / "rerun"
     for _ in range(2):
@@ -337,7 +337,7 @@ def test_rerun_without_resume_starts_the_metrics_clean(tiny_setup, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(1) == 1  # before: 1, 2, 2, 1, 2, 2
-    assert "metrics rows of an earlier run are removed" in proc.stderr
+    assert "metrics rows of an earlier run are removed" in proc.stderr + caplog.text
 
 
 def test_train_into_a_directory_in_use_stops_with_the_holder(tiny_setup, tmp_path):

