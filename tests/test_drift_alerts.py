@@ -28,7 +28,7 @@ def test_bad_level_names_the_field():
         parse_levels(["evil=high"], "drift_stop_above")
 
 
-def test_training_stops_on_drift_and_posts_the_alert(tiny_setup):  # noqa: F811
+def test_training_stops_on_drift_and_posts_the_alert(tiny_setup, caplog):  # noqa: F811
     root, recipe = tiny_setup
     out = root / "drift_stop"
     with webhook_receiver() as (url, received):
@@ -47,5 +47,5 @@ def test_training_stops_on_drift_and_posts_the_alert(tiny_setup):  # noqa: F811
         assert summary["train"]["steps"] == 1  # stopped at the first logged drift, not after 3 steps
         stopped = summary["drift_alerts"]["stopped"]
         assert stopped["trait"] == "evil" and stopped["step"] == 1 and stopped["threshold"] == -1000
-        assert "trait drift: evil shift" in proc.stderr
+        assert "trait drift: evil shift" in proc.stderr + caplog.text
         assert received and received[0]["source"] == "training" and received[0]["action"] == "stop"

@@ -46,8 +46,8 @@ def test_embedded_model_loads_from_the_cached_conversion():
 
 @pytest.mark.slow
 def test_gguf_file_is_converted_once(tmp_path, monkeypatch):
+    gguf = models.embedded_gguf_path()  # wherever make install put it
     monkeypatch.setenv("PERSONA_VACCINE_CACHE", str(tmp_path))
-    gguf = models.embedded_gguf_path()
     path = models.resolve_model_path(str(gguf))
     assert (tmp_path / "models" / gguf.stem / "model.safetensors").is_file()
     mtime = (tmp_path / "models" / gguf.stem / "model.safetensors").stat().st_mtime

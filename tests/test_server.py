@@ -54,10 +54,10 @@ def _engine(model, tokenizer, paths, guards=None, thresholds=None, **kwargs) -> 
 
 
 @pytest.fixture(scope="module")
-def served(tiny_chat_model, smol_tokenizer, vectors, tmp_path_factory):
+def served(tiny_chat_model, tiny_tokenizer, vectors, tmp_path_factory):
     log = tmp_path_factory.mktemp("alerts") / "alerts.jsonl"
     with webhook_receiver(fail_first=1) as (hook_url, received):
-        engine = _engine(tiny_chat_model, smol_tokenizer, vectors)
+        engine = _engine(tiny_chat_model, tiny_tokenizer, vectors)
         app = create_app(engine, ServerOptions(alert_log=str(log), webhook=hook_url, webhook_retries=3))
         with running(app) as url:
             yield {"url": url, "engine": engine, "app": app, "log": log, "received": received}
@@ -212,8 +212,8 @@ def test_alerts_reach_the_log_the_webhook_and_metrics(served):
     )
 
 
-def test_api_key(tiny_chat_model, smol_tokenizer, vectors):
-    engine = _engine(tiny_chat_model, smol_tokenizer, vectors)
+def test_api_key(tiny_chat_model, tiny_tokenizer, vectors):
+    engine = _engine(tiny_chat_model, tiny_tokenizer, vectors)
     try:
         with running(create_app(engine, ServerOptions(api_key="s3cret"))) as url:
             with pytest.raises(openai.AuthenticationError):
@@ -230,8 +230,8 @@ def test_api_key(tiny_chat_model, smol_tokenizer, vectors):
         engine.close()
 
 
-def test_stop_guard_finish_reason(tiny_chat_model, smol_tokenizer, vectors):
-    engine = _engine(tiny_chat_model, smol_tokenizer, vectors, guards=["evil=stop"])
+def test_stop_guard_finish_reason(tiny_chat_model, tiny_tokenizer, vectors):
+    engine = _engine(tiny_chat_model, tiny_tokenizer, vectors, guards=["evil=stop"])
     try:
         with running(create_app(engine)) as url:
             r = _client(url).chat.completions.create(
@@ -252,9 +252,9 @@ def test_vector_for_another_model_is_a_startup_error(smol_tokenizer, tmp_path):
         _engine(model, smol_tokenizer, [str(path)])
 
 
-def test_serves_a_local_folder(tiny_chat_model, smol_tokenizer, vectors, tmp_path):
+def test_serves_a_local_folder(tiny_chat_model, tiny_tokenizer, vectors, tmp_path):
     tiny_chat_model.save_pretrained(tmp_path / "model")
-    smol_tokenizer.save_pretrained(tmp_path / "model")
+    tiny_tokenizer.save_pretrained(tmp_path / "model")
     engine = Engine.load(
         str(tmp_path / "model"), vectors, ["cap"], ["evil=0.0", "sycophantic=0.0"], max_tokens_limit=16
     )

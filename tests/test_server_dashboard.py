@@ -58,7 +58,7 @@ def _wait(predicate, timeout=30.0):
     raise AssertionError("timed out waiting for the dashboard")
 
 
-def test_dashboard_shows_meters_tokens_and_alerts(tiny_chat_model, smol_tokenizer, tmp_path):
+def test_dashboard_shows_meters_tokens_and_alerts(tiny_chat_model, tiny_tokenizer, tmp_path):
     from selenium.webdriver.common.by import By
 
     evil = random_vector(tiny_chat_model, "evil", seed=3)
@@ -68,7 +68,7 @@ def test_dashboard_shows_meters_tokens_and_alerts(tiny_chat_model, smol_tokenize
     # evil alerts on every request, sycophantic never does
     engine = Engine(
         tiny_chat_model,
-        smol_tokenizer,
+        tiny_tokenizer,
         vectors,
         {"evil": "cap", "sycophantic": "alert"},
         {"evil": (-1e3, -0.01), "sycophantic": (1e3, 1e3)},
