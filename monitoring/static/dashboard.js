@@ -23,14 +23,23 @@ function latestValue(req, trait) {
   return vals.length ? vals[0] : null;
 }
 
-function scaleFor(trait) {
+function rangeFor(trait) {
+  // the meter spans what was seen and the thresholds (projections are often all negative)
   const vals = [];
   for (const req of state.requests) for (const t of req.tokens) {
-    const v = t.projections[trait]; if (v !== null && v !== undefined) vals.push(Math.abs(v));
+    const v = t.projections[trait]; if (v !== null && v !== undefined) vals.push(v);
   }
   const info = state.traits[trait];
-  for (const th of [info.response_threshold, info.prompt_threshold]) if (th !== null) vals.push(Math.abs(th));
-  return Math.max(1e-6, ...vals) * 1.2;
+  for (const th of [info.response_threshold, info.prompt_threshold]) if (th !== null) vals.push(th);
+  if (!vals.length) return { lo: -1, hi: 1 };
+  let lo = Math.min(...vals), hi = Math.max(...vals);
+  const pad = Math.max(1e-6, 0.1 * (hi - lo), 0.05 * Math.max(Math.abs(lo), Math.abs(hi)));
+  return { lo: lo - pad, hi: hi + pad };
+}
+
+function scaleFor(trait) {
+  const { lo, hi } = rangeFor(trait);
+  return (hi - lo) / 2;
 }
 
 function colour(v, threshold, scale) {
@@ -46,8 +55,8 @@ function renderMeters(req) {
   for (const [trait, info] of Object.entries(state.traits)) {
     const value = latestValue(req, trait);
     const threshold = info.response_threshold;
-    const scale = scaleFor(trait);
-    const pos = (x) => `${Math.max(0, Math.min(100, 50 + (50 * x) / scale))}%`;
+    const { lo, hi } = rangeFor(trait);
+    const pos = (x) => `${Math.max(0, Math.min(100, (100 * (x - lo)) / (hi - lo)))}%`;
     const over = value !== null && threshold !== null && value > threshold;
     const bar = el("div", { class: "bar" },
       el("div", { class: "fill" + (over ? " over" : ""), style: `width:${value === null ? 0 : pos(value)}` }));
