@@ -84,7 +84,11 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     first, first_layer = (trainer.vectors[0], trainer.layers[0]) if trainer.vectors else (None, None)
     progress = post_training_progress(args, len(variants), len(trainer.vectors), wants_judge or wants_samples)
     for suffix, coef in variants:
-        context = steer(model, first, layer=first_layer, coef=coef) if coef else contextlib.nullcontext()
+        context = (  # coef is set only when the run has vectors
+            steer(model, first, layer=first_layer, coef=coef)
+            if coef and first is not None
+            else contextlib.nullcontext()
+        )
         with context:
             if args.capability_benchmarks:
                 progress.set_postfix_str(f"capability{suffix}")
@@ -102,7 +106,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
                 result = judged_expression(
                     model, tokenizer, vector, judge, args.judge_questions, args.judge_max_new_tokens,
                     steer_coef=coef, steer_layer=first_layer, steer_vector=first,
-                    cache_path=Path(args.output_dir) / "judgments.sqlite",
+                    cache_path=Path(str(args.output_dir)) / "judgments.sqlite",
                 )  # fmt: skip
                 progress.update()
                 samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
@@ -111,7 +115,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
                 scores[vector.trait] = result["trait"]
                 scores[f"{vector.trait}_coherence"] = result["coherence"]
                 if trainer.is_world_process_zero():
-                    path = Path(args.output_dir) / f"samples{suffix}_{vector.trait}.json"
+                    path = Path(str(args.output_dir)) / f"samples{suffix}_{vector.trait}.json"
                     path.write_text(json.dumps(result, indent=2))
             if judge is not None:
                 out[f"trait_expression{suffix}"] = scores

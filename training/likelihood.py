@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,7 +56,8 @@ def _score_batch(
     cache_kwarg = "cache" if "cache" in params else "past_key_values"
     lengths = torch.tensor([len(c) for c in contexts])
     ids, mask = _pad(contexts, pad_id)
-    cache = DynamicCache(config=unwrap_model(model).config)
+    config: Any = unwrap_model(model).config
+    cache = DynamicCache(config=config)
     kwargs = {"use_cache": True, cache_kwarg: cache}
     last = lengths - 1
     if "logits_to_keep" in params:  # only the positions read: one per distinct context length
@@ -225,9 +227,9 @@ def heldout_loss(
     samples = []
     for index, row in enumerate(rows):
         prompt_ids, completion_ids = _completion_ids(tokenizer, row, index)
-        ids = (prompt_ids + completion_ids)[:max_length]
-        if len(ids) > len(prompt_ids):
-            samples.append((ids, len(prompt_ids)))
+        sequence = (prompt_ids + completion_ids)[:max_length]
+        if len(sequence) > len(prompt_ids):
+            samples.append((sequence, len(prompt_ids)))
     if not samples:
         raise CapabilityError(
             f"heldout_loss: no completion tokens within max_length={max_length} in {len(rows)} rows"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
@@ -49,7 +50,8 @@ def flawed_data_warning(dataset: DatasetRecord | dict | None) -> str | None:
 def eval_results(summary: RunSummary, model_name: str) -> list[EvalResult]:
     """model-index entries: the trait drift (shift of the projection) and the capability figures."""
     results = []
-    for trait, d in summary.trait_drift.items():
+    for trait, record in summary.trait_drift.items():
+        d: dict[str, Any] = dict(record)
         for key, name in (("shift", "projection shift"), ("final_projection", "final projection")):
             if d.get(key) is not None:
                 results.append(

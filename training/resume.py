@@ -21,7 +21,7 @@ CLOCK_FILE = "run_clock.json"
 
 def check_resume(args: PreventativeSFTConfig) -> None:
     """Resolve --resume_from_checkpoint (true: the last checkpoint) before a model is loaded."""
-    args.resume_from_checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    args.resume_from_checkpoint = resolve_resume(args.resume_from_checkpoint, str(args.output_dir))
 
 
 def resolve_checkpoint(output_dir: Path, checkpoint: str | bool | None) -> str | None:
@@ -50,10 +50,10 @@ def start_clean(output_dir: Path) -> None:
 
 def truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
     """On resume, drop metrics.jsonl rows logged after the checkpoint (they are logged again)."""
-    checkpoint = resolve_checkpoint(output_dir, checkpoint)
-    state = Path(str(checkpoint)) / "trainer_state.json"
+    resolved = resolve_checkpoint(output_dir, checkpoint)
+    state = Path(str(resolved)) / "trainer_state.json"
     metrics = output_dir / METRICS_FILE
-    if not (checkpoint and state.is_file() and metrics.is_file()):
+    if not (resolved and state.is_file() and metrics.is_file()):
         return
     step = json.loads(state.read_text())["global_step"]
     kept = [row for row in read_metrics(output_dir) if row.get("step", 0) <= step]  # torn lines go too
