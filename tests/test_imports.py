@@ -86,13 +86,20 @@ def test_function_local_and_relative_imports_are_seen():
     assert ("training.run", "training.trainer") in found
 
 
-def test_no_import_circle_between_modules():
-    edges: dict[str, set[str]] = {}
+def test_no_import_circle_between_modules_or_packages():
+    modules: dict[str, set[str]] = {}
+    packages: dict[str, set[str]] = {}
     for importer, imported, _, _ in imports(module_files()):
         if importer != imported:
-            edges.setdefault(importer, set()).add(imported)
-    cycle = find_cycle(edges)
+            modules.setdefault(importer, set()).add(imported)
+        if importer.split(".")[0] != imported.split(".")[0]:
+            packages.setdefault(importer.split(".")[0], set()).add(imported.split(".")[0])
+    cycle = find_cycle(modules)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+    cycle = find_cycle(
+        packages
+    )  # the layers: steering <- data <- training, steering <- monitoring <- training
+    assert cycle is None, "packages import each other: " + " -> ".join(cycle or [])
 
 
 def test_no_package_imports_private_names_of_another():
