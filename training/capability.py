@@ -12,6 +12,9 @@
 - any other name: an lm-evaluation-harness task (optional: `pip install "lm-eval[hf]"`), looked up in
   lm-eval's tasks, the task YAMLs shipped here (`training/lm_eval_tasks/`: `persona_vaccine_mc`) and the
   `include_paths` given; logged as `capability/<task>` (acc_norm, else acc, ...).
+
+This module runs the benchmarks by name (`capability_metrics`); the items are in `mc_items.py`, the
+log-likelihood scoring and held-out loss in `likelihood.py`, the lm-eval tasks in `lm_eval_bridge.py`.
 """
 
 from __future__ import annotations
