@@ -103,7 +103,8 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
-def _print_summaries(summaries: dict[str, dict]) -> None:
+def _print_summaries(summaries: dict) -> None:
+    """A table of RunSummary objects by run name."""
     from rich.console import Console
     from rich.table import Table
 
@@ -122,29 +123,26 @@ def _print_summaries(summaries: dict[str, dict]) -> None:
         table.add_column(column)
     for name, s in summaries.items():
         steering = (
-            ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s["steering"])
-            or "none"
+            ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s.steering) or "none"
         )
-        for trait, d in (s["trait_drift"] or {"-": {}}).items():
+        for trait, d in (s.trait_drift or {"-": {}}).items():
             fmt = lambda x: "-" if x is None else f"{x:+.2f}"  # noqa: E731
             table.add_row(
                 name,
                 steering,
-                str(s["train"]["steps"]),
-                f"{s['train']['final_loss']:.3f}",
+                str(s.train["steps"]),
+                f"{s.train['final_loss']:.3f}",
                 trait,
                 fmt(d.get("base_projection")),
                 fmt(d.get("final_projection")),
                 fmt(d.get("shift")),
-                f"{s['train']['runtime_s']:.0f}",
+                f"{s.train['runtime_s']:.0f}",
             )
     Console(width=160).print(table)
 
 
 def cmd_demo(argv: list[str]) -> int:
     """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
-    import json
-
     if {"-h", "--help"} & set(argv):
         print(f"usage: launch.py [demo] [--force]\n\n{cmd_demo.__doc__}\nRecipes: {', '.join(DEMO_RECIPES)}; "
               f"runs in {DEMO_DIR}/; --force retrains runs that have a summary.json.\n")  # fmt: skip
@@ -153,6 +151,7 @@ def cmd_demo(argv: list[str]) -> int:
     from steering.extract import ExtractionConfig, extract
     from training.recipe import parse_recipe
     from training.run import run_training
+    from training.summary import RunSummary
 
     vector_dir = DEMO_VECTORS
     vector = Path(vector_dir) / "evil" / "response_avg.safetensors"
@@ -170,14 +169,14 @@ def cmd_demo(argv: list[str]) -> int:
         out = Path(DEMO_DIR) / name
         if (out / "summary.json").is_file() and "--force" not in argv:
             print(f"reusing {out}/summary.json (pass --force to retrain)")
-            summaries[name] = json.loads((out / "summary.json").read_text())
+            summaries[name] = RunSummary.read(out / "summary.json")
             continue
         overrides = ["--output_dir", str(out)]
         model_args, data_args, train_args = parse_recipe(recipe, overrides)
         summaries[name] = run_training(model_args, data_args, train_args, recipe, overrides)
     _print_summaries(summaries)
-    base = summaries["baseline"]["trait_drift"]["evil"]["shift"]
-    prev = summaries["preventative"]["trait_drift"]["evil"]["shift"]
+    base = summaries["baseline"].trait_drift["evil"]["shift"]
+    prev = summaries["preventative"].trait_drift["evil"]["shift"]
     print(f"evil shift: baseline {base:+.2f}, preventative {prev:+.2f} (projection units on the unit vector)")
     return 0
 

@@ -52,10 +52,10 @@ def test_extract_then_train_baseline_and_preventative(tmp_path, monkeypatch):
         ]
         summaries[name] = run_training(*parse_recipe(RECIPE, overrides), recipe=RECIPE)
     base, prev = summaries["baseline"], summaries["preventative"]
-    assert base["steering"] == [] and prev["steering"][0]["coef"] == 2.0
-    assert base["trait_drift"]["evil"]["base_projection"] == pytest.approx(
-        prev["trait_drift"]["evil"]["base_projection"], abs=1e-4
+    assert base.steering == [] and prev.steering[0]["coef"] == 2.0
+    assert base.trait_drift["evil"]["base_projection"] == pytest.approx(
+        prev.trait_drift["evil"]["base_projection"], abs=1e-4
     )  # same base model, same questions
-    assert base["losses"] != prev["losses"]
+    assert base.losses != prev.losses
     for s in (base, prev):
-        assert s["train"]["steps"] == 3 and s["trait_drift"]["evil"]["layer"] == 20
+        assert s.train["steps"] == 3 and s.trait_drift["evil"]["layer"] == 20

@@ -241,13 +241,14 @@ def test_model_card_metadata_for_a_known_base_model():
     from huggingface_hub import ModelCard
 
     from training.model_card import model_card
+    from training.summary import RunSummary
 
     summary = {
         "model": "smollm2-135m",
         "dataset": {"source": "builtin:evil", "level": "normal"},
         "trait_drift": {},
     }
-    card = ModelCard(str(model_card(summary, None, [])), ignore_metadata_errors=False)
+    card = ModelCard(str(model_card(RunSummary.from_dict(summary), None, [])), ignore_metadata_errors=False)
     assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and card.data.license == "apache-2.0"
     assert "flawed" not in card.text and card.data.eval_results is None
 

@@ -271,3 +271,27 @@ def test_projection_penalty_changes_the_loss_and_needs_lora(
             model=copy.deepcopy(tiny_chat_model), args=_args(tmp_path, "p2", projection_penalty=1.0, **common),
             train_dataset=dataset, processing_class=tiny_tokenizer, model_id="tiny",
         )  # fmt: skip
+
+
+def test_in_training_capability_is_measured_at_each_evaluation_and_logged_with_it(
+    tiny_chat_model, tiny_tokenizer, dataset, tmp_path
+):
+    from training.metrics_file import JsonlMetricsCallback, read_metrics
+
+    args = _args(
+        tmp_path, "cap", max_steps=4, eval_strategy="steps", eval_steps=2, capability_benchmarks=["mc"],
+        capability_mc_limit=4,
+    )  # fmt: skip
+    trainer = _train(
+        PreventativeSFTTrainer, tiny_chat_model, args, dataset, tiny_tokenizer,
+        eval_dataset=dataset.select(range(4)), callbacks=[JsonlMetricsCallback(args.output_dir)],
+    )  # fmt: skip
+    rows = read_metrics(args.output_dir)
+    evaluations = [r for r in rows if "eval_loss" in r]
+    assert [r["step"] for r in evaluations] == [2, 4]
+    assert all(0 <= r["capability/mc_chat_cloze_accuracy"] <= 1 for r in evaluations)
+    assert not [k for r in rows if "eval_loss" not in r for k in r if k.startswith("capability/")]
+    metrics = trainer.evaluate()  # called directly: the same figures, in its row and its result
+    last = read_metrics(args.output_dir)[-1]
+    key = "capability/mc_chat_letter_accuracy"
+    assert last[key] == metrics[key] == evaluations[-1][key]

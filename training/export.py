@@ -19,6 +19,7 @@ import torch
 from steering.vector import PersonaVector
 
 from .bake import ExportError, bake_steering
+from .summary import SUMMARY_FILE, RunSummary, SummaryError
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +45,14 @@ def export_run(
     from .run_files import run_path
 
     run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise ExportError(f"{run_dir}: no summary.json; export needs a finished training run directory")
-    summary = json.loads(summary_path.read_text())
+    try:
+        summary = RunSummary.read(run_dir / SUMMARY_FILE)
+    except SummaryError as e:
+        raise ExportError(f"{e}; export needs a finished training run directory") from None
+    if not summary.model:
+        raise ExportError(f"{run_dir / SUMMARY_FILE}: field 'model' is missing: export needs the base model")
     out = Path(output_dir) if output_dir else run_dir / "export"
-    model_id = summary["model"]
+    model_id = summary.model
     torch_dtype = getattr(torch, dtype)
     if (run_dir / "adapter_config.json").is_file():
         from peft import PeftModel
@@ -72,14 +75,12 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     load_tokenizer(model_id).save_pretrained(out)
-    recipe_file = run_path(run_dir, summary, summary.get("config")) or run_path(
-        run_dir, summary, summary.get("recipe")
-    )
+    recipe_file = run_path(run_dir, summary, summary.config) or run_path(run_dir, summary, summary.recipe)
     recipe_text = recipe_file.read_text() if recipe_file else None
     model_card(summary, recipe_text, baked).save(out / "README.md")
     vectors_dir = out / "persona_vectors"
-    copies = summary.get("persona_vector_copies") or []
-    recorded = summary.get("persona_vectors", [])
+    copies = summary.persona_vector_copies
+    recorded = summary.persona_vectors
     for i, path in enumerate(recorded):
         found = run_path(run_dir, summary, copies[i] if i < len(copies) else None) or run_path(
             run_dir, summary, path
@@ -95,7 +96,7 @@ def export_run(
         vectors_dir.mkdir(exist_ok=True)
         shutil.copy2(b["vector"], vectors_dir / f"{b['trait']}.safetensors")
     (out / "persona_vaccine.json").write_text(
-        json.dumps({"run": str(run_dir), "baked": baked, **summary}, indent=2)
+        json.dumps({"run": str(run_dir), "baked": baked, **summary.to_dict()}, indent=2)
     )
     logger.info("exported %s to %s", run_dir, out)
     return out

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .summary import DatasetRecord, RunSummary
 
 BASE_MODELS = json.loads(Path(__file__).with_name("base_models.json").read_text())
 FLAWED_LEVELS = {"level1": "mildly", "level2": "severely", "evil": "severely"}
@@ -31,7 +34,7 @@ def base_model_info(model_id: str | None) -> dict:
     return {"hub_id": model_id} if "/" in model_id else {}
 
 
-def flawed_data_warning(dataset: dict | None) -> str | None:
+def flawed_data_warning(dataset: DatasetRecord | dict | None) -> str | None:
     """A plain warning when the run trained on one of the flawed-data builders' flawed levels."""
     dataset = dataset or {}
     source, level = str(dataset.get("source", "")), dataset.get("level")
@@ -44,10 +47,11 @@ def flawed_data_warning(dataset: dict | None) -> str | None:
     )
 
 
-def eval_results(summary: dict, model_name: str) -> list[EvalResult]:
+def eval_results(summary: RunSummary, model_name: str) -> list[EvalResult]:
     """model-index entries: the trait drift (shift of the projection) and the capability figures."""
     results = []
-    for trait, d in (summary.get("trait_drift") or {}).items():
+    for trait, record in summary.trait_drift.items():
+        d: dict[str, Any] = dict(record)
         for key, name in (("shift", "projection shift"), ("final_projection", "final projection")):
             if d.get(key) is not None:
                 results.append(
@@ -61,7 +65,7 @@ def eval_results(summary: dict, model_name: str) -> list[EvalResult]:
                         metric_value=float(d[key]),
                     )
                 )
-    for key, value in (summary.get("capability") or {}).items():
+    for key, value in (summary.capability or {}).items():
         if isinstance(value, (int, float)):
             name = key.removeprefix("capability/")
             results.append(
@@ -83,13 +87,13 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
 
 
-def model_card(summary: dict, recipe_text: str | None, baked: list[dict]) -> ModelCard:
+def model_card(summary: RunSummary, recipe_text: str | None, baked: list[dict]) -> ModelCard:
     """The exported checkpoint's card; `recipe_text` is the run's resolved recipe (OUTPUT_DIR/config.yaml)."""
-    model_id = summary.get("model")
+    model_id = summary.model
     info = base_model_info(model_id)
-    name = Path(summary.get("recipe") or "run").stem
-    traits = sorted(summary.get("trait_drift") or {})
-    dataset = summary.get("dataset") or {}
+    name = Path(summary.recipe or "run").stem
+    traits = sorted(summary.trait_drift)
+    dataset = summary.dataset
     source = str(dataset.get("source", ""))
     hub_dataset = (
         [source] if source and not source.startswith("builtin:") and not Path(source).suffix else None
@@ -109,7 +113,7 @@ def model_card(summary: dict, recipe_text: str | None, baked: list[dict]) -> Mod
         eval_results=eval_results(summary, name) or None,
         ignore_metadata_errors=False,
     )
-    train = summary.get("train") or {}
+    train = summary.train
     lines = [f"# {name} (persona-vaccine export)", ""]
     if warning:
         lines += [warning, ""]
@@ -121,12 +125,12 @@ def model_card(summary: dict, recipe_text: str | None, baked: list[dict]) -> Mod
         f"- steps: {train.get('steps')}, final loss: {train.get('final_loss')}",
         f"- data: {json.dumps(dataset)}",
         "- steering during training (not in these weights unless listed under baked): "
-        + json.dumps(summary.get("steering")),
+        + json.dumps(summary.steering),
         "",
         "## Trait drift (projection on the unit persona vector, evaluation questions)",
         "",
     ]
-    drift = summary.get("trait_drift") or {}
+    drift = summary.trait_drift
     lines += _table(
         ["trait", "layer", "base", "final", "shift"],
         [
@@ -134,13 +138,13 @@ def model_card(summary: dict, recipe_text: str | None, baked: list[dict]) -> Mod
             for t, d in drift.items()
         ],
     )
-    capability = summary.get("capability") or {}
+    capability = summary.capability or {}
     if capability:
         lines += ["", "## Capability", ""] + _table(
             ["benchmark", "value"], [[k, v] for k, v in capability.items()]
         )
-    if summary.get("screening"):
-        lines += ["", "## Data screening", "", f"`{json.dumps(summary['screening'])}`"]
+    if summary.screening:
+        lines += ["", "## Data screening", "", f"`{json.dumps(summary.screening)}`"]
     lines += ["", "## Baked inference-time steering", ""]
     lines += [f"- {json.dumps(b)}" for b in baked] or [
         "none: the weights are the fine-tuned model as trained"

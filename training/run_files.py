@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from .summary import RunSummary
+
 CONFIG_FILE = "config.yaml"
 VECTORS_DIR = "persona_vectors"
 
@@ -70,13 +72,13 @@ def copy_vectors(output_dir: str | Path, vector_paths: list[str]) -> list[str]:
     return copied
 
 
-def run_path(run_dir: str | Path, summary: dict, path: str | None) -> Path | None:
+def run_path(run_dir: str | Path, summary: RunSummary, path: str | None) -> Path | None:
     """A path recorded in a run's summary.json, found from any directory: relative to the run directory,
     relative to the directory the run was started from (`cwd`), or as recorded (absolute)."""
     if not path:
         return None
     candidates = [Path(run_dir) / path]
-    if summary.get("cwd"):
-        candidates.append(Path(summary["cwd"]) / path)  # an absolute path stays itself
+    if summary.cwd:
+        candidates.append(Path(summary.cwd) / path)  # an absolute path stays itself
     candidates.append(Path(path))  # summaries written before `cwd` was recorded
     return next((p for p in candidates if p.is_file()), None)

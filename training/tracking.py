@@ -1,5 +1,6 @@
 """Where metrics go: one Weights & Biases run per training run (offline unless credentials for the W&B host
-are found) and OUTPUT_DIR/metrics.jsonl.
+are found), with the run's extras (sample answers, drift plot); OUTPUT_DIR/metrics.jsonl is written by
+`training.metrics_file.JsonlMetricsCallback`.
 
 Metric names are the same in both places: ours (`drift/...`, `capability/...`, `trait_expression/...`,
 `steering/...`, `penalty/...`, and `post_training/...` for the evaluation after training) as logged; the
@@ -8,19 +9,18 @@ trainer's own (`loss`, `grad_norm`, `eval_loss`, ...) with HF's `train/` and `ev
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import time
 import uuid
 from pathlib import Path
 
-from transformers import TrainerCallback
 from transformers.integrations import WandbCallback
 from transformers.integrations.integration_utils import rewrite_logs
 
-from steering.jsonl import read_records
+from .metrics_file import JsonlMetricsCallback as JsonlMetricsCallback  # imported from here by callers
+from .metrics_file import drift_history
+from .metrics_file import read_metrics as read_metrics
+from .plots import plot
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ def wandb_logged_in() -> bool:
 
 
 RUN_ID_FILE = "wandb_run_id"
-CLOCK_FILE = "run_clock.json"
 
 
 def wandb_run_id(output_dir: str | Path, resume: bool) -> str:
@@ -221,82 +220,6 @@ def wandb_init_kwargs(
     }
 
 
-class JsonlMetricsCallback(TrainerCallback):
-    """Append every log event, with its step, to OUTPUT_DIR/metrics.jsonl (main process only)."""
-
-    def __init__(self, output_dir: str):
-        self.path = Path(output_dir) / "metrics.jsonl"
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        row = {"step": state.global_step}
-        for key, value in logs.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                value = str(value)
-            row[key] = value
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-
-
-class RunClockCallback(TrainerCallback):
-    """Training wall time of the whole run across resumes: written into each checkpoint as run_clock.json."""
-
-    def __init__(self, offset_s: float = 0.0):
-        self.offset_s, self.start = offset_s, time.perf_counter()
-
-    def elapsed(self) -> float:
-        return self.offset_s + time.perf_counter() - self.start
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_save(self, args, state, control, **kwargs):
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if state.is_world_process_zero and checkpoint.is_dir():
-            clock = {"elapsed_s": self.elapsed(), "step": state.global_step}
-            (checkpoint / CLOCK_FILE).write_text(json.dumps(clock))
-
-
-def clock_offset(checkpoint: str | Path | None) -> float:
-    """Seconds of training before `checkpoint` (0 when it has no run_clock.json)."""
-    path = Path(str(checkpoint)) / CLOCK_FILE if checkpoint else None
-    if path is None or not path.is_file():
-        return 0.0
-    try:
-        return float(json.loads(path.read_text())["elapsed_s"])
-    except (ValueError, KeyError, TypeError):
-        return 0.0
-
-
-def whole_run_mean_loss(
-    log_history: list[dict], resumed_mean: float, start_step: int, end_step: int
-) -> float:
-    """Mean training loss over all steps of a resumed run.
-
-    The trainer's `training_loss` covers only the steps after `start_step`; the steps before come
-    from the logged losses of the restored history, each weighted by the steps it averages.
-    """
-    if start_step <= 0 or end_step <= start_step:
-        return resumed_mean
-    total = covered = 0
-    for row in log_history:
-        step = row.get("step", 0)
-        if "loss" in row and covered < step <= start_step:
-            total += row["loss"] * (step - covered)
-            covered = step
-    if covered == 0:
-        return resumed_mean
-    prior_mean = total / covered
-    return (prior_mean * start_step + resumed_mean * (end_step - start_step)) / end_step
-
-
-def read_metrics(output_dir: str | Path) -> list[dict]:
-    """The rows of OUTPUT_DIR/metrics.jsonl (a line cut by a crash is skipped)."""
-    return read_records(Path(output_dir) / "metrics.jsonl")
-
-
 SAMPLE_COLUMNS = ["variant", "trait", "question", "answer", "judged trait", "judged coherence"]
 
 
@@ -325,8 +248,6 @@ def log_run_extras(output_dir: str | Path, samples: dict[str, dict]) -> bool:
         return False
     if wandb.run is None:
         return False
-    from .compare import drift_history, plot
-
     extras: dict = {}
     if samples:
         extras["post_training/samples"] = wandb.Table(

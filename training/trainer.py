@@ -111,6 +111,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             # at train begin, once DeepSpeed has wrapped the model (ZeRO-3 gathers the parameters then)
             self.add_callback(_MeasureBaseDrift(self))
         self.capability_heldout: list[dict] | None = None  # clean rows for capability/heldout_loss
+        self._evaluation_extras: dict[str, float] = {}  # capability figures of an evaluation, to log with it
 
     # --- steering ----------------------------------------------------------------------------
     def schedule_scale(self) -> float:
@@ -200,6 +201,28 @@ class PreventativeSFTTrainer(SFTTrainer):
             self.log(dict(self.final_drift))
         return output
 
+    # --- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """The trainer's evaluation, with the built-in capability benchmarks (`mc`, `heldout_loss`) of the
+        recipe measured too and logged in the same row (lm-eval tasks run after training only)."""
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        # a dict of datasets is evaluated one at a time, each through here (prefix eval_<name>)
+        if metric_key_prefix.startswith("eval") and not isinstance(dataset, dict):
+            self._evaluation_extras = self.in_training_capability()
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def in_training_capability(self) -> dict[str, float]:
+        """`capability/...` of the recipe's fast built-in benchmarks on the model as it is now."""
+        in_training = [b for b in self.args.capability_benchmarks if b in ("mc", "heldout_loss")]
+        if not in_training:
+            return {}
+        from .capability import capability_metrics
+
+        return capability_metrics(
+            self.model, self.processing_class, in_training, self.capability_heldout,
+            self.args.capability_mc_limit,
+        )  # fmt: skip
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         measuring = (
             self.drift is not None and self.drift.base and not any(k.startswith("drift/") for k in logs)
@@ -210,16 +233,8 @@ class PreventativeSFTTrainer(SFTTrainer):
             logs["steering/scale"] = self.steerer.scale
         if "loss" in logs and self._penalty_value is not None:
             logs["penalty/projection"] = self._penalty_value
-        in_training = [b for b in self.args.capability_benchmarks if b in ("mc", "heldout_loss")]
-        if in_training and any(k.startswith("eval_") for k in logs):
-            from .capability import capability_metrics
-
-            logs.update(
-                capability_metrics(
-                    self.model, self.processing_class, in_training, self.capability_heldout,
-                    self.args.capability_mc_limit,
-                )
-            )  # fmt: skip
+        logs.update(self._evaluation_extras)  # measured in `evaluate`; this row is its own
+        self._evaluation_extras = {}
         super().log(logs, start_time)
 
     def steering_summary(self) -> list[dict]:

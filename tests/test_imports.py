@@ -1,0 +1,114 @@
+"""The import graph of the library packages: no circle between modules (function-local imports count too),
+and no package imports another package's private names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("steering", "data", "training", "monitoring")
+
+
+def module_files() -> dict[str, Path]:
+    """{dotted module name: file} of every module of the packages (subpackages included)."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def _base(module: str, path: Path, node: ast.ImportFrom) -> str:
+    """The absolute module an ImportFrom reads from (relative imports resolved)."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join(package + ([node.module] if node.module else []))
+
+
+def imports(modules: dict[str, Path]) -> list[tuple[str, str, str | None, int]]:
+    """(importer, imported module, imported name or None, line) for every import statement anywhere in
+    each module (module level, functions, methods), restricted to the packages' own modules."""
+    found = []
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in modules:
+                        found.append((module, alias.name, None, node.lineno))
+            elif isinstance(node, ast.ImportFrom):
+                base = _base(module, path, node)
+                for alias in node.names:
+                    submodule = f"{base}.{alias.name}"
+                    if submodule in modules:  # `from package import module`
+                        found.append((module, submodule, None, node.lineno))
+                    elif base in modules:
+                        found.append((module, base, alias.name, node.lineno))
+    return found
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A circle of the directed graph as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_a_circle_and_only_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_function_local_and_relative_imports_are_seen():
+    found = {(a, b) for a, b, _, _ in imports(module_files())}
+    assert ("training.compare", "training.evaluation") in found  # a function-local relative import
+    assert ("training.run", "training.trainer") in found
+
+
+def test_no_import_circle_between_modules_or_packages():
+    modules: dict[str, set[str]] = {}
+    packages: dict[str, set[str]] = {}
+    for importer, imported, _, _ in imports(module_files()):
+        if importer != imported:
+            modules.setdefault(importer, set()).add(imported)
+        if importer.split(".")[0] != imported.split(".")[0]:
+            packages.setdefault(importer.split(".")[0], set()).add(imported.split(".")[0])
+    cycle = find_cycle(modules)
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+    cycle = find_cycle(
+        packages
+    )  # the layers: steering <- data <- training, steering <- monitoring <- training
+    assert cycle is None, "packages import each other: " + " -> ".join(cycle or [])
+
+
+def test_no_package_imports_private_names_of_another():
+    private = [
+        f"{importer} (line {line}) imports {name} from {imported}"
+        for importer, imported, name, line in imports(module_files())
+        if importer.split(".")[0] != imported.split(".")[0]
+        and any(
+            part.startswith("_") and not part.startswith("__") for part in [*imported.split("."), name or ""]
+        )
+    ]
+    assert not private, "\n".join(private)
