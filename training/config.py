@@ -97,6 +97,20 @@ class PreventativeSFTConfig(SFTConfig):
         default=None, metadata={"help": "Use at most this many questions."}
     )
     drift_batch_size: int = field(default=32, metadata={"help": "Batch size of drift measurement forwards."})
+    measure_margin: bool = field(
+        default=False,
+        metadata={
+            "help": "Log behaviour/<trait>/margin at each log step: mean token log-prob of the base model's "
+            "pos- minus neg-prompted answers to the evaluation questions (and a builder's Level II minus "
+            "Normal answers to unseen prompts), no system prompt, hooks off (training/margin.py)."
+        },
+    )
+    margin_max_questions: int | None = field(
+        default=10, metadata={"help": "Evaluation questions of the margin's answer pairs."}
+    )
+    margin_data_pairs: int = field(
+        default=32, metadata={"help": "Level II vs Normal pairs of a builtin: dataset (0: none)."}
+    )
     drift_alert_above: list[str] = field(
         default_factory=list,
         metadata={

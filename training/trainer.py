@@ -24,6 +24,7 @@ from steering.vector import PersonaVector, VectorMismatch
 
 from .config import PreventativeSFTConfig
 from .drift import DriftMeter
+from .margin import MarginMeter
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,17 @@ class _MeasureBaseDrift(TrainerCallback):
 class PreventativeSFTTrainer(SFTTrainer):
     """SFTTrainer + preventative steering + trait drift logging (`drift/<trait>/projection|shift`)."""
 
-    def __init__(self, *args, model_id: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        model_id: str | None = None,
+        margin_dataset: tuple[str, int] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         cfg: PreventativeSFTConfig = self.args
         self.model_id = model_id
+        self.margin_dataset = margin_dataset  # (dataset, dataset_seed): a builder's Level II vs Normal pairs
         self.vectors = load_vectors(cfg, self.model, model_id)
         self.layers = [
             cfg.steering_layers[i] if i < len(cfg.steering_layers) else v.default_layer()
@@ -107,7 +115,9 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.drift_batch_size,
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
-        if self.drift is not None:
+        self.margin: MarginMeter | None = None  # built at train begin from the base model's answers
+        self.final_margin: dict[str, float] = {}  # behaviour/<name>/margin|margin_shift after training
+        if self.drift is not None or (cfg.measure_margin and self.vectors):
             # at train begin, once DeepSpeed has wrapped the model (ZeRO-3 gathers the parameters then)
             self.add_callback(_MeasureBaseDrift(self))
         self.capability_heldout: list[dict] | None = None  # clean rows for capability/heldout_loss
@@ -182,6 +192,33 @@ class PreventativeSFTTrainer(SFTTrainer):
         return Path(self.args.output_dir) / "drift_base.json"
 
     def _measure_base(self) -> None:
+        if self.args.measure_margin and self.vectors:
+            self._measure_base_margin()
+        if self.drift is not None:
+            self._measure_base_drift()
+
+    def _measure_base_margin(self) -> None:
+        from .margin import build_margin_meter
+
+        cfg = self.args
+        dataset, seed = self.margin_dataset or (None, 0)
+        self.margin = build_margin_meter(
+            self.model, self.processing_class, self.vectors, list(cfg.persona_vectors),
+            Path(cfg.output_dir) / "margin_pairs", dataset, seed, cfg.margin_max_questions,
+            cfg.margin_data_pairs,
+        )  # fmt: skip
+        path = Path(cfg.output_dir) / "margin_base.json"
+        if path.is_file():  # resumed run: keep the margins of the original base model
+            saved = json.loads(path.read_text())
+            if set(saved) == set(self.margin.pair_sets):
+                self.margin.base = saved
+                return
+        self.margin.measure_base(self.model)
+        if self.is_world_process_zero():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.margin.base, indent=2))
+
+    def _measure_base_drift(self) -> None:
         path = self._base_path()
         if path.is_file():  # resumed run: keep the projections of the original base model
             saved = json.loads(path.read_text())
@@ -195,9 +232,15 @@ class PreventativeSFTTrainer(SFTTrainer):
 
     def train(self, *args, **kwargs):
         output = super().train(*args, **kwargs)
+        final: dict[str, float] = {}
         if self.drift is not None:
             self.final_drift = self.drift.metrics(self.model)
-            self.log(dict(self.final_drift))
+            final.update(self.final_drift)
+        if self.margin is not None:
+            self.final_margin = self.margin.metrics(self.model)
+            final.update(self.final_margin)
+        if final:
+            self.log(final)
         return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -206,6 +249,9 @@ class PreventativeSFTTrainer(SFTTrainer):
         )
         if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
             logs.update(self.drift.metrics(self.model))
+        at_step = "loss" in logs or any(k.startswith("eval_") for k in logs)
+        if self.margin is not None and at_step and not any(k.startswith("behaviour/") for k in logs):
+            logs.update(self.margin.metrics(self.model))
         if "loss" in logs and self.steerer is not None and self.args.steering_schedule != "constant":
             logs["steering/scale"] = self.steerer.scale
         if "loss" in logs and self._penalty_value is not None:
