@@ -454,6 +454,13 @@ def cmd_trait(argv: list[str]) -> int:
     return 0
 
 
+def cmd_classifier(argv: list[str]) -> int:
+    """Train an extraction's offline classifier judge (TF-IDF + logistic regression) and print its AUCs."""
+    from steering.judge_classifier import cli
+
+    return cli(argv)
+
+
 COMMANDS = {
     "train": cmd_train,
     "extract": cmd_extract,
@@ -464,6 +471,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "trait": cmd_trait,
     "serve": cmd_serve,
+    "classifier": cmd_classifier,
 }
 
 
