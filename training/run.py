@@ -378,6 +378,7 @@ def _run_training(
         },
         "behaviour": trainer.margin.summary(trainer.final_margin) if trainer.margin else {},
         "steering": trainer.steering_summary(),
+        "steering_auto": trainer.coef_controller.coefs() if trainer.coef_controller else None,
         "persona_vectors": list(args.persona_vectors),
         "persona_vector_copies": copy_vectors(output_dir, list(args.persona_vectors))
         if trainer.is_world_process_zero()

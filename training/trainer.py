@@ -22,6 +22,7 @@ from steering.hooks import Steerer, SteeringSpec
 from steering.layers import check_layer, get_decoder_layers, hidden_size
 from steering.vector import PersonaVector, VectorMismatch
 
+from .coef_controller import CoefController
 from .config import PreventativeSFTConfig
 from .drift import DriftMeter
 from .margin import MarginMeter
@@ -60,6 +61,17 @@ class _MeasureBaseDrift(TrainerCallback):
         self.trainer._measure_base()
 
 
+class _UpdateCoefs(TrainerCallback):
+    """steering_auto: every k steps, measure the drift and let the controller set the coefficients."""
+
+    def __init__(self, trainer: PreventativeSFTTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % args.steering_auto_every == 0:
+            self.trainer.coef_controller.update(self.trainer.drift_now())
+
+
 class PreventativeSFTTrainer(SFTTrainer):
     """SFTTrainer + preventative steering + trait drift logging (`drift/<trait>/projection|shift`)."""
 
@@ -95,7 +107,7 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.steering_coef_unit,
             )
             for i, (v, layer) in enumerate(zip(self.vectors, self.layers, strict=True))
-            if cfg.coef_for(i) != 0.0
+            if cfg.coef_for(i) != 0.0 or cfg.steering_auto
         ]
         if cfg.projection_penalty and not callable(getattr(self.model, "disable_adapter", None)):
             raise InvalidInput(
@@ -115,6 +127,19 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.drift_batch_size,
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
+        self.coef_controller: CoefController | None = None
+        self._drift_cache: tuple[int, dict[str, float]] | None = None  # (step, drift metrics) of this step
+        if cfg.steering_auto and self.steerer is not None and self.drift is not None:
+            names = [p.name for p in self.drift.probes]
+            self.coef_controller = CoefController(
+                self.steerer,
+                self.specs,
+                names,
+                cfg.steering_auto_kp,
+                cfg.steering_auto_ki,
+                cfg.steering_auto_max,
+            )
+            self.add_callback(_UpdateCoefs(self))
         self.margin: MarginMeter | None = None  # built at train begin from the base model's answers
         self.final_margin: dict[str, float] = {}  # behaviour/<name>/margin|margin_shift after training
         if self.drift is not None or (cfg.measure_margin and self.vectors):
@@ -230,6 +255,13 @@ class PreventativeSFTTrainer(SFTTrainer):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.drift.base, indent=2))
 
+    def drift_now(self) -> dict[str, float]:
+        """This step's drift metrics, measured once per step (the controller and the log share them)."""
+        step = self.state.global_step
+        if self._drift_cache is None or self._drift_cache[0] != step:
+            self._drift_cache = (step, self.drift.metrics(self.model))
+        return dict(self._drift_cache[1])
+
     def train(self, *args, **kwargs):
         output = super().train(*args, **kwargs)
         final: dict[str, float] = {}
@@ -248,7 +280,9 @@ class PreventativeSFTTrainer(SFTTrainer):
             self.drift is not None and self.drift.base and not any(k.startswith("drift/") for k in logs)
         )
         if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
-            logs.update(self.drift.metrics(self.model))
+            logs.update(self.drift_now())
+        if "loss" in logs and self.coef_controller is not None:
+            logs.update(self.coef_controller.coefs())
         at_step = "loss" in logs or any(k.startswith("eval_") for k in logs)
         if self.margin is not None and at_step and not any(k.startswith("behaviour/") for k in logs):
             logs.update(self.margin.metrics(self.model))
