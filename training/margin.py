@@ -234,15 +234,17 @@ def build_margin_meter(
     max_questions: int | None = None,
     data_pairs: int = 32,
     batch_size: int = 16,
+    beside_vectors: bool = True,
 ) -> MarginMeter:
     """A meter over each vector's trait pairs and, for a `builtin:` dataset, the builder's data pairs.
 
-    Trait pairs are cached beside the vector file, or in `fallback_dir/<trait>` when that is not writable.
+    Trait pairs are cached beside the vector file, or in `fallback_dir/<trait>` when that is not writable
+    or `beside_vectors` is false (the other processes of a multi-process run: one writer per file).
     """
     sets: dict[str, list[MarginPair]] = {}
     for vector, path in zip(vectors, vector_paths, strict=True):
         cache = Path(path).parent
-        if not _writable(cache):
+        if not beside_vectors or not _writable(cache):
             cache = fallback_dir / vector.trait
         rows = trait_answer_rows(model, tokenizer, vector, cache, max_questions)
         sets.setdefault(vector.trait, pairs_from_answers(tokenizer, rows))

@@ -133,6 +133,8 @@ def run_seeds(
 
     overrides = list(overrides)
     _, _, base = parse_recipe(recipe, overrides)
+    if not base.output_dir:
+        raise ValueError(f"{recipe}: field 'output_dir' is required for seeds (the seed_N runs go inside it)")
     group = Path(base.output_dir)
     runs = []
     for seed in seeds:

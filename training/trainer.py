@@ -229,8 +229,8 @@ class PreventativeSFTTrainer(SFTTrainer):
         dataset, seed = self.margin_dataset or (None, 0)
         self.margin = build_margin_meter(
             self.model, self.processing_class, self.vectors, list(cfg.persona_vectors),
-            Path(cfg.output_dir) / "margin_pairs", dataset, seed, cfg.margin_max_questions,
-            cfg.margin_data_pairs,
+            Path(cfg.output_dir) / f"margin_pairs_rank{self.args.process_index}", dataset, seed,
+            cfg.margin_max_questions, cfg.margin_data_pairs, beside_vectors=self.is_world_process_zero(),
         )  # fmt: skip
         path = Path(cfg.output_dir) / "margin_base.json"
         if path.is_file():  # resumed run: keep the margins of the original base model
