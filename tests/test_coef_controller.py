@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 
 import pytest
 import torch
@@ -96,3 +98,29 @@ def test_auto_needs_drift_and_add_mode(tmp_path):
         _args(tmp_path, "x", persona_vectors=["v.safetensors"], steering_auto=True, measure_drift=False)
     with pytest.raises(ValueError, match="use add"):
         _args(tmp_path, "x", persona_vectors=["v.safetensors"], steering_auto=True, steering_mode="ablate")
+
+
+def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer, tmp_path):
+    from data.loading import load_training_dataset
+
+    dataset = load_training_dataset("builtin:evil", size=16, seed=0)
+    vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
+    path = str(vector.save(tmp_path / "evil.safetensors"))
+    common = dict(persona_vectors=[path], steering_layers=[2], steering_auto=True, steering_auto_every=1)
+    first = _train(
+        PreventativeSFTTrainer, tiny_chat_model,
+        _args(tmp_path, "run", max_steps=2, save_strategy="steps", save_steps=2, **common),
+        dataset, tiny_tokenizer, model_id="tiny",
+    )  # fmt: skip
+    saved = json.loads((tmp_path / "run" / "checkpoint-2" / "steering_auto.json").read_text())
+    assert saved["evil"]["coef"] == first.specs[0].coef != 0.0
+    resumed = PreventativeSFTTrainer(
+        model=copy.deepcopy(tiny_chat_model), args=_args(tmp_path, "run", max_steps=3, **common),
+        train_dataset=dataset, processing_class=tiny_tokenizer, model_id="tiny",
+    )  # fmt: skip
+    resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
+    row = next(r for r in resumed.state.log_history if r.get("step") == 3 and "loss" in r)
+    # step 3's coefficient continues the saved integral (a fresh controller would start from 0)
+    pi = PIController(1.0, 0.5, 8.0, integral=saved["evil"]["integral"])
+    expected = pi.update(row["drift/evil/shift"] / float(vector[2].norm()))
+    assert row["steering/coef/evil"] == pytest.approx(expected, abs=1e-7)

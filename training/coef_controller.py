@@ -48,6 +48,19 @@ class CoefController:
     def coefs(self) -> dict[str, float]:
         return {f"steering/coef/{name}": spec.coef for name, spec in zip(self.names, self.specs, strict=True)}
 
+    def state(self) -> dict[str, dict[str, float]]:
+        """Per trait: coefficient and integral (saved in each checkpoint, so a resumed run continues)."""
+        return {
+            name: {"coef": pi.coef, "integral": pi.integral}
+            for name, pi in zip(self.names, self.pis, strict=True)
+        }
+
+    def load_state(self, state: dict[str, dict[str, float]]) -> None:
+        for name, spec, pi in zip(self.names, self.specs, self.pis, strict=True):
+            if name in state:
+                pi.coef, pi.integral = float(state[name]["coef"]), float(state[name]["integral"])
+                self.steerer.set_coef(spec, pi.coef)
+
     def update(self, drift: dict[str, float]) -> dict[str, float]:
         """New coefficients from the drift metrics of this step; returns `steering/coef/<trait>`."""
         for name, spec, pi in zip(self.names, self.specs, self.pis, strict=True):

@@ -61,6 +61,9 @@ class _MeasureBaseDrift(TrainerCallback):
         self.trainer._measure_base()
 
 
+AUTO_STATE = "steering_auto.json"  # the controller's state in a checkpoint
+
+
 class _UpdateCoefs(TrainerCallback):
     """steering_auto: every k steps, measure the drift and let the controller set the coefficients."""
 
@@ -70,6 +73,11 @@ class _UpdateCoefs(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % args.steering_auto_every == 0:
             self.trainer.coef_controller.update(self.trainer.drift_now())
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            (checkpoint / AUTO_STATE).write_text(json.dumps(self.trainer.coef_controller.state()))
 
 
 class PreventativeSFTTrainer(SFTTrainer):
@@ -263,6 +271,11 @@ class PreventativeSFTTrainer(SFTTrainer):
         return dict(self._drift_cache[1])
 
     def train(self, *args, **kwargs):
+        checkpoint = kwargs.get("resume_from_checkpoint", args[0] if args else None)
+        if self.coef_controller is not None and isinstance(checkpoint, str):
+            state = Path(checkpoint) / AUTO_STATE
+            if state.is_file():  # continue the controller where the checkpoint left it
+                self.coef_controller.load_state(json.loads(state.read_text()))
         output = super().train(*args, **kwargs)
         final: dict[str, float] = {}
         if self.drift is not None:
