@@ -303,12 +303,24 @@ def cmd_compare(argv: list[str]) -> int:
     from training.compare import compare_runs
 
     parser = argparse.ArgumentParser(prog="launch.py compare", description=cmd_compare.__doc__)
-    parser.add_argument("run_dirs", nargs="+", help="training run output directories (with summary.json)")
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        help="run output directories (with summary.json) or seed groups (seed_N/ inside)",
+    )
     parser.add_argument("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
     parser.add_argument(
         "--base_model", default=None, help="also evaluate this untouched model the same way, as a first row"
     )
     opts = parser.parse_args(argv)
+    from training.seeds import compare_seed_groups  # seed groups (DIR/seed_N/summary.json): intervals
+
+    seeds_table, opts.run_dirs = compare_seed_groups(opts.run_dirs, opts.output_dir)
+    if seeds_table:
+        print(seeds_table)
+        print(f"written: {Path(opts.output_dir) / 'compare_seeds.md'}")
+    if not opts.run_dirs:
+        return 0
     table, image = compare_runs(opts.run_dirs, opts.output_dir, opts.base_model)
     print(table)
     print(f"written: {Path(opts.output_dir) / 'compare.md'}, {image}")
@@ -453,6 +465,20 @@ def cmd_trait(argv: list[str]) -> int:
     return 0
 
 
+def cmd_seeds(argv: list[str]) -> int:
+    """Train a recipe over several seeds (OUTPUT_DIR/seed_N, resumable); mean and 95% interval per metric."""
+    from training.seeds import cli
+
+    return cli(argv)
+
+
+def cmd_classifier(argv: list[str]) -> int:
+    """Train an extraction's offline classifier judge (TF-IDF + logistic regression) and print its AUCs."""
+    from steering.judge_classifier import cli
+
+    return cli(argv)
+
+
 COMMANDS = {
     "train": cmd_train,
     "extract": cmd_extract,
@@ -463,6 +489,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "trait": cmd_trait,
     "serve": cmd_serve,
+    "classifier": cmd_classifier,
+    "seeds": cmd_seeds,
 }
 
 

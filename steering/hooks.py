@@ -300,6 +300,14 @@ class Steerer:
 
         return hook
 
+    def set_coef(self, spec: SteeringSpec, coef: float) -> None:
+        """Change one spec's coefficient in place (used by the automatic coefficient controller)."""
+        spec.coef = coef
+        for layer, ops in self.ops.items():
+            for op in ops:
+                if op.spec is spec:
+                    op.direction, op.cache = spec.direction(layer), None
+
     @contextlib.contextmanager
     def active(self) -> Iterator[Steerer]:
         """Register the hooks for the duration of the block (forward and backward)."""

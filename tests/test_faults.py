@@ -449,7 +449,11 @@ def test_screening_killed_and_resumed_equals_uninterrupted(setup, uninterrupted_
     out = root / f"screen_kill_{after_rows}"
     shard = out / "shards" / "rank0.jsonl"
     COUNTS["fault_injected"] += 1
-    wrapper = [sys.executable, str(ROOT / "tests" / "fault_wrappers" / "screen_killed_after.py"), str(after_rows)]
+    wrapper = [
+        sys.executable,
+        str(ROOT / "tests" / "fault_wrappers" / "screen_killed_after.py"),
+        str(after_rows),
+    ]
     killed = _run(wrapper + _screen_cmd(root, out)[2:], root)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not (out / "screened.jsonl").exists()

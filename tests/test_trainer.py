@@ -295,3 +295,45 @@ def test_in_training_capability_is_measured_at_each_evaluation_and_logged_with_i
     last = read_metrics(args.output_dir)[-1]
     key = "capability/mc_chat_letter_accuracy"
     assert last[key] == metrics[key] == evaluations[-1][key]
+
+
+def test_margin_is_logged_with_the_drift_and_reaches_the_summary_fields(
+    tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
+):
+    from training.tracking import JsonlMetricsCallback, read_metrics
+
+    args = _args(
+        tmp_path,
+        "margin",
+        persona_vectors=[vector_file],
+        steering_coefs=[0.0],
+        measure_margin=True,
+        margin_max_questions=2,
+        margin_data_pairs=4,
+    )
+    trainer = _train(
+        PreventativeSFTTrainer,
+        tiny_chat_model,
+        args,
+        dataset,
+        tiny_tokenizer,
+        model_id="tiny",
+        margin_dataset=("builtin:evil", 0),
+        callbacks=[JsonlMetricsCallback(args.output_dir)],
+    )
+    rows = read_metrics(args.output_dir)
+    train_rows = [r for r in rows if "loss" in r]
+    keys = ("behaviour/evil/margin", "behaviour/data_evil/margin", "behaviour/evil/margin_shift")
+    assert train_rows and all(all(k in r for k in keys) and "drift/evil/shift" in r for r in train_rows)
+    assert "behaviour/evil/margin" in rows[-1] and "loss" not in rows[-1]  # the final measurement
+    base = json.loads((tmp_path / "margin" / "margin_base.json").read_text())
+    assert set(base) == {"evil", "data_evil"}
+    summary = trainer.margin.summary(trainer.final_margin)
+    assert summary["data_evil"]["pairs"] == 4
+    assert summary["evil"]["margin_shift"] == pytest.approx(
+        summary["evil"]["final_margin"] - summary["evil"]["base_margin"], abs=1e-6
+    )
+    # the trait pairs were cached beside the vector file
+    from pathlib import Path
+
+    assert (Path(vector_file).parent / "margin_pairs.jsonl").is_file()

@@ -49,6 +49,22 @@ class PreventativeSFTConfig(SFTConfig):
     steering_coefs: list[float] = field(
         default_factory=list, metadata={"help": "Coefficient per vector during training; 0 = measure only."}
     )
+    steering_auto: bool = field(
+        default=False,
+        metadata={
+            "help": "Set every vector's coefficient during training with a PI controller on its measured shift "
+            "(training/coef_controller.py), so the shift stays near 0; steering_coefs are the starting values. "
+            "Logged as steering/coef/<trait>."
+        },
+    )
+    steering_auto_every: int = field(
+        default=5, metadata={"help": "Steps between the controller's drift measurements."}
+    )
+    steering_auto_kp: float = field(
+        default=1.0, metadata={"help": "Proportional gain (coefficient per shift / |v| unit)."}
+    )
+    steering_auto_ki: float = field(default=0.5, metadata={"help": "Integral gain (per measurement)."})
+    steering_auto_max: float = field(default=8.0, metadata={"help": "The coefficient stays within +-this."})
     steering_mode: SteeringMode = field(
         default="add", metadata={"help": f"One of {MODES}: add coef*v, or project v out."}
     )
@@ -97,6 +113,20 @@ class PreventativeSFTConfig(SFTConfig):
         default=None, metadata={"help": "Use at most this many questions."}
     )
     drift_batch_size: int = field(default=32, metadata={"help": "Batch size of drift measurement forwards."})
+    measure_margin: bool = field(
+        default=False,
+        metadata={
+            "help": "Log behaviour/<trait>/margin at each log step: mean token log-prob of the base model's "
+            "pos- minus neg-prompted answers to the evaluation questions (and a builder's Level II minus "
+            "Normal answers to unseen prompts), no system prompt, hooks off (training/margin.py)."
+        },
+    )
+    margin_max_questions: int | None = field(
+        default=10, metadata={"help": "Evaluation questions of the margin's answer pairs."}
+    )
+    margin_data_pairs: int = field(
+        default=32, metadata={"help": "Level II vs Normal pairs of a builtin: dataset (0: none)."}
+    )
     drift_alert_above: list[str] = field(
         default_factory=list,
         metadata={
@@ -179,6 +209,26 @@ class PreventativeSFTConfig(SFTConfig):
             "inference_steering_coef",
         ):
             require_finite(getattr(self, name), name)
+        for name in ("steering_auto_kp", "steering_auto_ki", "steering_auto_max"):
+            require_finite(getattr(self, name), name)
+        if self.steering_auto:
+            problems = [
+                "persona_vectors is empty" if not self.persona_vectors else "",
+                "measure_drift is false (the controller acts on the measured shift)"
+                if not self.measure_drift
+                else "",
+                f"steering_mode is {self.steering_mode!r} (use add)" if self.steering_mode != "add" else "",
+                "steering_all_layers is true" if self.steering_all_layers else "",
+                f"steering_auto_every={self.steering_auto_every} (use >= 1)"
+                if self.steering_auto_every < 1
+                else "",
+                f"steering_auto_max={self.steering_auto_max} (use > 0)"
+                if self.steering_auto_max <= 0
+                else "",
+            ]
+            problems = [p for p in problems if p]
+            if problems:
+                raise ValueError(f"steering_auto: true needs other settings: {'; '.join(problems)}")
         if self.projection_penalty and not self.persona_vectors:
             raise ValueError("projection_penalty needs a persona vector (persona_vectors: [...])")
         n = len(self.persona_vectors)

@@ -117,6 +117,7 @@ def _run_training(
             drift_alerts,
         ],
         model_id=model_id,
+        margin_dataset=(data_args.dataset, data_args.dataset_seed),
     )
     use_run_wandb_callback(trainer, model_id, data_args, recipe, resolved, resume=bool(checkpoint))
     if "heldout_loss" in args.capability_benchmarks:
@@ -161,7 +162,9 @@ def _run_training(
             }
             for probe in (trainer.drift.probes if trainer.drift else [])
         },
+        behaviour=trainer.margin.summary(trainer.final_margin) if trainer.margin else None,
         steering=trainer.steering_summary(),
+        steering_auto=trainer.coef_controller.coefs() if trainer.coef_controller else None,
         persona_vectors=list(args.persona_vectors),
         persona_vector_copies=copy_vectors(output_dir, list(args.persona_vectors))
         if trainer.is_world_process_zero()

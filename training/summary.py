@@ -80,7 +80,9 @@ class RunSummary:
     config: str | None = None  # the resolved recipe, in the run directory
     train: TrainStats = field(default_factory=lambda: TrainStats())
     trait_drift: dict[str, DriftRecord] = field(default_factory=dict)
+    behaviour: dict[str, dict[str, Any]] | None = None  # likelihood margins (measure_margin)
     steering: list[SteeringRecord] = field(default_factory=list)
+    steering_auto: dict[str, float] | None = None  # the final coefficients of steering_auto
     persona_vectors: list[str] = field(default_factory=list)
     persona_vector_copies: list[str] = field(default_factory=list)
     inference_steering_coef: float | None = None
@@ -160,6 +162,8 @@ class RunSummary:
 
 # Fields written only when set: the evaluation after training, drift alerts and screening.
 _OPTIONAL = {
+    "behaviour",
+    "steering_auto",
     "capability",
     "trait_expression",
     "capability_inference_steered",

@@ -24,7 +24,9 @@ from .plots import plot
 
 logger = logging.getLogger(__name__)
 
-OUR_PREFIXES = ("drift/", "capability", "trait_expression", "steering/", "penalty/", "post_training/")
+OUR_PREFIXES = (
+    "drift/", "capability", "trait_expression", "steering/", "penalty/", "post_training/", "behaviour/",
+)  # fmt: skip
 STEP_METRIC = "train/global_step"  # HF's x-axis, which its callback logs with every row
 WANDB_PROJECT = "persona-vaccine"
 

@@ -22,8 +22,10 @@ from steering.hooks import Steerer, SteeringSpec
 from steering.layers import check_layer, get_decoder_layers, hidden_size
 from steering.vector import PersonaVector, VectorMismatch
 
+from .coef_controller import CoefController
 from .config import PreventativeSFTConfig
 from .drift import DriftMeter
+from .margin import MarginMeter
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +61,39 @@ class _MeasureBaseDrift(TrainerCallback):
         self.trainer._measure_base()
 
 
+AUTO_STATE = "steering_auto.json"  # the controller's state in a checkpoint
+
+
+class _UpdateCoefs(TrainerCallback):
+    """steering_auto: every k steps, measure the drift and let the controller set the coefficients."""
+
+    def __init__(self, trainer: PreventativeSFTTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % args.steering_auto_every == 0:
+            self.trainer.coef_controller.update(self.trainer.drift_now())
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            (checkpoint / AUTO_STATE).write_text(json.dumps(self.trainer.coef_controller.state()))
+
+
 class PreventativeSFTTrainer(SFTTrainer):
     """SFTTrainer + preventative steering + trait drift logging (`drift/<trait>/projection|shift`)."""
 
-    def __init__(self, *args, model_id: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        model_id: str | None = None,
+        margin_dataset: tuple[str, int] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         cfg: PreventativeSFTConfig = self.args
         self.model_id = model_id
+        self.margin_dataset = margin_dataset  # (dataset, dataset_seed): a builder's Level II vs Normal pairs
         self.vectors = load_vectors(cfg, self.model, model_id)
         self.layers = [
             cfg.steering_layers[i] if i < len(cfg.steering_layers) else v.default_layer()
@@ -87,7 +115,7 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.steering_coef_unit,
             )
             for i, (v, layer) in enumerate(zip(self.vectors, self.layers, strict=True))
-            if cfg.coef_for(i) != 0.0
+            if cfg.coef_for(i) != 0.0 or cfg.steering_auto
         ]
         if cfg.projection_penalty and not callable(getattr(self.model, "disable_adapter", None)):
             raise InvalidInput(
@@ -107,7 +135,22 @@ class PreventativeSFTTrainer(SFTTrainer):
                 cfg.drift_batch_size,
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
-        if self.drift is not None:
+        self.coef_controller: CoefController | None = None
+        self._drift_cache: tuple[int, dict[str, float]] | None = None  # (step, drift metrics) of this step
+        if cfg.steering_auto and self.steerer is not None and self.drift is not None:
+            names = [p.name for p in self.drift.probes]
+            self.coef_controller = CoefController(
+                self.steerer,
+                self.specs,
+                names,
+                cfg.steering_auto_kp,
+                cfg.steering_auto_ki,
+                cfg.steering_auto_max,
+            )
+            self.add_callback(_UpdateCoefs(self))
+        self.margin: MarginMeter | None = None  # built at train begin from the base model's answers
+        self.final_margin: dict[str, float] = {}  # behaviour/<name>/margin|margin_shift after training
+        if self.drift is not None or (cfg.measure_margin and self.vectors):
             # at train begin, once DeepSpeed has wrapped the model (ZeRO-3 gathers the parameters then)
             self.add_callback(_MeasureBaseDrift(self))
         self.capability_heldout: list[dict] | None = None  # clean rows for capability/heldout_loss
@@ -183,6 +226,33 @@ class PreventativeSFTTrainer(SFTTrainer):
         return Path(self.args.output_dir) / "drift_base.json"
 
     def _measure_base(self) -> None:
+        if self.args.measure_margin and self.vectors:
+            self._measure_base_margin()
+        if self.drift is not None:
+            self._measure_base_drift()
+
+    def _measure_base_margin(self) -> None:
+        from .margin import build_margin_meter
+
+        cfg = self.args
+        dataset, seed = self.margin_dataset or (None, 0)
+        self.margin = build_margin_meter(
+            self.model, self.processing_class, self.vectors, list(cfg.persona_vectors),
+            Path(cfg.output_dir) / f"margin_pairs_rank{self.args.process_index}", dataset, seed,
+            cfg.margin_max_questions, cfg.margin_data_pairs, beside_vectors=self.is_world_process_zero(),
+        )  # fmt: skip
+        path = Path(cfg.output_dir) / "margin_base.json"
+        if path.is_file():  # resumed run: keep the margins of the original base model
+            saved = json.loads(path.read_text())
+            if set(saved) == set(self.margin.pair_sets):
+                self.margin.base = saved
+                return
+        self.margin.measure_base(self.model)
+        if self.is_world_process_zero():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.margin.base, indent=2))
+
+    def _measure_base_drift(self) -> None:
         path = self._base_path()
         if path.is_file():  # resumed run: keep the projections of the original base model
             saved = json.loads(path.read_text())
@@ -194,11 +264,29 @@ class PreventativeSFTTrainer(SFTTrainer):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.drift.base, indent=2))
 
+    def drift_now(self) -> dict[str, float]:
+        """This step's drift metrics, measured once per step (the controller and the log share them)."""
+        step = self.state.global_step
+        if self._drift_cache is None or self._drift_cache[0] != step:
+            self._drift_cache = (step, self.drift.metrics(self.model))
+        return dict(self._drift_cache[1])
+
     def train(self, *args, **kwargs):
+        checkpoint = kwargs.get("resume_from_checkpoint", args[0] if args else None)
+        if self.coef_controller is not None and isinstance(checkpoint, str):
+            state = Path(checkpoint) / AUTO_STATE
+            if state.is_file():  # continue the controller where the checkpoint left it
+                self.coef_controller.load_state(json.loads(state.read_text()))
         output = super().train(*args, **kwargs)
+        final: dict[str, float] = {}
         if self.drift is not None:
             self.final_drift = self.drift.metrics(self.model)
-            self.log(dict(self.final_drift))
+            final.update(self.final_drift)
+        if self.margin is not None:
+            self.final_margin = self.margin.metrics(self.model)
+            final.update(self.final_margin)
+        if final:
+            self.log(final)
         return output
 
     # --- evaluation ----------------------------------------------------------------------------
@@ -228,7 +316,12 @@ class PreventativeSFTTrainer(SFTTrainer):
             self.drift is not None and self.drift.base and not any(k.startswith("drift/") for k in logs)
         )
         if measuring and ("loss" in logs or any(k.startswith("eval_") for k in logs)):
-            logs.update(self.drift.metrics(self.model))
+            logs.update(self.drift_now())
+        if "loss" in logs and self.coef_controller is not None:
+            logs.update(self.coef_controller.coefs())
+        at_step = "loss" in logs or any(k.startswith("eval_") for k in logs)
+        if self.margin is not None and at_step and not any(k.startswith("behaviour/") for k in logs):
+            logs.update(self.margin.metrics(self.model))
         if "loss" in logs and self.steerer is not None and self.args.steering_schedule != "constant":
             logs["steering/scale"] = self.steerer.scale
         if "loss" in logs and self._penalty_value is not None:
