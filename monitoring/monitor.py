@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from transformers import StoppingCriteria
 
-from steering.layers import get_decoder_layers, hidden_size
-from steering.vector import PersonaVector
+from steering.layers import get_decoder_layers
+from steering.vector import PersonaVector, vector_for_model
 
 from .guards import GUARDS, apply_along, cap_excess
 
@@ -138,13 +138,12 @@ class Monitor:
         self.model = model
         self.watches = list(watches)
         self.blocks = get_decoder_layers(model, layers_path)
-        size = hidden_size(model)
         traits = [w.trait for w in self.watches]
         if len(set(traits)) != len(traits):
             raise ValueError(f"two vectors for the same trait: {traits}")
         self.by_layer: dict[int, list[tuple[Watch, torch.Tensor, torch.Tensor]]] = {}
         for w in self.watches:
-            w.vector.check_model(size, len(self.blocks), source=f"vector '{w.trait}'")
+            vector_for_model(w.vector, model, layers_path=layers_path)
             self.by_layer.setdefault(w.layer, []).append(
                 (w, w.vector.unit(w.layer), w.vector[w.layer].float())
             )

@@ -23,11 +23,10 @@ from .layers import (
     block_hidden,
     check_layer,
     get_decoder_layers,
-    hidden_size,
     unwrap_model,
     with_block_hidden,
 )
-from .vector import PersonaVector
+from .vector import PersonaVector, vector_for_model
 from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
 
 _RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
@@ -140,10 +139,9 @@ class Steerer:
     def __init__(self, model: nn.Module, specs: Sequence[SteeringSpec], layers_path: str | None = None):
         self.model = model
         self.blocks = get_decoder_layers(model, layers_path)
-        size = hidden_size(model)
         self.ops: dict[int, list[_Op]] = {}
         for spec in specs:
-            spec.vector.check_model(size, len(self.blocks), source=f"vector '{spec.vector.trait}'")
+            vector_for_model(spec.vector, model, layers_path=layers_path)
             for layer in spec.layers:
                 self.ops.setdefault(layer, []).append(_Op(spec, spec.direction(layer)))
         self.scale = 1.0  # multiplies every "add" delta (coefficient schedules)

@@ -14,12 +14,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import NonFiniteValue, require_finite
-from .layers import check_layer
+from .layers import check_layer, get_decoder_layers, hidden_size
 from .paths import VectorMismatch
 from .vocabulary import VECTOR_POSITIONS as POSITIONS
 
 logger = logging.getLogger(__name__)
-__all__ = ["FORMAT_VERSION", "POSITIONS", "PersonaVector", "VectorMismatch"]
+__all__ = ["FORMAT_VERSION", "POSITIONS", "PersonaVector", "VectorMismatch", "vector_for_model"]
 
 FORMAT_VERSION = "1"
 LAYER_CONVENTION = (
@@ -272,6 +272,26 @@ class PersonaVector:
             f"PersonaVector(trait={self.trait!r}, model_id={self.model_id!r}, layers={len(self.layers)}x"
             f"{self.hidden_size}, position={self.position!r}, layer={self.layer}, coef={self.coef})"
         )
+
+
+def vector_for_model(
+    vector: PersonaVector | str | Path,
+    model: torch.nn.Module,
+    model_id: str | None = None,
+    source: str | None = None,
+    layers_path: str | None = None,
+) -> PersonaVector:
+    """Load a vector file (or take a loaded vector) and check that it fits `model`.
+
+    VectorMismatch when the hidden size or depth differ; a warning when `model_id` is given and is not
+    the model the vector was extracted from. `source` names the vector in messages (default: its path).
+    """
+    if not isinstance(vector, PersonaVector):
+        source = source or str(vector)
+        vector = PersonaVector.load(vector)
+    n_layers = len(get_decoder_layers(model, layers_path))
+    vector.check_model(hidden_size(model), n_layers, model_id, source=source or f"vector '{vector.trait}'")
+    return vector
 
 
 def _not_safetensors(path: Path, error: Exception) -> str:
