@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from transformers import StoppingCriteria
 
+from steering.forward_call import ForwardCallReader, past_length
 from steering.layers import get_decoder_layers
 from steering.vector import PersonaVector, vector_for_model
 
@@ -156,6 +157,7 @@ class Monitor:
         self._valid: torch.Tensor | None = None  # [B, T] of the current call
         self._prefill = True
         self._device_cache: dict = {}
+        self._read_call = ForwardCallReader()
 
     # --- per generation -----------------------------------------------------------------------
     def set_turns(self, spans: list[list[tuple[int, int]]] | None) -> None:
@@ -177,15 +179,14 @@ class Monitor:
 
     # --- hooks --------------------------------------------------------------------------------
     def _pre_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        cache = kwargs.get("past_key_values", kwargs.get("cache"))
-        past = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        embeds = kwargs.get("inputs_embeds")
-        batch, length = (ids.shape[:2]) if ids is not None else embeds.shape[:2]
+        call = self._read_call(module, args, kwargs)
+        past = past_length(call.cache) or 0
+        ids = call.input_ids
+        batch, length = call.tokens.shape[:2]
         self._prefill = past == 0 or not self.rows or len(self.rows) != batch
         if self._prefill:
             self.rows = [_Row({w.trait: TraitReading() for w in self.watches}) for _ in range(batch)]
-            mask = kwargs.get("attention_mask")
+            mask = call.attention_mask
             if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape == (batch, length):
                 self._valid = mask.detach().bool().cpu()
             else:  # transformers drops an all-ones mask

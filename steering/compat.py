@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,10 +31,10 @@ def cache_kwargs(model: nn.Module, cache: object) -> dict:
     return {cache_kwarg_name(model): cache}
 
 
-def output_cache(output: object) -> object:
+def output_cache(output: object) -> Any:
     """The KV cache of a forward's output: `cache` in transformers >= 5.2x, `past_key_values` before."""
     cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values  # type: ignore[attr-defined]
+    return cache if cache is not None else getattr(output, "past_key_values")  # noqa: B009
 
 
 def last_logits_only(model: nn.Module) -> dict:

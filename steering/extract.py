@@ -366,7 +366,8 @@ def _extract_locked(
         },
         "evaluation_questions": list(spec.evaluation_questions),
     }
-    paths, separation = {}, []
+    paths: dict[str, Path] = {}
+    separation: list[float] = []
     for position in POSITIONS:
         a = acts.at(position)
         diff = a[: len(pos)].mean(0) - a[len(pos) :].mean(0)  # [L, H]

@@ -230,7 +230,7 @@ def make_judge(
         model,
         tokenizer,
         model_id=model_id,
-        mode=None if mode == "auto" else mode,
+        mode=None if mode == "auto" else mode,  # type: ignore[arg-type]
         batch_size=batch_size,
         answer_prefix=answer_prefix,
         min_mass=min_mass,

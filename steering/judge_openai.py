@@ -150,8 +150,9 @@ class OpenAIJudge:
             futures = [pool.submit(self._score_one, p) for p in prompts]
             wait(futures, return_when=FIRST_EXCEPTION)
             for f in futures:
-                if f.done() and f.exception() is not None:
-                    raise f.exception()
+                error = f.exception() if f.done() else None
+                if error is not None:
+                    raise error
             return [f.result() for f in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from .llm_http import AnthropicChat, LLMRequestError, OpenAICompatibleChat
@@ -34,7 +35,7 @@ def extract_json(text: str) -> dict:
         raise TraitSpecError(f"the model's answer is not valid JSON: {e.msg} at char {e.pos}") from e
 
 
-def _distinct(questions: object, exclude: set[str] = frozenset()) -> list[str]:
+def _distinct(questions: object, exclude: AbstractSet[str] = frozenset()) -> list[str]:
     seen, out = set(exclude), []
     for q in questions if isinstance(questions, list) else []:
         key = question_key(q) if isinstance(q, str) else ""

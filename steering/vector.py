@@ -178,7 +178,12 @@ class PersonaVector:
 
     # --- checks -------------------------------------------------------------------------------
     def check_model(
-        self, model_hidden_size: int, model_layers: int, model_id: str | None = None, source: str = "vector"
+        self,
+        model_hidden_size: int,
+        model_layers: int,
+        model_id: str | None = None,
+        source: str = "vector",
+        stacklevel: int = 2,
     ) -> None:
         """Error if the vector can't fit the model; warning if it was extracted from another model id."""
         if self.hidden_size != model_hidden_size:
@@ -196,7 +201,7 @@ class PersonaVector:
             warnings.warn(
                 f"{source}: trait '{self.trait}' was extracted from '{self.model_id}' but is used with "
                 f"'{model_id}' (same shape, so it loads; make sure this is intended).",
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
 
     # --- files --------------------------------------------------------------------------------
@@ -290,7 +295,8 @@ def vector_for_model(
         source = source or str(vector)
         vector = PersonaVector.load(vector)
     n_layers = len(get_decoder_layers(model, layers_path))
-    vector.check_model(hidden_size(model), n_layers, model_id, source=source or f"vector '{vector.trait}'")
+    source = source or f"vector '{vector.trait}'"
+    vector.check_model(hidden_size(model), n_layers, model_id, source, stacklevel=3)
     return vector
 
 
