@@ -25,57 +25,39 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DEMO_DIR = "runs/demo"
-DEMO_VECTORS = "runs/vectors/smollm2-135m"  # where the smollm2-135m recipes look for their vectors
+from steering.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR, TRAIT_SPEC_DIR  # noqa: E402 (no heavy imports)
+
 DEMO_RECIPES = ("recipes/smollm2-135m/evil/baseline.yaml", "recipes/smollm2-135m/evil/preventative.yaml")
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def _parse_command(kind: str, config_type: type, argv: list[str], doc: str | None):
+    """`[RECIPE.yaml] [--field value ...]` into the command's config (None after printing --help).
+
+    The cheap precheck runs before the heavy imports of the full parse (the same parser as train's)."""
+    from training.precheck import precheck
+
+    path = argv[0] if argv and argv[0].endswith((".yaml", ".yml")) else None
+    overrides = argv[1:] if path else argv
+    if {"-h", "--help"} & set(argv):
+        from training.recipe import print_config_help
+
+        print_config_help(config_type, f"launch.py {kind} [RECIPE.yaml]", doc)
+        return None
+    precheck(kind, path, overrides)
+    from training.recipe import parse_config
+
+    return parse_config(config_type, path, overrides)
 
 
 def cmd_extract(argv: list[str]) -> int:
     """Extract a persona vector from a trait description (generate, judge, average activations)."""
-    from training.precheck import precheck
+    from steering.extract_config import ExtractionConfig
 
-    recipe = argv[0] if argv and argv[0].endswith((".yaml", ".yml")) else None
-    precheck("extract", recipe, argv[1:] if recipe else argv)
-    from steering.extract import ExtractionConfig, extract
-    from training.recipe import parse_config, print_config_help
+    cfg = _parse_command("extract", ExtractionConfig, argv, cmd_extract.__doc__)
+    if cfg is not None:
+        from steering.extract import extract
 
-    if {"-h", "--help"} & set(argv):
-        print_config_help(ExtractionConfig, "launch.py extract [RECIPE.yaml]", cmd_extract.__doc__)
-        return 0
-    path, overrides = (recipe, argv[1:]) if recipe else (None, argv)
-    cfg = parse_config(ExtractionConfig, path, overrides)
-    result = extract(cfg)
-    vector = result.vector()
-    print(
-        f"trait '{cfg.trait}': {result.n_pos} pos / {result.n_neg} neg responses kept, {result.seconds:.0f}s"
-    )
-    if result.filter and "pos" in result.filter:
-        f = result.filter
-        print(
-            f"  judge {f['judge']}: pos {f['pos']['kept']}/{f['pos']['generated']}, neg {f['neg']['kept']}/"
-            f"{f['neg']['generated']} kept (trait threshold {f['trait_threshold']:g}, coherence "
-            f"{f['coherence_threshold']:g}); judge AUC pos vs neg {f['judge_auc_pos_vs_neg'] or float('nan'):.3f}"
-        )
-    if vector.layer is not None:
-        print(
-            f"  calibrated: layer {vector.layer}, coef {vector.coef:g} (report: calibration.md, calibration.png)"
-        )
-    if result.heldout:
-        h = result.heldout
-        print(
-            f"  held-out evaluation questions, layer {h['layer']}: AUC response {h['response_auc']:.3f}, "
-            f"last prompt token {h['prompt_last_auc']:.3f} ({h['n_pos']} pos / {h['n_neg']} neg)"
-        )
-    for position, path in result.paths.items():
-        print(f"  {position:24s} {path}")
+        print(extract(cfg).describe(cfg.trait))
     return 0
 
 
@@ -83,13 +65,9 @@ def cmd_train(argv: list[str]) -> int:
     from training.precheck import precheck
 
     if not argv or argv[0] in ("-h", "--help"):
-        from training.recipe import RECIPE_TYPES, _Parser
+        from training.recipe import print_recipe_help
 
-        print(
-            "usage: launch.py train RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
-            "recipe or overridden on the command line.\n"
-        )
-        _Parser(RECIPE_TYPES).print_help()
+        print_recipe_help()
         return 0
     recipe, overrides = argv[0], argv[1:]
     precheck("train", recipe, overrides)
@@ -145,28 +123,23 @@ def cmd_demo(argv: list[str]) -> int:
     """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
     if {"-h", "--help"} & set(argv):
         print(f"usage: launch.py [demo] [--force]\n\n{cmd_demo.__doc__}\nRecipes: {', '.join(DEMO_RECIPES)}; "
-              f"runs in {DEMO_DIR}/; --force retrains runs that have a summary.json.\n")  # fmt: skip
+              f"runs in {DEMO_RUN_DIR}/; --force retrains runs that have a summary.json.\n")  # fmt: skip
         return 0
 
-    from steering.extract import ExtractionConfig, extract
+    from steering.extract import ExtractionConfig, extract_unless_done
     from training.recipe import parse_recipe
     from training.run import run_training
     from training.summary import RunSummary
 
-    vector_dir = DEMO_VECTORS
-    vector = Path(vector_dir) / "evil" / "response_avg.safetensors"
-    if vector.is_file():
+    cfg = ExtractionConfig(trait="evil", model_name_or_path="smollm2-135m", output_dir=DEMO_VECTOR_DIR,
+                           heldout_eval=False)  # fmt: skip
+    vector, reused = extract_unless_done(cfg)
+    if reused:
         print(f"reusing {vector}")
-    else:
-        extract(
-            ExtractionConfig(
-                trait="evil", model_name_or_path="smollm2-135m", output_dir=vector_dir, heldout_eval=False
-            )
-        )
     summaries = {}
     for recipe in DEMO_RECIPES:
         name = Path(recipe).stem
-        out = Path(DEMO_DIR) / name
+        out = Path(DEMO_RUN_DIR) / name
         if (out / "summary.json").is_file() and "--force" not in argv:
             print(f"reusing {out}/summary.json (pass --force to retrain)")
             summaries[name] = RunSummary.read(out / "summary.json")
@@ -183,118 +156,47 @@ def cmd_demo(argv: list[str]) -> int:
 
 def cmd_score(argv: list[str]) -> int:
     """Project texts or a dataset file on a vector; flag samples above the calibrated thresholds."""
-    import json
-
-    from steering.models import load_model
-    from steering.score import calibrate, score_samples
-    from steering.vector import PersonaVector
+    from data.loading import load_training_dataset
+    from steering.score import score_with_vector
 
     parser = argparse.ArgumentParser(prog="launch.py score", description=cmd_score.__doc__)
-    parser.add_argument("--vector", required=True, help="persona vector file (.safetensors)")
-    parser.add_argument(
-        "--layer", type=int, default=None, help="default: the vector's calibrated or middle layer"
-    )
-    parser.add_argument("--model", default=None, help="default: the model the vector was extracted from")
-    parser.add_argument("--text", action="append", default=[], help="a user message to score (repeatable)")
-    parser.add_argument(
-        "--file", default=None, help="a .jsonl/.json/.csv/.parquet dataset (messages or prompt/response)"
-    )
-    parser.add_argument("--output", default=None, help="write one JSON row per sample here")
-    parser.add_argument("--no-calibrate", action="store_true", help="skip the threshold (no flags)")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument(
-        "--layers_path", default=None, help="attribute path to the decoder blocks, if not found"
-    )
+    add = parser.add_argument
+    add("--vector", required=True, help="persona vector file (.safetensors)")
+    add("--layer", type=int, default=None, help="default: the vector's calibrated or middle layer")
+    add("--model", default=None, help="default: the model the vector was extracted from")
+    add("--text", action="append", default=[], help="a user message to score (repeatable)")
+    add("--file", default=None, help="a .jsonl/.json/.csv/.parquet dataset (messages or prompt/response)")
+    add("--output", default=None, help="write one JSON row per sample here")
+    add("--no-calibrate", action="store_true", help="skip the threshold (no flags)")
+    add("--batch_size", type=int, default=16)
+    add("--layers_path", default=None, help="attribute path to the decoder blocks, if not found")
     opts = parser.parse_args(argv)
     if not opts.text and not opts.file:
         parser.error("give --text or --file")
     if any(not t.strip() for t in opts.text):
         parser.error("--text is empty: give the user message to score")
-    from data.loading import load_training_dataset
-    from steering.layers import check_layer
-
-    vector = PersonaVector.load(opts.vector)
-    layer = vector.default_layer() if opts.layer is None else opts.layer
-    try:
-        check_layer(layer, vector.num_layers, where="--layer")
-    except ValueError as e:
-        parser.error(str(e))
-    model, tokenizer = load_model(opts.model or vector.model_id, layers_path=opts.layers_path)
-    from steering.layers import get_decoder_layers, hidden_size
-
-    vector.check_model(
-        hidden_size(model), len(get_decoder_layers(model)), opts.model or vector.model_id, opts.vector
-    )
     samples = [{"prompt": [{"role": "user", "content": t}]} for t in opts.text]
-    if opts.file:
-        samples += list(load_training_dataset(opts.file))
-    calibration = None
-    generations = Path(opts.vector).parent / "generations.jsonl"
-    if not opts.no_calibrate:
-        if generations.is_file():
-            calibration = calibrate(model, tokenizer, vector, layer, generations, opts.batch_size)
-            print(
-                f"thresholds from {calibration.n_pos} pos / {calibration.n_neg} neg extraction responses at layer "
-                f"{layer}: prompt {calibration.prompt_threshold:+.2f} (AUC {calibration.prompt_auc:.3f}), "
-                f"response {calibration.response_threshold:+.2f} (AUC {calibration.response_auc:.3f})"
-            )
-        else:
-            print(f"no {generations}: projections only, no flags")
-    rows = score_samples(model, tokenizer, vector, layer, samples, calibration, opts.batch_size)
-    if opts.output:
-        Path(opts.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(opts.output).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for row, sample in zip(rows[:20], samples, strict=False):
-        text = sample["prompt"][-1]["content"][:60]
-        resp = "-" if row["response_projection"] is None else f"{row['response_projection']:+.2f}"
-        flag = {True: "FLAG", False: "ok", None: ""}[row.get("flagged")]
-        print(
-            f"{row['index']:>4}  prompt {row['prompt_projection']:+8.2f}  response {resp:>8}  {flag:4}  {text}"
-        )
-    if calibration is not None:
-        print(f"{sum(r['flagged'] for r in rows)} of {len(rows)} samples flagged")
+    samples += list(load_training_dataset(opts.file)) if opts.file else []
+    run = score_with_vector(opts.vector, samples, opts.layer, opts.model, not opts.no_calibrate,
+                            opts.batch_size, opts.layers_path, opts.output)  # fmt: skip
+    print(run.describe(not opts.no_calibrate))
     return 0
 
 
 def cmd_screen(argv: list[str]) -> int:
     """Projection-difference screening of a dataset: ranked samples, dataset-level scores, HTML report."""
-    from training.precheck import precheck
+    from data.screening_config import ScreenConfig
 
-    if argv and argv[0] in ("-h", "--help"):
-        from data.screening import ScreenConfig
-        from training.recipe import print_config_help
-
-        print_config_help(ScreenConfig, "launch.py screen [RECIPE.yaml]", cmd_screen.__doc__)
+    cfg = _parse_command("screen", ScreenConfig, argv, cmd_screen.__doc__)
+    if cfg is None:
         return 0
-    path, overrides = (argv[0], argv[1:]) if argv and argv[0].endswith((".yaml", ".yml")) else (None, argv)
-    precheck("screen", path, overrides)
-    from data.screening import ScreenConfig, screen_dataset
-    from training.recipe import parse_config
-
-    cfg = parse_config(ScreenConfig, path, overrides)
-    summary, rows = screen_dataset(cfg)
     from accelerate import PartialState
 
-    if not PartialState().is_main_process:
-        return 0
-    out = Path(cfg.output_dir)
-    print(f"screened {summary['samples']} samples in {summary.get('seconds', 0):.0f}s; ranked by {cfg.score}")
-    for trait, stats in summary["traits"].items():
-        line = ", ".join(
-            f"{name} mean {stats[name]['mean']:+.3f}"
-            for name in ("projection_diff", "approx_diff")
-            if name in stats
-        )
-        print(f"  {trait} (layer {rows[0]['scores'][trait]['layer']}): {line}")
-        for level, by_score in stats.get("by_level", {}).items():
-            parts = []
-            for name in ("projection_diff", "approx_diff"):
-                if name in by_score:
-                    s = by_score[name]
-                    aucs = "".join(f", {k} {v:.3f}" for k, v in s.items() if k.startswith("auc"))
-                    parts.append(f"{name} {s['mean']:+.3f} (sd {s['std']:.2f}{aucs})")
-            print(f"    {level:8s} n={by_score['n']:<4d} " + "; ".join(parts))
-    print(f"  {out / 'screened.jsonl'} (riskiest first), {out / 'summary.json'}, {out / 'report.html'}")
+    from data.screening import describe_screening, screen_dataset
+
+    summary, rows = screen_dataset(cfg)
+    if PartialState().is_main_process:
+        print(describe_screening(summary, rows, cfg.output_dir))
     return 0
 
 
@@ -303,15 +205,14 @@ def cmd_compare(argv: list[str]) -> int:
     from training.compare import compare_runs
 
     parser = argparse.ArgumentParser(prog="launch.py compare", description=cmd_compare.__doc__)
-    parser.add_argument(
+    add = parser.add_argument
+    add(
         "run_dirs",
         nargs="+",
         help="run output directories (with summary.json) or seed groups (seed_N/ inside)",
     )
-    parser.add_argument("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
-    parser.add_argument(
-        "--base_model", default=None, help="also evaluate this untouched model the same way, as a first row"
-    )
+    add("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
+    add("--base_model", default=None, help="also evaluate this untouched model the same way, as a first row")
     opts = parser.parse_args(argv)
     from training.seeds import compare_seed_groups  # seed groups (DIR/seed_N/summary.json): intervals
 
@@ -332,19 +233,14 @@ def cmd_export(argv: list[str]) -> int:
     from training.export import export_run
 
     parser = argparse.ArgumentParser(prog="launch.py export", description=cmd_export.__doc__)
-    parser.add_argument("run_dir", help="a training run's output_dir (with summary.json)")
-    parser.add_argument("--output_dir", default=None, help="default RUN_DIR/export")
-    parser.add_argument(
-        "--bake-steering",
-        dest="bake_vector",
-        default=None,
-        help="fold inference-time steering with this vector into a bias (no cost at inference)",
-    )
-    parser.add_argument(
-        "--bake_coef", type=float, default=None, help="default: minus the vector's calibrated coef"
-    )
-    parser.add_argument("--bake_layer", type=int, default=None, help="default: the vector's calibrated layer")
-    parser.add_argument("--dtype", default="float32")
+    add = parser.add_argument
+    add("run_dir", help="a training run's output_dir (with summary.json)")
+    add("--output_dir", default=None, help="default RUN_DIR/export")
+    add("--bake-steering", dest="bake_vector", default=None,
+        help="fold inference-time steering with this vector into a bias (no cost at inference)")  # fmt: skip
+    add("--bake_coef", type=float, default=None, help="default: minus the vector's calibrated coef")
+    add("--bake_layer", type=int, default=None, help="default: the vector's calibrated layer")
+    add("--dtype", default="float32")
     opts = parser.parse_args(argv)
     out = export_run(
         opts.run_dir, opts.output_dir, opts.bake_vector, opts.bake_coef, opts.bake_layer, opts.dtype
@@ -362,14 +258,15 @@ def cmd_serve(argv: list[str]) -> int:
 
 def cmd_trait(argv: list[str]) -> int:
     """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
-    import textwrap
     import time
 
-    from steering.traits import builtin_traits, load_trait_spec
+    from steering.traits import describe_spec, load_trait_spec, trait_listing
 
     parser = argparse.ArgumentParser(prog="launch.py trait", description=cmd_trait.__doc__)
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="built-in traits (and specs in runs/traits/) with their description")
+    actions.add_parser(
+        "list", help=f"built-in traits (and specs in {TRAIT_SPEC_DIR}/) with their description"
+    )
     show = actions.add_parser("show", help="counts, instruction pairs and first questions of a spec")
     show.add_argument("name_or_path", help="a built-in trait name or a spec JSON file")
     new = actions.add_parser(
@@ -378,79 +275,27 @@ def cmd_trait(argv: list[str]) -> int:
         description="Generate a trait spec with an LLM. Keys: $OPENAI_API_KEY (openai; optional with "
         "--base_url for a local server) or $ANTHROPIC_API_KEY (anthropic); hf runs a local model.",
     )
-    new.add_argument("name", help="lowercase trait name, e.g. curious or power_seeking")
-    new.add_argument("description", help="one sentence or paragraph describing the behaviour")
-    new.add_argument("--backend", required=True, choices=("openai", "anthropic", "hf"))
-    new.add_argument(
-        "--model",
-        default=None,
-        help="model name for openai/anthropic (required); hf: id or path (default smollm2-135m)",
-    )
-    new.add_argument("--base_url", default=None, help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
-    new.add_argument("--output", default=None, help="spec file to write (default runs/traits/NAME.json)")
-    new.add_argument("--retries", type=int, default=3, help="new tries after an invalid answer (default 3)")
-    new.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add = new.add_argument
+    add("name", help="lowercase trait name, e.g. curious or power_seeking")
+    add("description", help="one sentence or paragraph describing the behaviour")
+    add("--backend", required=True, choices=("openai", "anthropic", "hf"))
+    add("--model", help="model name for openai/anthropic (required); hf: id or path (default smollm2-135m)")
+    add("--base_url", default=None, help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    add("--output", default=None, help=f"spec file to write (default {TRAIT_SPEC_DIR}/NAME.json)")
+    add("--retries", type=int, default=3, help="new tries after an invalid answer (default 3)")
+    add("--force", action="store_true", help="overwrite an existing output file")
     opts = parser.parse_args(argv)
-
     if opts.action == "list":
-        for name in builtin_traits():
-            description = load_trait_spec(name).description
-            print(f"{name:16s} {textwrap.shorten(description.split('. ')[0].rstrip('.'), 90)}")
-        for path in sorted(Path("runs/traits").glob("*.json")):
-            print(f"{path.stem:16s} {path}")
+        print("\n".join(trait_listing(TRAIT_SPEC_DIR)))
         return 0
     if opts.action == "show":
-        spec = load_trait_spec(opts.name_or_path)
-        print(f"{spec.trait} ({spec.source})\n  {spec.description}")
-        print(
-            f"{len(spec.instruction_pairs)} instruction pairs, {len(spec.extraction_questions)} extraction "
-            f"and {len(spec.evaluation_questions)} evaluation questions"
-        )
-        for i in range(len(spec.instruction_pairs)):
-            print(f"  pos: {spec.pos_system_prompt(i)}\n  neg: {spec.neg_system_prompt(i)}")
-        for label, questions in (
-            ("extraction", spec.extraction_questions),
-            ("evaluation", spec.evaluation_questions),
-        ):
-            print(f"first {label} questions:")
-            for question in questions[:5]:
-                print(f"  - {question}")
+        print(describe_spec(load_trait_spec(opts.name_or_path)))
         return 0
 
     from steering import trait_generation as tg
-    from steering.llm_http import AnthropicChat, OpenAICompatibleChat
 
-    tg.check_trait_name(opts.name)
-    output = Path(opts.output or f"runs/traits/{opts.name}.json")
-    if output.exists() and not opts.force:
-        print(
-            f"error: {output} exists; pass --force to overwrite it (or --output elsewhere)", file=sys.stderr
-        )
-        return 2
-    if opts.backend == "hf":
-        from steering.models import load_model
-
-        model, tokenizer = load_model(opts.model or "smollm2-135m")
-        backend = tg.hf_backend(model, tokenizer)
-    else:
-        if not opts.model:
-            print(f"error: --model is required with --backend {opts.backend}", file=sys.stderr)
-            return 2
-        if opts.backend == "openai":
-            client = OpenAICompatibleChat(opts.model, base_url=opts.base_url)
-            if not os.environ.get("OPENAI_API_KEY") and "api.openai.com" in client.base_url:
-                print(
-                    "error: set $OPENAI_API_KEY, or pass --base_url (or $OPENAI_BASE_URL) for a local "
-                    "OpenAI-compatible server",
-                    file=sys.stderr,
-                )
-                return 2
-            backend = tg.openai_backend(client)
-        else:
-            if not os.environ.get("ANTHROPIC_API_KEY"):
-                print("error: set $ANTHROPIC_API_KEY to use --backend anthropic", file=sys.stderr)
-                return 2
-            backend = tg.anthropic_backend(AnthropicChat(opts.model, base_url=opts.base_url))
+    output = tg.spec_output(opts.name, opts.output, opts.force, TRAIT_SPEC_DIR)
+    backend = tg.make_backend(opts.backend, opts.model, opts.base_url)
     start = time.perf_counter()
     spec = tg.generate_trait_spec(opts.name, opts.description, backend, retries=opts.retries)
     tg.write_spec(spec, output)

@@ -40,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from steering.activations import prompt_response_activations  # noqa: E402
 from steering.models import load_model  # noqa: E402
+from steering.paths import DEMO_VECTOR_DIR  # noqa: E402
 
 POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
-GENERATIONS = Path("runs/vectors/smollm2-135m/evil/generations.jsonl")
+GENERATIONS = Path(DEMO_VECTOR_DIR) / "evil" / "generations.jsonl"
 
 Capture = dict[str, torch.Tensor]  # position -> [N, L, H], index 0 along L is layer 1
 

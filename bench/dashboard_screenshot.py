@@ -18,12 +18,13 @@ from selenium.webdriver.common.by import By
 
 from monitoring.engine import Engine
 from monitoring.server import create_app, serve_in_thread
+from steering.paths import DEMO_VECTOR
 from steering.traits import load_trait_spec
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--vector", default="runs/vectors/smollm2-135m/evil/response_avg.safetensors")
+    p.add_argument("--vector", default=DEMO_VECTOR)
     p.add_argument("--output", default="docs/monitor_dashboard.png")
     opts = p.parse_args()
     engine = Engine.load("smollm2-135m", [opts.vector], ["alert"], max_tokens_limit=256)

@@ -21,6 +21,7 @@ from monitoring.engine import Engine
 from monitoring.server import create_app, serve_in_thread
 from steering.chat import format_chat
 from steering.models import load_model
+from steering.paths import DEMO_VECTOR
 from steering.vector import PersonaVector
 
 QUESTIONS = [
@@ -50,7 +51,7 @@ def _direct(model, tokenizer, ids: list[int], n: int) -> list[int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--vector", default="runs/vectors/smollm2-135m/evil/response_avg.safetensors")
+    p.add_argument("--vector", default=DEMO_VECTOR)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--clients", type=int, default=8)

@@ -21,6 +21,7 @@ from monitoring import Watch, monitor
 from monitoring.thresholds import thresholds_for
 from steering.chat import build_messages, format_chat
 from steering.models import load_model
+from steering.paths import DEMO_VECTOR_DIR
 from steering.score import auc
 from steering.traits import load_trait_spec
 from steering.vector import PersonaVector
@@ -41,7 +42,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--traits", nargs="+", default=["evil", "sycophantic", "hallucinating"])
-    p.add_argument("--vectors_dir", default="runs/vectors/smollm2-135m")
+    p.add_argument("--vectors_dir", default=DEMO_VECTOR_DIR)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--cap_questions", type=int, default=20)
     opts = p.parse_args()

@@ -18,9 +18,8 @@ import torch
 from transformers import StoppingCriteria
 
 from steering.chat import format_chat, prepare_messages
-from steering.layers import get_decoder_layers, hidden_size
 from steering.models import load_model
-from steering.vector import PersonaVector
+from steering.vector import PersonaVector, vector_for_model
 
 from .guards import STOP_REASON, parse_guards
 from .monitor import Monitor, Watch
@@ -140,13 +139,12 @@ class Engine:
         on_alert: Callable[[dict], None] | None = None,
     ):
         self.model, self.tokenizer, self.model_name = model.eval(), tokenizer, model_name
-        size, n_layers = hidden_size(model), len(get_decoder_layers(model))
         guards = guards or {}
         manual = manual_thresholds or {}
         self.traits: dict[str, TraitInfo] = {}
         watches = []
         for vector, path in vectors:
-            vector.check_model(size, n_layers, model_name, source=str(path))
+            vector_for_model(vector, model, model_name, source=str(path))
             layer = vector.default_layer()
             thresholds = thresholds_for(model, tokenizer, vector, layer, path, manual.get(vector.trait))
             guard = guards.get(vector.trait, "alert")

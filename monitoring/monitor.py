@@ -24,8 +24,9 @@ import torch
 from torch import nn
 from transformers import StoppingCriteria
 
-from steering.layers import get_decoder_layers, hidden_size
-from steering.vector import PersonaVector
+from steering.forward_call import ForwardCallReader, past_length
+from steering.layers import get_decoder_layers
+from steering.vector import PersonaVector, vector_for_model
 
 from .guards import GUARDS, apply_along, cap_excess
 
@@ -138,13 +139,12 @@ class Monitor:
         self.model = model
         self.watches = list(watches)
         self.blocks = get_decoder_layers(model, layers_path)
-        size = hidden_size(model)
         traits = [w.trait for w in self.watches]
         if len(set(traits)) != len(traits):
             raise ValueError(f"two vectors for the same trait: {traits}")
         self.by_layer: dict[int, list[tuple[Watch, torch.Tensor, torch.Tensor]]] = {}
         for w in self.watches:
-            w.vector.check_model(size, len(self.blocks), source=f"vector '{w.trait}'")
+            vector_for_model(w.vector, model, layers_path=layers_path)
             self.by_layer.setdefault(w.layer, []).append(
                 (w, w.vector.unit(w.layer), w.vector[w.layer].float())
             )
@@ -157,6 +157,7 @@ class Monitor:
         self._valid: torch.Tensor | None = None  # [B, T] of the current call
         self._prefill = True
         self._device_cache: dict = {}
+        self._read_call = ForwardCallReader()
 
     # --- per generation -----------------------------------------------------------------------
     def set_turns(self, spans: list[list[tuple[int, int]]] | None) -> None:
@@ -178,15 +179,14 @@ class Monitor:
 
     # --- hooks --------------------------------------------------------------------------------
     def _pre_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        cache = kwargs.get("past_key_values", kwargs.get("cache"))
-        past = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        embeds = kwargs.get("inputs_embeds")
-        batch, length = (ids.shape[:2]) if ids is not None else embeds.shape[:2]
+        call = self._read_call(module, args, kwargs)
+        past = past_length(call.cache) or 0
+        ids = call.input_ids
+        batch, length = call.tokens.shape[:2]
         self._prefill = past == 0 or not self.rows or len(self.rows) != batch
         if self._prefill:
             self.rows = [_Row({w.trait: TraitReading() for w in self.watches}) for _ in range(batch)]
-            mask = kwargs.get("attention_mask")
+            mask = call.attention_mask
             if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape == (batch, length):
                 self._valid = mask.detach().bool().cpu()
             else:  # transformers drops an all-ones mask

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .compat import cache_kwarg_name, model_device
 from .layers import block_hidden, get_decoder_layers, unwrap_model
 
 
@@ -77,10 +77,6 @@ def run_forward(model: nn.Module, **inputs) -> None:
             model(**inputs, use_cache=False)
         except _StopForward:
             pass
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(unwrap_model(model).parameters()).device
 
 
 @dataclass
@@ -195,12 +191,6 @@ class _Reducer:
             self.norm_sum[layer - 1] += hidden.norm(dim=-1)[self.response].sum().double()
 
 
-def _cache_kwarg(model: nn.Module) -> str:
-    """The forward's name for the KV cache: `cache` in newer transformers, `past_key_values` before."""
-    parameters = inspect.signature(unwrap_model(model).forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
 def _forward(model: nn.Module, **inputs) -> None:
     with torch.inference_mode():
         try:
@@ -231,9 +221,9 @@ def prompt_response_activations(
     from transformers import DynamicCache
 
     n_layers = len(get_decoder_layers(model))
-    device = _device(model)
+    device = model_device(model)
     config = getattr(unwrap_model(model), "config", None)
-    cache_kwarg = _cache_kwarg(model)
+    cache_kwarg = cache_kwarg_name(model)
     out: torch.Tensor | None = None
     norm_count = 0
     reducer = _Reducer(n_layers, device)
@@ -286,7 +276,7 @@ def last_prompt_activations(
 
     `prompts` are already formatted texts (see steering.chat.format_chat). Stops after the deepest layer.
     """
-    device = _device(model)
+    device = model_device(model)
     out = []
     was_training = model.training
     model.eval()

@@ -20,6 +20,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .chat import build_messages, format_chat
+from .errors import InvalidInput
+from .extract_config import ExtractionConfig
 from .generate import generate
 from .hooks import steer
 from .jsonl import repair
@@ -276,3 +278,29 @@ def write_report(
     fig.savefig(plot, dpi=110)
     plt.close(fig)
     return table, plot
+
+
+def calibrate_extracted(
+    cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, response_filter, path: Path, out_dir: Path
+) -> None:
+    """Calibrate the extracted vector at `path` (layer and coef) with the response filter's judge."""
+    judge = getattr(response_filter, "judge", None)
+    if judge is None:
+        raise InvalidInput(
+            "calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)"
+        )
+    ccfg = CalibrationConfig(
+        layers=[int(x) for x in cfg.calibration_layers.split(",") if x.strip()] or None,
+        coefs=[float(x) for x in cfg.calibration_coefs.split(",") if x.strip()],
+        coef_unit=cfg.calibration_coef_unit,
+        n_questions=cfg.calibration_questions,
+        max_new_tokens=cfg.calibration_max_new_tokens,
+        coherence_threshold=getattr(response_filter, "coherence_threshold", cfg.coherence_threshold),
+        judge_batch_size=cfg.judge_batch_size,
+    )
+    result = calibrate_vector(model, tokenizer, PersonaVector.load(path), spec, judge, ccfg, out_dir)
+    apply_calibration(path, result, ccfg, getattr(judge, "cache_id", judge.model_id))
+    table, plot = write_report(result, spec.trait, out_dir, ccfg.coherence_threshold)
+    logger.info(
+        "calibrated '%s': layer %d, coef %g (%s, %s)", spec.trait, result.layer, result.coef, table, plot
+    )

@@ -14,173 +14,46 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from .activations import prompt_response_activations
+from .calibrate import calibrate_extracted
 from .chat import build_messages, format_chat
-from .errors import InvalidInput, UserError
-from .filtering import JudgeFilter, KeepAll, ResponseFilter
+from .errors import UserError
+from .extract_config import JUDGE_MODES, ExtractionConfig, ExtractionConfigError
+from .filtering import ResponseFilter, make_filter
 from .generate import check_new_tokens, generate
 from .jsonl import repair
-from .judge import make_judge
 from .layers import get_decoder_layers, hidden_size
 from .lock import output_lock
 from .models import load_model
 from .traits import TraitSpec, load_trait_spec
 from .vector import POSITIONS, PersonaVector
 
+__all__ = [
+    "JUDGE_MODES",
+    "ExtractionConfig",
+    "ExtractionConfigError",
+    "ExtractionResult",
+    "GenerationCounts",
+    "TooFewResponses",
+    "content_key",
+    "extract",
+    "extract_unless_done",
+    "generate_responses",
+    "make_filter",
+    "sample_seed",
+]
+
 logger = logging.getLogger(__name__)
 
 
 class TooFewResponses(UserError, RuntimeError):
     """Too few responses survived the filter; the message has the counts and what to change."""
-
-
-class ExtractionConfigError(UserError, ValueError):
-    """A setting of the extraction is out of range; the message names the field and what it takes."""
-
-
-JUDGE_MODES = ("auto", "logprobs", "numbers", "sample")
-
-
-@dataclass
-class ExtractionConfig:
-    trait: str = field(
-        default="evil",
-        metadata={"help": "A built-in trait name (`launch.py trait list`) or a trait spec JSON file."},
-    )
-    model_name_or_path: str = field(
-        default="smollm2-135m",
-        metadata={"help": "HF id, local path, or 'smollm2-135m' (the embedded model); --model works too."},
-    )
-    output_dir: str = field(
-        default="runs/vectors",
-        metadata={"help": "Vectors go to OUTPUT_DIR/TRAIT/ (response_avg.safetensors, ...)."},
-    )
-    samples_per_prompt: int = field(
-        default=1, metadata={"help": "Responses per (instruction, question) pair and polarity."}
-    )
-    max_new_tokens: int = field(default=64, metadata={"help": "Length of each generated response."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the responses."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the responses."})
-    batch_size: int = field(default=32, metadata={"help": "Generation batch size."})
-    activation_batch_size: int = field(
-        default=16, metadata={"help": "Batch size of the activation forwards."}
-    )
-    max_questions: int | None = field(
-        default=None, metadata={"help": "Use at most this many extraction questions (default: all)."}
-    )
-    dtype: str = field(default="float32", metadata={"help": "Model dtype (float32, bfloat16, float16)."})
-    seed: int = field(default=0, metadata={"help": "Random seed of the sampling."})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow the model's own code from the hub."}
-    )
-    layers_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Attribute path to the decoder blocks (e.g. 'model.layers'), where structure can't tell."
-        },
-    )
-    # judge filtering (METHOD.md section 2); judge "none" keeps every response
-    judge: str = field(
-        default="none",
-        metadata={
-            "help": "Filter responses with a judge: none (keep all), self, an HF id or path, or openai:MODEL."
-        },
-    )
-    judge_base_url: str | None = field(
-        default=None, metadata={"help": "OpenAI-compatible endpoint of an openai:MODEL judge."}
-    )
-    judge_mode: str = field(
-        default="auto", metadata={"help": "auto, logprobs, numbers or sample: how the judge's score is read."}
-    )
-    judge_answer_prefix: str = field(
-        default="",
-        metadata={"help": "Assistant prefix before the judge's score (e.g. 'Score: ' for small judges)."},
-    )
-    judge_batch_size: int = field(default=8, metadata={"help": "Judge batch size."})
-    judge_min_mass: float = field(
-        default=0.25,
-        metadata={"help": "A local judge's score counts only if this much probability falls on numbers."},
-    )
-    trait_threshold: float = field(
-        default=50.0,
-        metadata={"help": "Keep positive responses judged above (negative: below) this trait score."},
-    )
-    coherence_threshold: float = field(
-        default=50.0, metadata={"help": "Keep responses judged at least this coherent."}
-    )
-    auto_thresholds: bool = field(
-        default=False,
-        metadata={"help": "Weak judges: trait threshold = pooled median, coherence = lower quartile."},
-    )
-    min_kept: int = field(
-        default=5, metadata={"help": "Fail when fewer responses than this are kept per polarity."}
-    )
-    # calibration (needs a judge): steer each layer over a coefficient grid on the evaluation questions
-    calibrate: bool = field(
-        default=False,
-        metadata={
-            "help": "Steer each layer over a coefficient grid on the evaluation questions (needs a judge)."
-        },
-    )
-    calibration_layers: str = field(
-        default="",
-        metadata={"help": "Comma-separated 1-based layers to calibrate; empty: every tenth of the stack."},
-    )
-    calibration_coefs: str = field(
-        default="1,2,4", metadata={"help": "Comma-separated coefficients of the calibration grid."}
-    )
-    calibration_coef_unit: str = field(
-        default="raw", metadata={"help": "raw or norm_fraction: units of the calibration coefficients."}
-    )
-    calibration_questions: int = field(
-        default=10, metadata={"help": "Evaluation questions answered per calibration point."}
-    )
-    calibration_max_new_tokens: int = field(
-        default=48, metadata={"help": "Length of the calibration answers."}
-    )
-    heldout_eval: bool = field(
-        default=True,
-        metadata={
-            "help": "Projection AUC of pos/neg answers to the evaluation questions at the vector's layer."
-        },
-    )
-    incremental: bool = field(
-        default=False,
-        metadata={"help": "Also save v_l - v_(l-1) (all-layer steering) as response_avg_incremental."},
-    )
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens={self.max_new_tokens!r}: must be a positive number of tokens")
-        for name in ("samples_per_prompt", "batch_size", "activation_batch_size", "judge_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)!r}: must be a positive integer")
-        if self.max_questions is not None and self.max_questions < 1:
-            problems.append(f"max_questions={self.max_questions!r}: must be a positive integer (or unset)")
-        if self.temperature < 0:
-            problems.append(f"temperature={self.temperature!r}: must be >= 0 (0 decodes greedily)")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p={self.top_p!r}: must be within (0, 1]")
-        if self.judge_mode not in JUDGE_MODES:
-            problems.append(f"judge_mode={self.judge_mode!r}: expected one of {', '.join(JUDGE_MODES)}")
-        if str(self.judge).startswith("openai:") and self.judge_mode == "numbers":
-            problems.append(
-                "judge_mode='numbers' is for local judges; openai: judges take auto, logprobs, sample"
-            )
-        if not 0 <= self.judge_min_mass <= 1:
-            problems.append(f"judge_min_mass={self.judge_min_mass!r}: must be within 0..1")
-        if problems:
-            raise ExtractionConfigError("; ".join(problems))
-
-    def trait_dir(self, trait: str) -> Path:
-        return Path(self.output_dir) / trait
 
 
 @dataclass
@@ -195,6 +68,30 @@ class ExtractionResult:
 
     def vector(self, position: str = "response_avg") -> PersonaVector:
         return PersonaVector.load(self.paths[position])
+
+    def describe(self, trait: str) -> str:
+        """What `launch.py extract` prints: counts, the filter, calibration, held-out AUCs, the files."""
+        vector = self.vector()
+        lines = [f"trait '{trait}': {self.n_pos} pos / {self.n_neg} neg responses kept, {self.seconds:.0f}s"]
+        if self.filter and "pos" in self.filter:
+            f = self.filter
+            lines.append(
+                f"  judge {f['judge']}: pos {f['pos']['kept']}/{f['pos']['generated']}, neg {f['neg']['kept']}/"
+                f"{f['neg']['generated']} kept (trait threshold {f['trait_threshold']:g}, coherence "
+                f"{f['coherence_threshold']:g}); judge AUC pos vs neg {f['judge_auc_pos_vs_neg'] or float('nan'):.3f}"
+            )
+        if vector.layer is not None:
+            lines.append(
+                f"  calibrated: layer {vector.layer}, coef {vector.coef:g} (report: calibration.md, calibration.png)"
+            )
+        if self.heldout:
+            h = self.heldout
+            lines.append(
+                f"  held-out evaluation questions, layer {h['layer']}: AUC response {h['response_auc']:.3f}, "
+                f"last prompt token {h['prompt_last_auc']:.3f} ({h['n_pos']} pos / {h['n_neg']} neg)"
+            )
+        lines += [f"  {position:24s} {path}" for position, path in self.paths.items()]
+        return "\n".join(lines)
 
 
 def content_key(cfg: ExtractionConfig, system: str, question: str, sample: int) -> str:
@@ -381,60 +278,6 @@ def _heldout(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, path: Pat
     return result
 
 
-def _calibrate(
-    cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, response_filter, path: Path, out_dir: Path
-) -> None:
-    from .calibrate import CalibrationConfig, apply_calibration, calibrate_vector, write_report
-
-    judge = getattr(response_filter, "judge", None)
-    if judge is None:
-        raise InvalidInput(
-            "calibrate=true needs a judge: pass --judge self (or an HF model, or openai:MODEL)"
-        )
-    ccfg = CalibrationConfig(
-        layers=[int(x) for x in cfg.calibration_layers.split(",") if x.strip()] or None,
-        coefs=[float(x) for x in cfg.calibration_coefs.split(",") if x.strip()],
-        coef_unit=cfg.calibration_coef_unit,
-        n_questions=cfg.calibration_questions,
-        max_new_tokens=cfg.calibration_max_new_tokens,
-        coherence_threshold=getattr(response_filter, "coherence_threshold", cfg.coherence_threshold),
-        judge_batch_size=cfg.judge_batch_size,
-    )
-    result = calibrate_vector(model, tokenizer, PersonaVector.load(path), spec, judge, ccfg, out_dir)
-    apply_calibration(path, result, ccfg, getattr(judge, "cache_id", judge.model_id))
-    table, plot = write_report(result, spec.trait, out_dir, ccfg.coherence_threshold)
-    logger.info(
-        "calibrated '%s': layer %d, coef %g (%s, %s)", spec.trait, result.layer, result.coef, table, plot
-    )
-
-
-def make_filter(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, out_dir: Path) -> ResponseFilter:
-    """The response filter the config asks for: KeepAll, or a JudgeFilter with its cache in `out_dir`."""
-    if cfg.judge in ("none", "", None):
-        return KeepAll()
-    judge = make_judge(
-        cfg.judge,
-        model,
-        tokenizer,
-        model_id=cfg.model_name_or_path,
-        base_url=cfg.judge_base_url,
-        mode=cfg.judge_mode,
-        answer_prefix=cfg.judge_answer_prefix,
-        batch_size=cfg.judge_batch_size,
-        min_mass=cfg.judge_min_mass,
-    )
-    return JudgeFilter(
-        judge,
-        spec.judge_rubric,
-        out_dir / "judgments.sqlite",
-        cfg.trait_threshold,
-        cfg.coherence_threshold,
-        cfg.judge_batch_size,
-        judgments_path=out_dir / "judgments.jsonl",
-        auto_thresholds=cfg.auto_thresholds,
-    )
-
-
 def extract(
     cfg: ExtractionConfig,
     response_filter: ResponseFilter | None = None,
@@ -458,6 +301,14 @@ def extract(
     out_dir.mkdir(parents=True, exist_ok=True)
     with output_lock(out_dir, "extract"):
         return _extract_locked(cfg, spec, model, tokenizer, out_dir, response_filter, start)
+
+
+def extract_unless_done(cfg: ExtractionConfig) -> tuple[Path, bool]:
+    """The trait's response_avg vector in cfg.output_dir: (path, True) when the file exists, else extracted."""
+    path = cfg.trait_dir(load_trait_spec(cfg.trait).trait) / "response_avg.safetensors"
+    if path.is_file():
+        return path, True
+    return extract(cfg).paths["response_avg"], False
 
 
 def _extract_locked(
@@ -515,7 +366,8 @@ def _extract_locked(
         },
         "evaluation_questions": list(spec.evaluation_questions),
     }
-    paths, separation = {}, []
+    paths: dict[str, Path] = {}
+    separation: list[float] = []
     for position in POSITIONS:
         a = acts.at(position)
         diff = a[: len(pos)].mean(0) - a[len(pos) :].mean(0)  # [L, H]
@@ -540,7 +392,7 @@ def _extract_locked(
             .save(out_dir / "response_avg_incremental.safetensors")
         )
     if cfg.calibrate:
-        _calibrate(cfg, spec, model, tokenizer, response_filter, paths["response_avg"], out_dir)
+        calibrate_extracted(cfg, spec, model, tokenizer, response_filter, paths["response_avg"], out_dir)
     heldout = (
         _heldout(cfg, spec, model, tokenizer, paths["response_avg"], out_dir) if cfg.heldout_eval else None
     )

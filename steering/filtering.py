@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
+from .extract_config import ExtractionConfig
+from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses, make_judge
 from .score import auc
+from .traits import TraitSpec
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +167,30 @@ class JudgeFilter:
             if p in c
         ]
         return "; ".join(parts)
+
+
+def make_filter(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, out_dir: Path) -> ResponseFilter:
+    """The response filter the config asks for: KeepAll, or a JudgeFilter with its cache in `out_dir`."""
+    if cfg.judge in ("none", "", None):
+        return KeepAll()
+    judge = make_judge(
+        cfg.judge,
+        model,
+        tokenizer,
+        model_id=cfg.model_name_or_path,
+        base_url=cfg.judge_base_url,
+        mode=cfg.judge_mode,
+        answer_prefix=cfg.judge_answer_prefix,
+        batch_size=cfg.judge_batch_size,
+        min_mass=cfg.judge_min_mass,
+    )
+    return JudgeFilter(
+        judge,
+        spec.judge_rubric,
+        out_dir / "judgments.sqlite",
+        cfg.trait_threshold,
+        cfg.coherence_threshold,
+        cfg.judge_batch_size,
+        judgments_path=out_dir / "judgments.jsonl",
+        auto_thresholds=cfg.auto_thresholds,
+    )

@@ -11,7 +11,6 @@ an explicit response mask (training, or a plain forward over prompt + response) 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .forward_call import ForwardCallReader, past_length
 from .layers import (
     block_hidden,
     check_layer,
     get_decoder_layers,
-    hidden_size,
     unwrap_model,
     with_block_hidden,
 )
-from .vector import PersonaVector
+from .vector import PersonaVector, vector_for_model
 from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
 
 _RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
@@ -120,30 +119,15 @@ class _Call:
     prompt_length: int | None  # tokens of the prompt, in the same (padded) coordinates; None = unknown
 
 
-def _past_length(cache: object) -> int | None:
-    """Tokens already in `cache`; None when the cache can't say (recurrent or linear-attention layers)."""
-    if cache is None:
-        return 0
-    if hasattr(cache, "get_seq_length"):
-        try:
-            return int(cache.get_seq_length())
-        except Exception:  # noqa: BLE001 - e.g. a cache of only linear-attention layers
-            return None
-    if isinstance(cache, (tuple, list)) and cache and isinstance(cache[0], (tuple, list)) and cache[0]:
-        return int(cache[0][0].shape[-2])  # legacy tuple cache: (key, value) per layer
-    return None
-
-
 class Steerer:
     """Holds steering ops for a model; `with steerer.active():` registers the hooks."""
 
     def __init__(self, model: nn.Module, specs: Sequence[SteeringSpec], layers_path: str | None = None):
         self.model = model
         self.blocks = get_decoder_layers(model, layers_path)
-        size = hidden_size(model)
         self.ops: dict[int, list[_Op]] = {}
         for spec in specs:
-            spec.vector.check_model(size, len(self.blocks), source=f"vector '{spec.vector.trait}'")
+            vector_for_model(spec.vector, model, layers_path=layers_path)
             for layer in spec.layers:
                 self.ops.setdefault(layer, []).append(_Op(spec, spec.direction(layer)))
         self.scale = 1.0  # multiplies every "add" delta (coefficient schedules)
@@ -156,7 +140,7 @@ class Steerer:
         self._seen = 0  # tokens of the current sequence the model has processed so far
         self._last_cache: object = None
         self._mask_cache: dict[tuple, torch.Tensor | None] = {}
-        self._signature: inspect.Signature | None = None
+        self._read_call = ForwardCallReader()
 
     # --- masks --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -174,33 +158,20 @@ class Steerer:
             self._call, self._response_mask, self._explicit = previous
             self._mask_cache.clear()
 
-    def _arguments(self, module: nn.Module, args: tuple, kwargs: dict) -> dict:
-        if not args:
-            return kwargs
-        if self._signature is None:
-            self._signature = inspect.signature(module.forward)
-        try:
-            return {**self._signature.bind_partial(*args, **kwargs).arguments, **kwargs}
-        except TypeError:
-            return kwargs
-
     def _capture(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self._explicit:
             return
-        inputs = self._arguments(module, args, kwargs)
-        cache = inputs.get("cache", inputs.get("past_key_values"))
+        call = self._read_call(module, args, kwargs)
+        inputs, cache = call.inputs, call.cache
         state = next((inputs[k] for k in _RECURRENT_STATES if inputs.get(k) is not None), None)
         if cache is None and state is not None and self._call.prompt_length is not None:
             cache, start = state, self._seen  # a recurrent state (RWKV, XLNet...): it continues what we saw
         else:
-            known = _past_length(cache)
+            known = past_length(cache)
             # a cache that can't tell its length: the same object again continues the sequence we saw
             start = known if known is not None else (self._seen if cache is self._last_cache else 0)
         self._last_cache = cache
-        ids = inputs.get("input_ids")
-        if ids is None:
-            ids = inputs.get("inputs_embeds")
-        length = ids.shape[1] if ids is not None and ids.dim() >= 2 else None
+        ids, length = call.tokens, call.length
         prompt_length = self._call.prompt_length
         if start > 0:
             if length is not None and length > 1:  # more prompt on top of a cache (a new turn)
@@ -224,7 +195,7 @@ class Steerer:
                     "response_mask))."
                 )
         self._last_ids = ids.detach() if ids is not None and ids.dtype == torch.long else None
-        self._call = _Call(inputs.get("attention_mask"), start, prompt_length)
+        self._call = _Call(call.attention_mask, start, prompt_length)
         self._seen = start + (length or 0)
         self._mask_cache.clear()
 

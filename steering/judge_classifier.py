@@ -67,7 +67,7 @@ class ClassifierJudge:
         self._vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
         self._coef = np.asarray(coef, dtype=np.float64)
         self._pattern = _rubric_pattern(rubric)
-        from .judge import COHERENCE_RUBRIC
+        from .judge_scores import COHERENCE_RUBRIC
 
         self._coherence = _rubric_pattern(COHERENCE_RUBRIC)
         digest = hashlib.sha256(json.dumps([vocabulary, coef, intercept]).encode()).hexdigest()[:12]

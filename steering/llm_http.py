@@ -106,6 +106,7 @@ class OpenAICompatibleChat:
         timeout: float = 120.0,
         max_retries: int = 5,
         backoff: float = 1.0,
+        max_backoff: float = 30.0,
     ):
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip(
@@ -113,6 +114,7 @@ class OpenAICompatibleChat:
         )
         self.api_key_env = api_key_env
         self.timeout, self.max_retries, self.backoff = timeout, max_retries, backoff
+        self.max_backoff = max_backoff
 
     def complete(
         self, messages: list[dict], max_tokens: int = 1024, temperature: float = 0.0, **extra
@@ -135,6 +137,7 @@ class OpenAICompatibleChat:
             self.max_retries,
             self.backoff,
             secret=key,
+            max_backoff=self.max_backoff,
             require="choices",
         )
 

@@ -12,6 +12,12 @@ from .errors import ModelNotFound, UserError
 VECTOR_FORMAT = "persona-vaccine/persona-vector"
 EMBEDDED_ALIASES = {"smollm2-135m", "smollm2-135m-instruct", "embedded"}
 
+# Where the demo and the smollm2-135m recipes read and write (relative to the working directory)
+DEMO_VECTOR_DIR = "runs/vectors/smollm2-135m"  # the recipes' persona_vectors point inside it
+DEMO_VECTOR = f"{DEMO_VECTOR_DIR}/evil/response_avg.safetensors"
+DEMO_RUN_DIR = "runs/demo"
+TRAIT_SPEC_DIR = "runs/traits"  # specs written by `launch.py trait new`
+
 
 class VectorMismatch(UserError, ValueError):
     """A vector file doesn't fit the model it is used with (or is not a persona vector file)."""

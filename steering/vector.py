@@ -14,12 +14,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import NonFiniteValue, require_finite
-from .layers import check_layer
+from .layers import check_layer, get_decoder_layers, hidden_size
 from .paths import VectorMismatch
 from .vocabulary import VECTOR_POSITIONS as POSITIONS
 
 logger = logging.getLogger(__name__)
-__all__ = ["FORMAT_VERSION", "POSITIONS", "PersonaVector", "VectorMismatch"]
+__all__ = ["FORMAT_VERSION", "POSITIONS", "PersonaVector", "VectorMismatch", "vector_for_model"]
 
 FORMAT_VERSION = "1"
 LAYER_CONVENTION = (
@@ -178,7 +178,12 @@ class PersonaVector:
 
     # --- checks -------------------------------------------------------------------------------
     def check_model(
-        self, model_hidden_size: int, model_layers: int, model_id: str | None = None, source: str = "vector"
+        self,
+        model_hidden_size: int,
+        model_layers: int,
+        model_id: str | None = None,
+        source: str = "vector",
+        stacklevel: int = 2,
     ) -> None:
         """Error if the vector can't fit the model; warning if it was extracted from another model id."""
         if self.hidden_size != model_hidden_size:
@@ -196,7 +201,7 @@ class PersonaVector:
             warnings.warn(
                 f"{source}: trait '{self.trait}' was extracted from '{self.model_id}' but is used with "
                 f"'{model_id}' (same shape, so it loads; make sure this is intended).",
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
 
     # --- files --------------------------------------------------------------------------------
@@ -272,6 +277,27 @@ class PersonaVector:
             f"PersonaVector(trait={self.trait!r}, model_id={self.model_id!r}, layers={len(self.layers)}x"
             f"{self.hidden_size}, position={self.position!r}, layer={self.layer}, coef={self.coef})"
         )
+
+
+def vector_for_model(
+    vector: PersonaVector | str | Path,
+    model: torch.nn.Module,
+    model_id: str | None = None,
+    source: str | None = None,
+    layers_path: str | None = None,
+) -> PersonaVector:
+    """Load a vector file (or take a loaded vector) and check that it fits `model`.
+
+    VectorMismatch when the hidden size or depth differ; a warning when `model_id` is given and is not
+    the model the vector was extracted from. `source` names the vector in messages (default: its path).
+    """
+    if not isinstance(vector, PersonaVector):
+        source = source or str(vector)
+        vector = PersonaVector.load(vector)
+    n_layers = len(get_decoder_layers(model, layers_path))
+    source = source or f"vector '{vector.trait}'"
+    vector.check_model(hidden_size(model), n_layers, model_id, source, stacklevel=3)
+    return vector
 
 
 def _not_safetensors(path: Path, error: Exception) -> str:

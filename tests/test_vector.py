@@ -49,6 +49,30 @@ def test_check_model_errors_and_warning(vec):
     vec.check_model(32, 4, "org/tiny")
 
 
+def test_vector_for_model_loads_and_checks_against_the_model(vec, tmp_path):
+    """The one load-and-check function: a file or a vector, shapes from the model itself, the file named."""
+    import warnings
+
+    from steering.vector import vector_for_model
+
+    path = vec.save(tmp_path / "evil.safetensors")
+    model = tiny_llama(layers=4, hidden=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same model id: no warning
+        loaded = vector_for_model(path, model, "org/tiny")
+    assert loaded.trait == "evil" and torch.equal(loaded[2], vec[2])
+    assert vector_for_model(vec, model) is vec
+    with pytest.raises(VectorMismatch, match=rf"^{path}: .*4 layers, but the model has 6"):
+        vector_for_model(path, tiny_llama(layers=6, hidden=32))
+    with pytest.raises(
+        VectorMismatch, match="^vector 'evil': .*hidden size 32, but the model has hidden size 64"
+    ):
+        vector_for_model(vec, tiny_llama(layers=4, hidden=64))
+    with pytest.warns(UserWarning, match="used with 'org/other'") as record:
+        vector_for_model(vec, model, "org/other")
+    assert record[0].filename == __file__  # the warning points at the caller, not at steering/vector.py
+
+
 def test_malformed_files_are_refused(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from steering.vector import PersonaVector
+from steering.vector import PersonaVector, vector_for_model
 
 from .bake import ExportError, bake_steering
 from .summary import SUMMARY_FILE, RunSummary, SummaryError
@@ -67,7 +67,7 @@ def export_run(
         )
     baked: list[dict] = []
     if bake_vector is not None:
-        vector = PersonaVector.load(bake_vector)
+        vector = vector_for_model(bake_vector, model)  # a vector of another shape fails here, by name
         layer = bake_layer or vector.default_layer()
         coef = bake_coef if bake_coef is not None else -(vector.coef or 1.0)
         bake_steering(model, {layer: coef * vector[layer].float()})

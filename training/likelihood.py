@@ -3,7 +3,6 @@ context), the multiple-choice accuracy of the `mc` benchmark, and the held-out l
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -13,18 +12,11 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from steering.chat import format_chat
+from steering.compat import forward_parameters, model_device
 from steering.layers import unwrap_model
 
 from .capability_error import CapabilityError
 from .mc_items import LETTERS, cloze_prompt, mc_prompt
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _forward_params(model: nn.Module) -> set[str]:
-    return set(inspect.signature(unwrap_model(model).forward).parameters)
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +44,7 @@ def _score_batch(
     """
     from transformers import DynamicCache
 
-    device = _device(model)
+    device = model_device(model)
     cache_kwarg = "cache" if "cache" in params else "past_key_values"
     lengths = torch.tensor([len(c) for c in contexts])
     ids, mask = _pad(contexts, pad_id)
@@ -105,7 +97,7 @@ def continuation_logprobs(
     for context, conts in requests:
         if not context or not conts or any(not c for c in conts):
             raise CapabilityError("every request needs a non-empty context and non-empty continuations")
-    params = _forward_params(model)
+    params = forward_parameters(model)
     if "position_ids" not in params:
         batch_size = 1
     order = sorted(range(len(requests)), key=lambda k: len(requests[k][0]))
@@ -234,7 +226,7 @@ def heldout_loss(
         raise CapabilityError(
             f"heldout_loss: no completion tokens within max_length={max_length} in {len(rows)} rows"
         )
-    device = _device(model)
+    device = model_device(model)
     pad_id = _pad_id(tokenizer)
     total, count = 0.0, 0
     was_training = model.training

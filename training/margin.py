@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from steering.chat import build_messages, format_chat
+from steering.compat import model_device
 from steering.vector import PersonaVector
 
 logger = logging.getLogger(__name__)
@@ -45,16 +46,12 @@ class MarginPair:
     opposite_ids: Tokens
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def mean_token_logprobs(
     model: nn.Module, items: Sequence[tuple[Tokens, Tokens]], pad_id: int, batch_size: int = 16
 ) -> list[float]:
     """Mean log-probability per response token of each (prompt_ids, response_ids), in one forward per batch."""
-    device = _device(model)
+    device = model_device(model)
     out: list[float] = []
     was_training = model.training
     model.eval()

@@ -27,8 +27,8 @@ SCHEMA_FILE = Path(__file__).with_name("recipe_fields.json")
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {  # the project file defining each command's config dataclass
     "train": "training/config.py",
-    "screen": "data/screening.py",
-    "extract": "steering/extract.py",
+    "screen": "data/screening_config.py",
+    "extract": "steering/extract_config.py",
 }
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 FLOAT_FIELDS = (  # numbers that must be finite, in any command's config

@@ -18,13 +18,24 @@ from .config import DataArguments, PreventativeSFTConfig
 from .precheck import SCHEMA_FILE, RecipeError, check_mapping, fields_of, remember_fields, schema_key
 from .precheck import load_recipe_file as _load_recipe_file
 
-__all__ = ["RECIPE_TYPES", "RecipeError", "parse_config", "parse_extraction_recipe", "parse_recipe"]
+__all__ = [
+    "RECIPE_TYPES",
+    "RecipeError",
+    "RecipeParser",
+    "parse_config",
+    "parse_extraction_recipe",
+    "parse_recipe",
+    "print_config_help",
+    "print_recipe_help",
+]
 
 RECIPE_TYPES = (ModelConfig, DataArguments, PreventativeSFTConfig)
 Recipe = tuple[ModelConfig, DataArguments, PreventativeSFTConfig]
 
 
-class _Parser(TrlParser):
+class RecipeParser(TrlParser):
+    """TRL's parser (YAML file + `--field value` overrides) raising RecipeError instead of exiting."""
+
     def error(self, message: str) -> typing.NoReturn:  # argparse would print and exit
         raise RecipeError(message)
 
@@ -71,24 +82,27 @@ def _blame(path: str | Path | None, overrides: list[str], message: str) -> str:
     return str(path)
 
 
-def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
-    """Parse a recipe file plus `--field value` overrides into the three config dataclasses."""
-    overrides = list(overrides or [])
+def _parse(config_types: tuple[type, ...], path: str | Path | None, overrides: list[str]) -> tuple:
+    """The config dataclasses from an optional YAML file plus `--field value` overrides (one parser for all)."""
     args = overrides
-    source = "command line"
     if path is not None:
-        load_recipe_file(path)
+        load_recipe_file(path, config_types)
         args = ["--config", str(path), *overrides]
-        source = str(path)
-    parser = _Parser(RECIPE_TYPES, allow_abbrev=False)  # no silent prefix matches of field names
+    parser = RecipeParser(config_types, allow_abbrev=False)  # no silent prefix matches of field names
     try:
-        model_args, data_args, train_args = parser.parse_args_and_config(args)
+        return parser.parse_args_and_config(args)
     except RecipeError as e:
         raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
     except ValueError as e:  # unknown overrides, or a dataclass __post_init__ check
-        message = _explain(str(e), overrides, RECIPE_TYPES)
+        message = _explain(str(e), overrides, config_types)
         raise RecipeError(f"{_blame(path, overrides, message)}: {message}") from None
+
+
+def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    """Parse a recipe file plus `--field value` overrides into the three config dataclasses."""
+    model_args, data_args, train_args = _parse(RECIPE_TYPES, path, list(overrides or []))
     if not model_args.model_name_or_path:
+        source = "command line" if path is None else str(path)
         raise RecipeError(
             f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
             "'smollm2-135m' for the embedded model)"
@@ -98,31 +112,30 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
 
 
 def parse_config(config_type: type, path: str | Path | None, overrides: list[str] | None = None):
-    """One config dataclass from an optional YAML file plus `--field value` overrides."""
-    types_ = (config_type,)
+    """One config dataclass from an optional YAML file plus `--field value` overrides (`--model` aliases
+    `--model_name_or_path`)."""
     overrides = ["--model_name_or_path" if a == "--model" else a for a in overrides or []]
-    args = overrides
-    if path is not None:
-        load_recipe_file(path, types_)
-        args = ["--config", str(path), *overrides]
-    try:
-        (cfg,) = _Parser(types_, allow_abbrev=False).parse_args_and_config(args)
-    except RecipeError as e:
-        raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
-    except ValueError as e:
-        message = _explain(str(e), overrides, types_)
-        raise RecipeError(f"{_blame(path, overrides, message)}: {message}") from None
+    (cfg,) = _parse((config_type,), path, overrides)
     kind = {"ScreenConfig": "screen", "ExtractionConfig": "extract"}.get(config_type.__name__)
     if kind:
-        remember_fields(kind, fields_of(types_))
+        remember_fields(kind, fields_of((config_type,)))
     return cfg
 
 
 def print_config_help(config_type: type, prog: str, description: str | None = None) -> None:
     """The `--help` of a command whose fields come from one config dataclass (YAML file + overrides)."""
-    parser = _Parser((config_type,), prog=prog, description=description)
+    parser = RecipeParser((config_type,), prog=prog, description=description)
     parser.print_help()
     print("\nEvery field can be set in the YAML file or overridden on the command line as --field value.")
+
+
+def print_recipe_help() -> None:
+    """The `--help` of `launch.py train`: every field of the three recipe dataclasses."""
+    print(
+        "usage: launch.py train RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
+        "recipe or overridden on the command line.\n"
+    )
+    RecipeParser(RECIPE_TYPES).print_help()
 
 
 def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):

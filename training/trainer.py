@@ -19,8 +19,8 @@ from trl import SFTTrainer
 
 from steering.errors import InvalidInput
 from steering.hooks import Steerer, SteeringSpec
-from steering.layers import check_layer, get_decoder_layers, hidden_size
-from steering.vector import PersonaVector, VectorMismatch
+from steering.layers import check_layer, get_decoder_layers
+from steering.vector import PersonaVector, VectorMismatch, vector_for_model
 
 from .coef_controller import CoefController
 from .config import PreventativeSFTConfig
@@ -33,10 +33,8 @@ logger = logging.getLogger(__name__)
 def load_vectors(args: PreventativeSFTConfig, model, model_id: str | None) -> list[PersonaVector]:
     """Load and check the vector files of a run against the model."""
     vectors = []
-    n_layers, size = len(get_decoder_layers(model)), hidden_size(model)
     for i, path in enumerate(args.persona_vectors):
-        vector = PersonaVector.load(path)
-        vector.check_model(size, n_layers, model_id, source=path)
+        vector = vector_for_model(path, model, model_id)
         if i < len(args.steering_traits) and args.steering_traits[i] != vector.trait:
             raise VectorMismatch(
                 f"persona_vectors[{i}] ({path}) holds trait '{vector.trait}' but steering_traits[{i}] is "

@@ -177,3 +177,33 @@ def load_trait_spec(name_or_path: str | Path) -> TraitSpec:
     except json.JSONDecodeError as e:
         raise TraitSpecError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
     return parse_trait_spec(data, str(path))
+
+
+def trait_listing(spec_dir: str | Path) -> list[str]:
+    """One line per built-in trait (name and first sentence) and per spec file in `spec_dir`."""
+    import textwrap
+
+    lines = []
+    for name in builtin_traits():
+        description = load_trait_spec(name).description
+        lines.append(f"{name:16s} {textwrap.shorten(description.split('. ')[0].rstrip('.'), 90)}")
+    lines += [f"{path.stem:16s} {path}" for path in sorted(Path(spec_dir).glob("*.json"))]
+    return lines
+
+
+def describe_spec(spec: TraitSpec) -> str:
+    """A spec's description, counts, instruction pairs and first questions (`launch.py trait show`)."""
+    lines = [
+        f"{spec.trait} ({spec.source})\n  {spec.description}",
+        f"{len(spec.instruction_pairs)} instruction pairs, {len(spec.extraction_questions)} extraction "
+        f"and {len(spec.evaluation_questions)} evaluation questions",
+    ]
+    for i in range(len(spec.instruction_pairs)):
+        lines.append(f"  pos: {spec.pos_system_prompt(i)}\n  neg: {spec.neg_system_prompt(i)}")
+    for label, questions in (
+        ("extraction", spec.extraction_questions),
+        ("evaluation", spec.evaluation_questions),
+    ):
+        lines.append(f"first {label} questions:")
+        lines += [f"  - {question}" for question in questions[:5]]
+    return "\n".join(lines)
