@@ -25,9 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from steering.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR, TRAIT_SPEC_DIR  # noqa: E402 (no heavy imports)
-
-DEMO_RECIPES = ("recipes/smollm2-135m/evil/baseline.yaml", "recipes/smollm2-135m/evil/preventative.yaml")
+from steering.paths import DEMO_RUN_DIR, TRAIT_SPEC_DIR  # noqa: E402 (no heavy imports)
 
 
 def _parse_command(kind: str, config_type: type, argv: list[str], doc: str | None):
@@ -82,71 +80,24 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def _print_summaries(summaries: dict) -> None:
-    """A table of RunSummary objects by run name."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title="persona-vaccine runs")
-    for column in (
-        "run",
-        "steering",
-        "steps",
-        "final loss",
-        "trait",
-        "base proj",
-        "final proj",
-        "shift",
-        "time (s)",
-    ):
-        table.add_column(column)
-    for name, s in summaries.items():
-        steering = (
-            ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s.steering) or "none"
-        )
-        for trait, d in (s.trait_drift or {"-": {}}).items():
-            fmt = lambda x: "-" if x is None else f"{x:+.2f}"  # noqa: E731
-            table.add_row(
-                name,
-                steering,
-                str(s.train["steps"]),
-                f"{s.train['final_loss']:.3f}",
-                trait,
-                fmt(d.get("base_projection")),
-                fmt(d.get("final_projection")),
-                fmt(d.get("shift")),
-                f"{s.train['runtime_s']:.0f}",
-            )
-    Console(width=160).print(table)
+    from training.demo import runs_table
+
+    Console(width=160).print(runs_table(summaries))
 
 
 def cmd_demo(argv: list[str]) -> int:
     """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
+    from training.demo import DEMO_RECIPES
+
     if {"-h", "--help"} & set(argv):
         print(f"usage: launch.py [demo] [--force]\n\n{cmd_demo.__doc__}\nRecipes: {', '.join(DEMO_RECIPES)}; "
               f"runs in {DEMO_RUN_DIR}/; --force retrains runs that have a summary.json.\n")  # fmt: skip
         return 0
+    from training.demo import run_demo
 
-    from steering.extract import ExtractionConfig, extract_unless_done
-    from training.recipe import parse_recipe
-    from training.run import run_training
-    from training.summary import RunSummary
-
-    cfg = ExtractionConfig(trait="evil", model_name_or_path="smollm2-135m", output_dir=DEMO_VECTOR_DIR,
-                           heldout_eval=False)  # fmt: skip
-    vector, reused = extract_unless_done(cfg)
-    if reused:
-        print(f"reusing {vector}")
-    summaries = {}
-    for recipe in DEMO_RECIPES:
-        name = Path(recipe).stem
-        out = Path(DEMO_RUN_DIR) / name
-        if (out / "summary.json").is_file() and "--force" not in argv:
-            print(f"reusing {out}/summary.json (pass --force to retrain)")
-            summaries[name] = RunSummary.read(out / "summary.json")
-            continue
-        overrides = ["--output_dir", str(out)]
-        model_args, data_args, train_args = parse_recipe(recipe, overrides)
-        summaries[name] = run_training(model_args, data_args, train_args, recipe, overrides)
+    summaries = run_demo(force="--force" in argv)
     _print_summaries(summaries)
     base = summaries["baseline"].trait_drift["evil"]["shift"]
     prev = summaries["preventative"].trait_drift["evil"]["shift"]

@@ -1,0 +1,71 @@
+"""The demo (`python launch.py`): the evil vector of the embedded model, a baseline and a preventative run,
+and the table of their drift. Also the run table that `launch.py train` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from steering.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR
+
+from .summary import RunSummary
+
+DEMO_RECIPES = ("recipes/smollm2-135m/evil/baseline.yaml", "recipes/smollm2-135m/evil/preventative.yaml")
+COLUMNS = ("run", "steering", "steps", "final loss", "trait", "base proj", "final proj", "shift", "time (s)")
+
+
+def runs_table(summaries: dict[str, RunSummary]):
+    """A rich table of runs by name: steering, steps, loss and each trait's projection shift."""
+    from rich.table import Table
+
+    table = Table(title="persona-vaccine runs")
+    for column in COLUMNS:
+        table.add_column(column)
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:+.2f}"
+
+    for name, s in summaries.items():
+        steering = (
+            ", ".join(f"{x['trait']}@{x['layer']} x{x['coef']:g} {x['mode']}" for x in s.steering) or "none"
+        )
+        for trait, d in (s.trait_drift or {"-": {}}).items():
+            table.add_row(
+                name,
+                steering,
+                str(s.train["steps"]),
+                f"{s.train['final_loss']:.3f}",
+                trait,
+                fmt(d.get("base_projection")),
+                fmt(d.get("final_projection")),
+                fmt(d.get("shift")),
+                f"{s.train['runtime_s']:.0f}",
+            )
+    return table
+
+
+def run_demo(force: bool = False) -> dict[str, RunSummary]:
+    """Extract (or reuse) the vector, train (or reuse) each demo run; their summaries by run name."""
+    from steering.extract import extract_unless_done
+    from steering.extract_config import ExtractionConfig
+
+    from .recipe import parse_recipe
+    from .run import run_training
+
+    cfg = ExtractionConfig(
+        trait="evil", model_name_or_path="smollm2-135m", output_dir=DEMO_VECTOR_DIR, heldout_eval=False
+    )
+    vector, reused = extract_unless_done(cfg)
+    if reused:
+        print(f"reusing {vector}")
+    summaries: dict[str, RunSummary] = {}
+    for recipe in DEMO_RECIPES:
+        name = Path(recipe).stem
+        out = Path(DEMO_RUN_DIR) / name
+        if (out / "summary.json").is_file() and not force:
+            print(f"reusing {out}/summary.json (pass --force to retrain)")
+            summaries[name] = RunSummary.read(out / "summary.json")
+            continue
+        overrides = ["--output_dir", str(out)]
+        model_args, data_args, train_args = parse_recipe(recipe, overrides)
+        summaries[name] = run_training(model_args, data_args, train_args, recipe, overrides)
+    return summaries
