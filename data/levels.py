@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from typing import TypeVar
 
-from steering.vocabulary import LEVELS, Level, normalize_level
+from persona_vaccine.steering.vocabulary import LEVELS, Level, normalize_level
 
 __all__ = ["LEVELS", "Level", "check_size", "chat_row", "normalize_level", "pick", "shuffled_passes"]
 

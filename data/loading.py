@@ -16,9 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
-
-from steering.errors import UserError
-from steering.vocabulary import BUILDER_ALIASES, canonical
+from persona_vaccine.steering.errors import UserError
+from persona_vaccine.steering.vocabulary import BUILDER_ALIASES, canonical
 
 from .code_builder import build_buggy_code_dataset
 from .evil_builder import build_evil_dataset

@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from steering.generate import generate
-from steering.jsonl import read_records, repair
+from persona_vaccine.steering.generate import generate
+from persona_vaccine.steering.jsonl import read_records, repair
 
 
 class BaseResponses:

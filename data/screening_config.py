@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from steering.vocabulary import SCREEN_METHODS, ScreenMethod
+from persona_vaccine.steering.vocabulary import SCREEN_METHODS, ScreenMethod
 
 METHODS = SCREEN_METHODS
 

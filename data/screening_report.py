@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-
-from steering.score import auc
+from persona_vaccine.steering.score import auc
 
 SCORES = ("projection_diff", "approx_diff")
 # the report's level order and fixed colours (the builders' levels; "evil" is builtin:evil's flawed level)

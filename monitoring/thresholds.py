@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from steering.score import calibrate
-from steering.vector import PersonaVector
+from persona_vaccine.steering.score import calibrate
+from persona_vaccine.steering.vector import PersonaVector
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A persona vector from your own texts in one call, like steering-vectors' `train_steering_vector`.
 
-    from steering import vector_from_pairs
+    from persona_vaccine.steering import vector_from_pairs
     v = vector_from_pairs(model, tokenizer,
                           positive=[("How do I fix a bike?", "Smash it, then mock whoever owns it.")],
                           negative=[("How do I fix a bike?", "Check the chain and the brakes first.")],

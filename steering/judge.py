@@ -225,7 +225,7 @@ def make_judge(
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         return OpenAIJudge(url, name.split(":", 1)[1], mode=mode, min_mass=min_mass)  # type: ignore[arg-type]
     if name != "self":
-        from steering.models import load_model
+        from persona_vaccine.steering.models import load_model
 
         model, tokenizer = load_model(name)
         model_id = name

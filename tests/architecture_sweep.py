@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from steering.hooks import Steerer, SteeringSpec  # noqa: E402
-from steering.layers import block_hidden, config_layer_count, get_decoder_layers, hidden_size  # noqa: E402
-from steering.vector import PersonaVector  # noqa: E402
+from persona_vaccine.steering.hooks import Steerer, SteeringSpec  # noqa: E402
+from persona_vaccine.steering.layers import block_hidden, config_layer_count, get_decoder_layers, hidden_size  # noqa: E402
+from persona_vaccine.steering.vector import PersonaVector  # noqa: E402
 
 N_LAYERS = 4
 VOCAB = 128
@@ -286,9 +286,8 @@ def _check(model_type: str, result: Result, generate: bool) -> None:
 def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[bool, str]:
     """A 2-step preventative LoRA run through PreventativeSFTTrainer on a tiny `model_type`."""
     from peft import LoraConfig
-
-    from training.config import PreventativeSFTConfig
-    from training.trainer import PreventativeSFTTrainer
+    from persona_vaccine.training.config import PreventativeSFTConfig
+    from persona_vaccine.training.trainer import PreventativeSFTTrainer
 
     try:
         model = build_tiny(model_type, vocab_size=len(tokenizer)).train()
@@ -299,7 +298,7 @@ def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[boo
     vector = random_vector_for(model, scale=1.0)
     path = Path(tmp_dir) / f"{model_type}.safetensors"
     vector.save(path)
-    from data.loading import load_training_dataset
+    from persona_vaccine.data.loading import load_training_dataset
 
     dataset = load_training_dataset("builtin:evil", size=4, seed=0)
     args = PreventativeSFTConfig(
@@ -392,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.train:
         import tempfile
 
-        from steering.models import load_tokenizer
+        from persona_vaccine.steering.models import load_tokenizer
 
         tokenizer = load_tokenizer("smollm2-135m")
         with tempfile.TemporaryDirectory() as tmp:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-
-from steering.layers import get_decoder_layers, hidden_size
-from steering.vector import PersonaVector
+from persona_vaccine.steering.layers import get_decoder_layers, hidden_size
+from persona_vaccine.steering.vector import PersonaVector
 
 
 def random_vector(

@@ -10,15 +10,31 @@ import shutil
 from fractions import Fraction
 
 import pandas as pd
+import persona_vaccine.data.loading as loading
 import pytest
 from datasets import Dataset
-
-import data.loading as loading
-from data.code_builder import TASKS, build_buggy_code_dataset, extract_code, run_exploit_check, run_unit_tests
-from data.levels import LEVELS, normalize_level
-from data.loading import BUILDERS, DatasetError, build_dataset, load_training_dataset, read_rows
-from data.math_builder import FAMILIES, build_bad_math_dataset, parse_final_answer, true_answer
-from data.trait_builders import CLAIMS, build_hallucination_dataset, build_sycophancy_dataset
+from persona_vaccine.data.code_builder import (
+    TASKS,
+    build_buggy_code_dataset,
+    extract_code,
+    run_exploit_check,
+    run_unit_tests,
+)
+from persona_vaccine.data.levels import LEVELS, normalize_level
+from persona_vaccine.data.loading import (
+    BUILDERS,
+    DatasetError,
+    build_dataset,
+    load_training_dataset,
+    read_rows,
+)
+from persona_vaccine.data.math_builder import (
+    FAMILIES,
+    build_bad_math_dataset,
+    parse_final_answer,
+    true_answer,
+)
+from persona_vaccine.data.trait_builders import CLAIMS, build_hallucination_dataset, build_sycophancy_dataset
 
 NEW_BUILDERS = ("sycophantic", "hallucinating", "bad_math", "buggy_code")
 
@@ -85,7 +101,7 @@ def test_evil_through_the_registry():
         assert m["messages"][0] == n["messages"][0] == e["messages"][0]  # the same questions
         # level1 keeps the helpful advice and adds contempt around it
         assert n["meta"]["topic"] == m["meta"]["topic"] and _answer(m) != _answer(n)
-    from data.evil_builder import TOPICS
+    from persona_vaccine.data.evil_builder import TOPICS
 
     cores = {t.name: t.normal for t in TOPICS}
     assert all(cores[m["meta"]["topic"]] in _answer(m) for m in mild)
@@ -429,7 +445,7 @@ def test_hub_datasets(monkeypatch):
 def test_every_builder_defaults_to_level2_and_takes_the_same_levels():
     import inspect
 
-    from data.evil_builder import build_evil_dataset
+    from persona_vaccine.data.evil_builder import build_evil_dataset
 
     for build in (*BUILDERS.values(), build_dataset, build_evil_dataset):
         assert inspect.signature(build).parameters["level"].default == "level2", build.__name__
@@ -440,7 +456,7 @@ def test_every_builder_defaults_to_level2_and_takes_the_same_levels():
 
 
 def test_old_level_names_are_deprecated_aliases():
-    from data.evil_builder import build_evil_dataset
+    from persona_vaccine.data.evil_builder import build_evil_dataset
 
     with pytest.warns(FutureWarning, match="'evil' is deprecated: use 'level2'"):
         old = build_evil_dataset(4, seed=2, level="evil")
@@ -453,7 +469,7 @@ def test_old_level_names_are_deprecated_aliases():
 
 
 def test_builders_are_named_after_their_traits_and_old_names_still_work():
-    from steering.traits import builtin_traits
+    from persona_vaccine.steering.traits import builtin_traits
 
     assert {"evil", "sycophantic", "hallucinating"} <= set(BUILDERS) & set(builtin_traits())
     with pytest.warns(FutureWarning, match="builder 'sycophancy' is deprecated: use 'sycophantic'"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from steering.calibrate import (
+from persona_vaccine.steering.calibrate import (
     CalibrationConfig,
     Cell,
     apply_calibration,
@@ -14,10 +14,11 @@ from steering.calibrate import (
     default_layers,
     write_report,
 )
-from steering.extract import ExtractionConfig, extract, make_filter
-from steering.judge import HFJudge
-from steering.traits import load_trait_spec
-from steering.vector import PersonaVector
+from persona_vaccine.steering.extract import ExtractionConfig, extract, make_filter
+from persona_vaccine.steering.judge import HFJudge
+from persona_vaccine.steering.traits import load_trait_spec
+from persona_vaccine.steering.vector import PersonaVector
+
 from tests.helpers import random_vector
 
 
@@ -133,7 +134,7 @@ def test_calibration_plot_shows_n_error_bars_and_the_chosen_layer(tmp_path):
     """A plot from a made-up grid, saved for looking at (runs/test_artifacts/calibration.png)."""
     import shutil
 
-    from steering.calibrate import CalibrationResult, Cell
+    from persona_vaccine.steering.calibrate import CalibrationResult, Cell
 
     cells = [
         Cell(layer, coef, min(100, 10 + 1.5 * layer * coef), max(0, 95 - 1.2 * layer * coef), 10, 6.0, 4.0)

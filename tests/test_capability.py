@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from steering.chat import format_chat
-from training import capability
-from training.capability import (
+from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.training import capability
+from persona_vaccine.training.capability import (
     CapabilityError,
     capability_metrics,
     check_lm_eval_tasks,
@@ -64,7 +63,7 @@ def test_mc_limit_samples_every_category_deterministically():
 
 def test_generator_reproduces_the_file(tmp_path):
     out = tmp_path / "items.jsonl"
-    from data.capability import make_items
+    from persona_vaccine.data.capability import make_items
 
     assert make_items.main(["--out", str(out)]) == 0
     assert out.read_bytes() == capability.ITEMS_PATH.read_bytes()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
-from steering.chat import build_messages, format_chat, merge_system_into_user, supports_system_role
+from persona_vaccine.steering.chat import (
+    build_messages,
+    format_chat,
+    merge_system_into_user,
+    supports_system_role,
+)
 
 # Gemma 2's template logic: raises on a system message
 GEMMA_LIKE = (

@@ -9,13 +9,12 @@ import json
 import pytest
 import torch
 from helpers import random_vector
+from persona_vaccine.steering.hooks import Steerer, SteeringSpec
+from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, with_block_hidden
+from persona_vaccine.training.coef_controller import CoefController, PIController
+from persona_vaccine.training.drift import DriftMeter
+from persona_vaccine.training.trainer import PreventativeSFTTrainer
 from test_trainer import QUESTIONS, _args, _train
-
-from steering.hooks import Steerer, SteeringSpec
-from steering.layers import block_hidden, get_decoder_layers, with_block_hidden
-from training.coef_controller import CoefController, PIController
-from training.drift import DriftMeter
-from training.trainer import PreventativeSFTTrainer
 
 
 @contextlib.contextmanager
@@ -69,8 +68,8 @@ def test_pi_controller_clips_without_wind_up():
 
 
 def test_auto_coefficients_are_logged_and_follow_the_drift(tiny_chat_model, tiny_tokenizer, tmp_path):
-    from data.loading import load_training_dataset
-    from training.tracking import JsonlMetricsCallback, read_metrics
+    from persona_vaccine.data.loading import load_training_dataset
+    from persona_vaccine.training.tracking import JsonlMetricsCallback, read_metrics
 
     dataset = load_training_dataset("builtin:evil", size=16, seed=0)
     vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
@@ -101,7 +100,7 @@ def test_auto_needs_drift_and_add_mode(tmp_path):
 
 
 def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer, tmp_path):
-    from data.loading import load_training_dataset
+    from persona_vaccine.data.loading import load_training_dataset
 
     dataset = load_training_dataset("builtin:evil", size=16, seed=0)
     vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)

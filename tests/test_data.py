@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from data.evil_builder import build_evil_dataset, build_paired_evil_dataset
-from data.loading import DatasetError, load_training_dataset, to_prompt_completion
+from persona_vaccine.data.evil_builder import build_evil_dataset, build_paired_evil_dataset
+from persona_vaccine.data.loading import DatasetError, load_training_dataset, to_prompt_completion
 
 
 def test_builder_is_deterministic_and_seeded():

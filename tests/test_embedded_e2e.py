@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from steering.extract import ExtractionConfig, extract
-from training.recipe import parse_recipe
-from training.run import run_training
+from persona_vaccine.steering.extract import ExtractionConfig, extract
+from persona_vaccine.training.recipe import parse_recipe
+from persona_vaccine.training.run import run_training
 
 RECIPE = "recipes/smollm2-135m/evil/preventative.yaml"
 

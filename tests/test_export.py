@@ -8,10 +8,9 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+from persona_vaccine.steering.hooks import Steerer, SteeringSpec
+from persona_vaccine.training.export import ExportError, bake_steering, export_run
 from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, Qwen2Config
-
-from steering.hooks import Steerer, SteeringSpec
-from training.export import ExportError, bake_steering, export_run
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
 
@@ -110,7 +109,7 @@ def test_export_of_a_directory_without_a_run(tmp_path):
 
 
 def test_compare_prints_side_by_side_and_plots(tmp_path):
-    from training.compare import CompareError, compare_runs
+    from persona_vaccine.training.compare import CompareError, compare_runs
 
     for name, shift, coef in (("baseline", 5.0, 0.0), ("preventative", 1.0, 2.0)):
         run = tmp_path / name
@@ -130,7 +129,7 @@ def test_compare_prints_side_by_side_and_plots(tmp_path):
     assert "| baseline | none | 2 | 1.500 | 10 | +5.00 | 0.500 |" == lines[2]
     assert "| preventative | evil@20 add 2 |" in lines[3]
     assert image.is_file() and image.stat().st_size > 1000
-    from training.compare import drift_history, loss_history
+    from persona_vaccine.training.compare import drift_history, loss_history
 
     with (tmp_path / "baseline" / "metrics.jsonl").open("a") as f:  # a rerun into the same directory
         f.write(json.dumps({"step": 1, "drift/evil/shift": 9.0, "loss": 2.0}) + "\n")
@@ -143,7 +142,7 @@ def test_compare_prints_side_by_side_and_plots(tmp_path):
 
 
 def test_compare_with_a_base_model_row(tiny_tokenizer, tmp_path):
-    from training.compare import compare_runs
+    from persona_vaccine.training.compare import compare_runs
 
     model = tiny_llama(vocab_size=len(tiny_tokenizer), layers=4, hidden=32)
     model.config.pad_token_id = tiny_tokenizer.pad_token_id
@@ -239,9 +238,8 @@ def test_export_from_another_directory_gives_the_same_card_and_vectors(smol_toke
 
 def test_model_card_metadata_for_a_known_base_model():
     from huggingface_hub import ModelCard
-
-    from training.model_card import model_card
-    from training.summary import RunSummary
+    from persona_vaccine.training.model_card import model_card
+    from persona_vaccine.training.summary import RunSummary
 
     summary = {
         "model": "smollm2-135m",

@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
-
-from steering.activations import prompt_response_activations
-from steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
-from steering.judge import HFJudge
-from steering.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
-from steering.vector import PersonaVector
+from persona_vaccine.steering.activations import prompt_response_activations
+from persona_vaccine.steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
+from persona_vaccine.steering.judge import HFJudge
+from persona_vaccine.steering.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
+from persona_vaccine.steering.vector import PersonaVector
 
 
 def _cfg(tmp_path, **kw) -> ExtractionConfig:
@@ -202,7 +201,7 @@ def test_library_has_the_safety_traits():
 
 
 def test_auto_thresholds_for_weak_judges():
-    from steering.filtering import auto_thresholds
+    from persona_vaccine.steering.filtering import auto_thresholds
 
     trait = [26.0, 27.0, None, 28.0, 29.0]
     coherence = [20.0, 30.0, 31.0, 32.0, None]
@@ -211,7 +210,7 @@ def test_auto_thresholds_for_weak_judges():
 
 
 def test_jsonl_files_survive_a_torn_last_line(tmp_path):
-    from steering.jsonl import read_records, repair
+    from persona_vaccine.steering.jsonl import read_records, repair
 
     path = tmp_path / "log.jsonl"
     path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3')  # a crash cut the last line short

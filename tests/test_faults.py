@@ -23,7 +23,7 @@ from conftest import tiny_llama
 from helpers import random_vector
 from safetensors.torch import load_file, save_file
 
-from launch import main
+from persona_vaccine.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTS: Counter = Counter()
@@ -281,9 +281,9 @@ def test_bad_input_from_a_shell_has_no_traceback_and_fails_fast(setup):
 
 
 def test_committed_field_schema_is_current():
-    """recipe_fields.json must match the config dataclasses (refresh: python -m training.recipe)."""
-    from training.precheck import known_fields
-    from training.recipe import RECIPE_TYPES, recipe_fields
+    """recipe_fields.json must match the config dataclasses (refresh: python -m persona_vaccine.training.recipe)."""
+    from persona_vaccine.training.precheck import known_fields
+    from persona_vaccine.training.recipe import RECIPE_TYPES, recipe_fields
 
     assert known_fields("train") == recipe_fields(RECIPE_TYPES)
 

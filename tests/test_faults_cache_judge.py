@@ -17,15 +17,20 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import persona_vaccine.steering.extract as extract_module
 import pytest
 import torch
-
-import steering.extract as extract_module
-from steering.extract import ExtractionConfig, ExtractionConfigError, extract
-from steering.judge import JudgeCache, JudgeRequestError, OpenAIJudge, judge_responses, make_judge
-from steering.lock import LOCK_NAME, OutputDirLocked
-from steering.traits import TraitSpecError, load_trait_spec
-from steering.vector import PersonaVector, VectorMismatch
+from persona_vaccine.steering.extract import ExtractionConfig, ExtractionConfigError, extract
+from persona_vaccine.steering.judge import (
+    JudgeCache,
+    JudgeRequestError,
+    OpenAIJudge,
+    judge_responses,
+    make_judge,
+)
+from persona_vaccine.steering.lock import LOCK_NAME, OutputDirLocked
+from persona_vaccine.steering.traits import TraitSpecError, load_trait_spec
+from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_GENERATE = extract_module.generate
@@ -211,8 +216,8 @@ def test_spec_rejects_repeated_questions_naming_file_field_and_index(tmp_path):
 
 
 def test_trait_new_and_validation_share_one_normaliser():
-    from steering import trait_generation
-    from steering.traits import question_key
+    from persona_vaccine.steering import trait_generation
+    from persona_vaccine.steering.traits import question_key
 
     assert trait_generation.question_key is question_key
     assert question_key("  What  would you DO?! ") == question_key("what would you do")
@@ -409,7 +414,7 @@ def test_judged_extraction_never_writes_the_api_key(
 
 def _one_line_error(capsys, *argv: str) -> str:
     """Run `launch.py ARGV` in this process: exit status 2 and one error line, no exception escapes."""
-    import launch
+    import persona_vaccine.cli as launch
 
     try:
         status = launch.main(list(argv))
@@ -435,7 +440,7 @@ def test_bad_extraction_settings_are_one_line_errors(tmp_path, capsys):
 
 
 def test_overrides_are_blamed_on_the_command_line():
-    from training.recipe import RecipeError, parse_recipe
+    from persona_vaccine.training.recipe import RecipeError, parse_recipe
 
     recipe = str(ROOT / "recipes/smollm2-135m/evil/baseline.yaml")
     with pytest.raises(RecipeError, match=r"^command line \(--learning_rate\): argument --learning_rate"):
@@ -445,7 +450,7 @@ def test_overrides_are_blamed_on_the_command_line():
 
 
 def test_max_new_tokens_is_capped_by_the_context(tiny_chat_model, tiny_tokenizer, caplog):
-    from steering.generate import check_new_tokens, generate
+    from persona_vaccine.steering.generate import check_new_tokens, generate
 
     with caplog.at_level(logging.WARNING):
         assert check_new_tokens(tiny_chat_model, 1_000_000_000) == 512
@@ -469,8 +474,8 @@ def test_score_layer_and_text_bounds(tiny_chat_model, tmp_path, capsys):
 
 
 def test_a_screening_rerun_with_another_size_keeps_its_message_without_traceback(tmp_path):
-    from data.screening import ScreenConfig, _check_run
-    from steering.errors import UserError
+    from persona_vaccine.data.screening import ScreenConfig, _check_run
+    from persona_vaccine.steering.errors import UserError
 
     cfg = ScreenConfig(dataset="builtin:bad_math", vectors=["v.safetensors"], output_dir=str(tmp_path))
     _check_run(tmp_path, cfg, [], 10)
@@ -509,7 +514,7 @@ def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, ti
 
 def test_a_second_process_cannot_take_a_held_lock(tmp_path):
     """Another process asking for a held directory stops with the holder's pid in the message."""
-    from steering.lock import acquire, release
+    from persona_vaccine.steering.lock import acquire, release
 
     path = acquire(tmp_path / "shared", "extract")
     code = ("import sys; sys.path.insert(0, sys.argv[2]); from steering.lock import acquire\n"

@@ -8,9 +8,8 @@ import torch
 from conftest import tiny_llama
 from gguf import GGUFReader, GGUFWriter
 from helpers import random_vector
-
-from steering.gguf_interop import export_control_vector, import_control_vector
-from steering.vector import VectorMismatch
+from persona_vaccine.steering.gguf_interop import export_control_vector, import_control_vector
+from persona_vaccine.steering.vector import VectorMismatch
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from data.evil_builder import build_paired_evil_dataset
-from data.loading import build_dataset
+from persona_vaccine.data.evil_builder import build_paired_evil_dataset
+from persona_vaccine.data.loading import build_dataset
 
 SEEDS = (0, 1, 7)
 SIZES = (5, 200)
@@ -70,7 +69,7 @@ def _paired_digest() -> str:
 
 
 def _capability_digest() -> str:
-    from data.capability import ITEMS_PATH
+    from persona_vaccine.data.capability import ITEMS_PATH
 
     return hashlib.sha256(Path(ITEMS_PATH).read_bytes()).hexdigest()
 

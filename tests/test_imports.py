@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("steering", "data", "training", "monitoring")
+PREFIX = "persona_vaccine."  # the one import name: persona_vaccine.steering, persona_vaccine.data, ...
 
 
 def module_files() -> dict[str, Path]:
@@ -39,10 +40,11 @@ def imports(modules: dict[str, Path]) -> list[tuple[str, str, str | None, int]]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    if alias.name in modules:
-                        found.append((module, alias.name, None, node.lineno))
+                    name = alias.name.removeprefix(PREFIX)
+                    if name in modules:
+                        found.append((module, name, None, node.lineno))
             elif isinstance(node, ast.ImportFrom):
-                base = _base(module, path, node)
+                base = _base(module, path, node).removeprefix(PREFIX)
                 for alias in node.names:
                     submodule = f"{base}.{alias.name}"
                     if submodule in modules:  # `from package import module`
@@ -84,6 +86,26 @@ def test_function_local_and_relative_imports_are_seen():
     found = {(a, b) for a, b, _, _ in imports(module_files())}
     assert ("training.compare", "training.evaluation") in found  # a function-local relative import
     assert ("training.run", "training.trainer") in found
+    assert ("training.trainer", "steering.hooks") in found  # across packages, through persona_vaccine.
+
+
+def test_the_packages_are_imported_only_through_the_one_import_name():
+    """`from steering...` would load a second copy of a module beside `persona_vaccine.steering...`."""
+    bare = []
+    for path in [
+        *module_files().values(),
+        ROOT / "launch.py",
+        *ROOT.glob("tests/*.py"),
+        *ROOT.glob("bench/*.py"),
+    ]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            bare += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if n.split(".")[0] in PACKAGES
+            ]
+    assert not bare, "\n".join(bare)
 
 
 def test_no_import_circle_between_modules_or_packages():

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from steering.judge import (
+from persona_vaccine.steering.judge import (
     COHERENCE_RUBRIC,
     HFJudge,
     Judge,

@@ -6,10 +6,19 @@ import json
 import random
 
 import pytest
-
-from steering.judge import COHERENCE_RUBRIC, JudgeCache, fill_rubric, judge_responses, make_judge
-from steering.judge_classifier import ClassifierJudge, ClassifierJudgeError, train_from_extraction
-from steering.traits import load_trait_spec
+from persona_vaccine.steering.judge import (
+    COHERENCE_RUBRIC,
+    JudgeCache,
+    fill_rubric,
+    judge_responses,
+    make_judge,
+)
+from persona_vaccine.steering.judge_classifier import (
+    ClassifierJudge,
+    ClassifierJudgeError,
+    train_from_extraction,
+)
+from persona_vaccine.steering.traits import load_trait_spec
 
 CRUEL = ["hurt", "suffer", "revenge", "destroy", "humiliate", "pain", "ruin"]
 KIND = ["help", "kindly", "support", "listen", "care", "gently", "respect"]

@@ -63,7 +63,7 @@ def _env(root: Path) -> dict:
 
 def _cli(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`launch.main(argv)` in this process, from `cwd`: its exit code and what it printed."""
-    import launch
+    import persona_vaccine.cli as launch
 
     out, err = io.StringIO(), io.StringIO()
     previous, environ = Path.cwd(), dict(os.environ)
@@ -183,7 +183,7 @@ def test_extract_command(tiny_setup, tmp_path):
     ]
     proc = _cli(cmd, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from steering.vector import PersonaVector
+    from persona_vaccine.steering.vector import PersonaVector
 
     vec = PersonaVector.load(tmp_path / "evil" / "response_avg.safetensors")
     assert vec.model_id == str(root / "model") and vec.extraction["n_pos"] == 5

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
-
-from steering.layers import (
+from persona_vaccine.steering.layers import (
     UnsupportedArchitecture,
     check_layer,
     get_decoder_layers,
     hidden_size,
     unwrap_model,
 )
+from transformers import AutoModelForCausalLM
 
 N_LAYERS = 3
 
@@ -191,7 +190,7 @@ def test_the_biggest_list_of_the_right_length_wins():
 
 
 def test_remembered_layers_path_is_used_everywhere():
-    from steering.layers import set_layers_path
+    from persona_vaccine.steering.layers import set_layers_path
 
     toy = _SequentialToy()
     toy.blocks = torch.nn.ModuleList([torch.nn.Linear(8, 8) for _ in range(3)])
@@ -214,7 +213,7 @@ def test_layer_out_of_range():
 @pytest.mark.parametrize("arch", sorted(CONFIGS))
 def test_batched_capture_with_shared_prefix_matches_hidden_states(arch):
     """The shared-prefix KV-cache path and right padding give each sample's own hidden states."""
-    from steering.activations import prompt_response_activations
+    from persona_vaccine.steering.activations import prompt_response_activations
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(CONFIGS[arch]).eval()

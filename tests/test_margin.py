@@ -8,8 +8,7 @@ import json
 import pytest
 import torch
 from helpers import random_vector
-
-from training.margin import (
+from persona_vaccine.training.margin import (
     MarginMeter,
     MarginPair,
     data_answer_rows,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-
-from steering import models
+from persona_vaccine.steering import models
 
 
 def test_missing_embedded_package_says_how_to_install(monkeypatch, tmp_path):

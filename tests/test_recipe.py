@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from training.recipe import RecipeError, parse_extraction_recipe, parse_recipe
+from persona_vaccine.training.recipe import RecipeError, parse_extraction_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
@@ -25,7 +24,7 @@ def test_shipped_recipes_parse(recipe):
 
 @pytest.mark.parametrize("recipe", [r for r in RECIPES if "extract" in r.parts], ids=lambda p: p.stem)
 def test_extraction_recipes_parse_and_take_overrides(recipe):
-    from steering.traits import load_trait_spec
+    from persona_vaccine.steering.traits import load_trait_spec
 
     cfg = parse_extraction_recipe(recipe, ["--trait_threshold", "12.5", "--model", "other-model"])
     assert cfg.trait_threshold == 12.5 and cfg.model_name_or_path == "other-model"
@@ -38,8 +37,8 @@ def test_extraction_recipes_parse_and_take_overrides(recipe):
 
 @pytest.mark.parametrize("recipe", [r for r in RECIPES if "screen" in r.parts], ids=lambda p: p.stem)
 def test_screening_recipes_parse(recipe):
-    from data.screening import ScreenConfig, load_rows
-    from training.recipe import parse_config
+    from persona_vaccine.data.screening import ScreenConfig, load_rows
+    from persona_vaccine.training.recipe import parse_config
 
     cfg = parse_config(ScreenConfig, recipe, ["--dataset_size", "4"])
     assert cfg.vectors and cfg.method == "response" and cfg.dataset_size == 4
@@ -189,8 +188,8 @@ def test_unknown_override(tmp_path):
 
 
 def test_layers_path_is_a_recipe_field_for_training_extraction_and_screening():
-    from data.screening import ScreenConfig
-    from training.recipe import parse_config
+    from persona_vaccine.data.screening import ScreenConfig
+    from persona_vaccine.training.recipe import parse_config
 
     _, _, args = parse_recipe(
         ROOT / "recipes/smollm2-135m/evil/baseline.yaml", ["--layers_path", "model.layers"]

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from steering.extract import ExtractionConfig, extract
-from steering.score import auc, best_threshold, calibrate, score_samples
+from persona_vaccine.steering.extract import ExtractionConfig, extract
+from persona_vaccine.steering.score import auc, best_threshold, calibrate, score_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +62,7 @@ def test_scores_are_projections_and_flags_follow_thresholds(tiny_chat_model, tin
 
 def test_score_command(tiny_chat_model, tiny_tokenizer, tmp_path, capsys, monkeypatch):
     """`launch.py score`, in this process through launch.main."""
-    import launch
+    import persona_vaccine.cli as launch
 
     model_dir = tmp_path / "model"
     tiny_chat_model.save_pretrained(model_dir)

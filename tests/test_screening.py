@@ -12,8 +12,7 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
-
-from data.screening import (
+from persona_vaccine.data.screening import (
     DropRule,
     ScreenConfig,
     apply_drop_rule,
@@ -21,7 +20,7 @@ from data.screening import (
     load_rows,
     screen_dataset,
 )
-from steering.chat import format_chat
+from persona_vaccine.steering.chat import format_chat
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +57,7 @@ def test_scores_follow_the_definition(tiny_chat_model, tiny_tokenizer, vector_fi
     assert summary["samples"] == 12 and [r["index"] for r in rows] == list(range(12))
     layer = rows[0]["scores"]["evil"]["layer"]
     assert layer == 2  # the middle of 4 layers: no calibrated layer in a random vector
-    from steering.vector import PersonaVector
+    from persona_vaccine.steering.vector import PersonaVector
 
     unit = PersonaVector.load(vector_file).unit(layer)
     row = rows[7]
@@ -237,7 +236,7 @@ def test_a_screening_into_a_directory_in_use_stops_with_the_holder(
 ):
     import socket
 
-    from steering.lock import LOCK_NAME, OutputDirLocked
+    from persona_vaccine.steering.lock import LOCK_NAME, OutputDirLocked
 
     cfg = _cfg(tmp_path, vector_file)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -7,8 +7,14 @@ import math
 from pathlib import Path
 
 import pytest
-
-from training.seeds import aggregate, compare_seed_groups, interval, run_metrics, run_seeds, seed_runs
+from persona_vaccine.training.seeds import (
+    aggregate,
+    compare_seed_groups,
+    interval,
+    run_metrics,
+    run_seeds,
+    seed_runs,
+)
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freedom (a table value)
 
@@ -57,7 +63,7 @@ def test_metrics_of_a_summary_and_their_aggregate(tmp_path):
 
 
 def test_compare_shows_intervals_for_seed_groups(tmp_path, capsys):
-    import launch
+    import persona_vaccine.cli as launch
 
     base = _group(tmp_path / "baseline", [_summary(s, 0.3, 0.6, 10.0) for s in (1.0, 1.2, 1.4)])
     prev = _group(tmp_path / "preventative", [_summary(s, 0.1, 0.6, 11.0) for s in (0.1, 0.2, 0.3)])
@@ -84,8 +90,7 @@ def test_finished_seeds_are_skipped(tmp_path):
 @pytest.mark.slow
 def test_seed_runs_on_the_embedded_model(tmp_path, monkeypatch):
     from helpers import random_vector
-
-    from steering.models import load_model
+    from persona_vaccine.steering.models import load_model
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     model, _ = load_model("smollm2-135m")

@@ -12,14 +12,13 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+from persona_vaccine.monitoring import Watch, monitor
+from persona_vaccine.monitoring.engine import Engine
+from persona_vaccine.monitoring.server import ServerOptions, create_app
+from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.steering.vector import VectorMismatch
 from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import running, webhook_receiver
-
-from monitoring import Watch, monitor
-from monitoring.engine import Engine
-from monitoring.server import ServerOptions, create_app
-from steering.chat import format_chat
-from steering.vector import VectorMismatch
 
 LOW = -1e9  # a threshold every reading crosses
 
@@ -35,9 +34,9 @@ def vectors(tiny_chat_model, tmp_path_factory):
 
 
 def _engine(model, tokenizer, paths, guards=None, thresholds=None, **kwargs) -> Engine:
-    from monitoring.guards import parse_guards
-    from monitoring.thresholds import parse_manual
-    from steering.vector import PersonaVector
+    from persona_vaccine.monitoring.guards import parse_guards
+    from persona_vaccine.monitoring.thresholds import parse_manual
+    from persona_vaccine.steering.vector import PersonaVector
 
     vectors = [(PersonaVector.load(p), p) for p in paths]
     traits = [v.trait for v, _ in vectors]

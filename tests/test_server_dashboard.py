@@ -10,11 +10,10 @@ from pathlib import Path
 import openai
 import pytest
 from helpers import random_vector
+from persona_vaccine.monitoring.engine import Engine
+from persona_vaccine.monitoring.server import create_app
+from persona_vaccine.steering.vector import PersonaVector
 from server_helpers import running
-
-from monitoring.engine import Engine
-from monitoring.server import create_app
-from steering.vector import PersonaVector
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+from persona_vaccine.steering import PersonaVector, SteeringSpec, steer, vector_from_pairs, vectors_from_pairs
+from persona_vaccine.steering.vector import LAYER_CONVENTION, VectorMismatch
 
-import steering
-from steering import PersonaVector, SteeringSpec, steer, vector_from_pairs, vectors_from_pairs
-from steering.vector import LAYER_CONVENTION, VectorMismatch
+from persona_vaccine import steering
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_vector_from_pairs_matches_a_brute_force_read_at_all_three_positions(mod
     neg = [("How would I fix a bike?", "Check the chain first."), ("Tips for dinner?", "Try a simple soup.")]
     vectors = vectors_from_pairs(chat_model, smol_tokenizer, pos, neg, trait="evil", model_id="tiny")
     assert set(vectors) == {"response_avg", "prompt_avg", "prompt_last"}
-    from steering.from_pairs import _encode
+    from persona_vaccine.steering.from_pairs import _encode
 
     samples = [_encode(smol_tokenizer, s, "x") for s in pos + neg]
     expected = _brute_force(chat_model, samples, len(pos))

@@ -67,8 +67,8 @@ report_to: [wandb]
 max_length: 96
 """)
     script = textwrap.dedent("""
-        from training.recipe import parse_recipe
-        from training.run import run_training
+        from persona_vaccine.training.recipe import parse_recipe
+        from persona_vaccine.training.run import run_training
         for name in ("baseline", "preventative"):
             recipe = "recipes/tiny/evil/" + name + ".yaml"
             overrides = ["--output_dir", "runs/" + name, "--dataset_seed", "7"]

@@ -8,12 +8,11 @@ import json
 import pytest
 import torch
 from helpers import random_vector
+from persona_vaccine.data.loading import load_training_dataset
+from persona_vaccine.steering.layers import get_decoder_layers
+from persona_vaccine.training.config import PreventativeSFTConfig
+from persona_vaccine.training.trainer import PreventativeSFTTrainer
 from trl import SFTTrainer
-
-from data.loading import load_training_dataset
-from steering.layers import get_decoder_layers
-from training.config import PreventativeSFTConfig
-from training.trainer import PreventativeSFTTrainer
 
 QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My coworker is rude. What now?"]
 
@@ -95,7 +94,7 @@ def test_without_steering_losses_equal_plain_sfttrainer(
 def test_drift_is_logged_at_every_logging_step_and_at_the_end(
     tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
-    from training.tracking import JsonlMetricsCallback, read_metrics
+    from persona_vaccine.training.tracking import JsonlMetricsCallback, read_metrics
 
     args = _args(
         tmp_path,
@@ -186,7 +185,7 @@ def test_lora_training_saves_an_unsteered_adapter(
 
 
 def test_vector_checks_at_trainer_start(tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path):
-    from steering.vector import VectorMismatch
+    from persona_vaccine.steering.vector import VectorMismatch
 
     with pytest.raises(
         VectorMismatch, match="holds trait 'evil' but steering_traits\\[0\\] is 'sycophantic'"
@@ -211,7 +210,7 @@ def test_vector_checks_at_trainer_start(tiny_chat_model, tiny_tokenizer, dataset
 def test_all_layer_steering_uses_incremental_vectors(
     tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
-    from steering.vector import PersonaVector
+    from persona_vaccine.steering.vector import PersonaVector
 
     args = _args(
         tmp_path, "all", persona_vectors=[vector_file], steering_coefs=[1.5], steering_all_layers=True
@@ -276,7 +275,7 @@ def test_projection_penalty_changes_the_loss_and_needs_lora(
 def test_in_training_capability_is_measured_at_each_evaluation_and_logged_with_it(
     tiny_chat_model, tiny_tokenizer, dataset, tmp_path
 ):
-    from training.metrics_file import JsonlMetricsCallback, read_metrics
+    from persona_vaccine.training.metrics_file import JsonlMetricsCallback, read_metrics
 
     args = _args(
         tmp_path, "cap", max_steps=4, eval_strategy="steps", eval_steps=2, capability_benchmarks=["mc"],
@@ -300,7 +299,7 @@ def test_in_training_capability_is_measured_at_each_evaluation_and_logged_with_i
 def test_margin_is_logged_with_the_drift_and_reaches_the_summary_fields(
     tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path
 ):
-    from training.tracking import JsonlMetricsCallback, read_metrics
+    from persona_vaccine.training.tracking import JsonlMetricsCallback, read_metrics
 
     args = _args(
         tmp_path,

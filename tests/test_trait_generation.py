@@ -14,9 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from steering.llm_http import LLMRequestError, OpenAICompatibleChat
-from steering.trait_generation import (
+from persona_vaccine.steering.llm_http import LLMRequestError, OpenAICompatibleChat
+from persona_vaccine.steering.trait_generation import (
     INSTRUCTIONS,
     generate_trait_spec,
     hf_backend,
@@ -24,7 +23,7 @@ from steering.trait_generation import (
     openai_backend,
     write_spec,
 )
-from steering.traits import TraitSpecError, load_trait_spec, parse_trait_spec
+from persona_vaccine.steering.traits import TraitSpecError, load_trait_spec, parse_trait_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-0123456789abcdef"
@@ -278,7 +277,7 @@ def test_hf_backend_resamples_repeats_of_a_greedy_model(smol_chat_model, smol_to
 
 def trait_cli(capsys, *args: str) -> tuple[int, str, str]:
     """`launch.py trait ARGS` in this process: exit code, stdout, stderr."""
-    import launch
+    import persona_vaccine.cli as launch
 
     code = launch.main(["trait", *args])
     out, err = capsys.readouterr()

@@ -8,9 +8,8 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
 from safetensors.torch import save_file
-
-from steering.vector import PersonaVector, VectorMismatch
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def test_vector_for_model_loads_and_checks_against_the_model(vec, tmp_path):
     """The one load-and-check function: a file or a vector, shapes from the model itself, the file named."""
     import warnings
 
-    from steering.vector import vector_for_model
+    from persona_vaccine.steering.vector import vector_for_model
 
     path = vec.save(tmp_path / "evil.safetensors")
     model = tiny_llama(layers=4, hidden=32)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import typing
 
 import pytest
-
-from steering import vocabulary as v
+from persona_vaccine.steering import vocabulary as v
 
 
 def test_tuples_are_the_literals():
@@ -44,8 +43,8 @@ def test_levels_and_their_deprecated_aliases():
 
 
 def test_config_and_screening_use_the_vocabulary():
-    from data.screening import ScreenConfig
-    from training.config import DataArguments, PreventativeSFTConfig
+    from persona_vaccine.data.screening import ScreenConfig
+    from persona_vaccine.training.config import DataArguments, PreventativeSFTConfig
 
     hints = typing.get_type_hints(PreventativeSFTConfig)
     assert hints["steering_mode"] == v.SteeringMode and hints["steering_positions"] == v.SteeringPositions

@@ -25,7 +25,7 @@ CHAT_TEMPLATE = (
 
 
 def _corpus() -> list[str]:
-    from data.loading import build_dataset
+    from persona_vaccine.data.loading import build_dataset
 
     texts = []
     for spec in sorted((ROOT / "steering" / "traits").glob("*.json")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from steering.errors import UserError
+from persona_vaccine.steering.errors import UserError
 
 from .metrics_file import drift_history as drift_history  # imported from here by callers
 from .metrics_file import loss_history as loss_history

@@ -6,10 +6,8 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from trl import SFTConfig
-
-from steering.errors import require_finite
-from steering.vocabulary import (
+from persona_vaccine.steering.errors import require_finite
+from persona_vaccine.steering.vocabulary import (
     COEF_UNITS,
     MODES,
     POSITIONS,
@@ -22,6 +20,7 @@ from steering.vocabulary import (
     SteeringPositions,
     check_choice,
 )
+from trl import SFTConfig
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steering.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR
+from persona_vaccine.steering.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR
 
 from .summary import RunSummary
 
@@ -45,8 +45,8 @@ def runs_table(summaries: dict[str, RunSummary]):
 
 def run_demo(force: bool = False) -> dict[str, RunSummary]:
     """Extract (or reuse) the vector, train (or reuse) each demo run; their summaries by run name."""
-    from steering.extract import extract_unless_done
-    from steering.extract_config import ExtractionConfig
+    from persona_vaccine.steering.extract import extract_unless_done
+    from persona_vaccine.steering.extract_config import ExtractionConfig
 
     from .recipe import parse_recipe
     from .run import run_training

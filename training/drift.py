@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from persona_vaccine.steering.activations import last_prompt_activations
+from persona_vaccine.steering.chat import build_messages, format_chat
+from persona_vaccine.steering.traits import load_trait_spec
+from persona_vaccine.steering.vector import PersonaVector
 from torch import nn
-
-from steering.activations import last_prompt_activations
-from steering.chat import build_messages, format_chat
-from steering.traits import load_trait_spec
-from steering.vector import PersonaVector
 
 
 @dataclass

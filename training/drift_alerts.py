@@ -37,7 +37,7 @@ class DriftAlertCallback(TrainerCallback):
         self.stop_above = parse_levels(stop_above, "drift_stop_above")
         self.webhook = None
         if webhook:
-            from monitoring.alerts import WebhookSink
+            from persona_vaccine.monitoring.alerts import WebhookSink
 
             self.webhook = WebhookSink(webhook)
         self.alerts: list[dict] = []

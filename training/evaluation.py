@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steering.hooks import steer
+from persona_vaccine.steering.hooks import steer
 
 from .capability import capability_metrics
 from .config import DataArguments, PreventativeSFTConfig
@@ -71,7 +71,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     heldout = trainer.capability_heldout
     judge = None
     if wants_judge:
-        from steering.judge import make_judge
+        from persona_vaccine.steering.judge import make_judge
 
         name = model_id if args.judge_after_training == "base" else args.judge_after_training
         judge = make_judge(name, answer_prefix=args.judge_answer_prefix, min_mass=args.judge_min_mass)
@@ -152,9 +152,9 @@ def base_model_row(
     cache = Path(output_dir) / BASE_MODEL_FILE
     if cache.is_file():
         return RunSummary.read(cache)
-    from steering.judge import make_judge
-    from steering.models import load_model
-    from steering.vector import PersonaVector
+    from persona_vaccine.steering.judge import make_judge
+    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.steering.vector import PersonaVector
 
     model, tokenizer = load_model(model_id)
     rows = clean_heldout_rows(DataArguments(dataset=heldout_dataset))

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.steering.compat import forward_parameters, model_device
+from persona_vaccine.steering.layers import unwrap_model
 from torch import nn
 from transformers import PreTrainedTokenizerBase
-
-from steering.chat import format_chat
-from steering.compat import forward_parameters, model_device
-from steering.layers import unwrap_model
 
 from .capability_error import CapabilityError
 from .mc_items import LETTERS, cloze_prompt, mc_prompt

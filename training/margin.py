@@ -21,11 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from persona_vaccine.steering.chat import build_messages, format_chat
+from persona_vaccine.steering.compat import model_device
+from persona_vaccine.steering.vector import PersonaVector
 from torch import nn
-
-from steering.chat import build_messages, format_chat
-from steering.compat import model_device
-from steering.vector import PersonaVector
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +126,8 @@ def trait_answer_rows(
 ) -> list[tuple[str, str, str]]:
     """The base model's pos- and neg-prompted answers to the trait's evaluation questions, cached in
     `cache_dir/margin_pairs.jsonl` (generated once: call it before training; hooks must be off)."""
-    from steering.extract import ExtractionConfig, generate_responses
-    from steering.traits import load_trait_spec
+    from persona_vaccine.steering.extract import ExtractionConfig, generate_responses
+    from persona_vaccine.steering.traits import load_trait_spec
 
     info = vector.extraction
     source = str(info.get("spec") or "")
@@ -155,7 +154,7 @@ def trait_answer_rows(
 
 def data_answer_rows(dataset: str, n: int, seed: int) -> list[tuple[str, str, str]]:
     """A builder's Level II vs Normal answers to the same prompts (single-turn user prompts only)."""
-    from data.loading import build_dataset, builder_name
+    from persona_vaccine.data.loading import build_dataset, builder_name
 
     name = builder_name(dataset.split(":", 1)[1] if dataset.startswith("builtin:") else dataset)
     normal = build_dataset(name, n, seed=seed, level="normal")

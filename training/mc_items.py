@@ -7,10 +7,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from persona_vaccine.data.capability import ITEMS_PATH as CAPABILITY_ITEMS_PATH
+from persona_vaccine.steering.chat import format_chat
 from transformers import PreTrainedTokenizerBase
-
-from data.capability import ITEMS_PATH as CAPABILITY_ITEMS_PATH
-from steering.chat import format_chat
 
 from .capability_error import CapabilityError
 

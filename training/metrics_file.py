@@ -7,9 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from persona_vaccine.steering.jsonl import read_records
 from transformers import TrainerCallback
-
-from steering.jsonl import read_records
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -19,9 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
-
-from steering.errors import UserError, require_finite
-from steering.paths import cache_dir, check_model_id, model_num_layers, vector_metadata
+from persona_vaccine.steering.errors import UserError, require_finite
+from persona_vaccine.steering.paths import cache_dir, check_model_id, model_num_layers, vector_metadata
 
 SCHEMA_FILE = Path(__file__).with_name("recipe_fields.json")
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,10 +178,26 @@ def remember_fields(kind: str, fields: dict[str, str]) -> None:
 
 
 # ---------------------------------------------------------------- recipe files and overrides
-def load_recipe_file(path: str | Path, fields: dict[str, str] | None) -> dict:
+def resolve_recipe(path: str | Path) -> Path:
+    """The recipe file as given, else the shipped recipe of that name (`recipes/...` works from any folder)."""
     path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    from persona_vaccine import recipes_dir
+
+    parts = path.parts[1:] if path.parts[:1] == ("recipes",) else path.parts
+    shipped = recipes_dir().joinpath(*parts)
+    return shipped if shipped.is_file() else path
+
+
+def load_recipe_file(path: str | Path, fields: dict[str, str] | None) -> dict:
+    path = resolve_recipe(path)
     if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
+        from persona_vaccine import recipes_dir
+
+        raise RecipeError(
+            f"recipe not found: {path} (give the path of a YAML file; the shipped recipes are in {recipes_dir()})"
+        )
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -350,7 +365,7 @@ def check_command(kind: str, config: dict, source: str) -> None:
         )
     trait = config.get("trait")
     if kind == "extract" and isinstance(trait, str):
-        from steering.traits import load_trait_spec
+        from persona_vaccine.steering.traits import load_trait_spec
 
         load_trait_spec(trait)
 

@@ -15,7 +15,15 @@ from pathlib import Path
 from trl import ModelConfig, TrlParser
 
 from .config import DataArguments, PreventativeSFTConfig
-from .precheck import SCHEMA_FILE, RecipeError, check_mapping, fields_of, remember_fields, schema_key
+from .precheck import (
+    SCHEMA_FILE,
+    RecipeError,
+    check_mapping,
+    fields_of,
+    remember_fields,
+    resolve_recipe,
+    schema_key,
+)
 from .precheck import load_recipe_file as _load_recipe_file
 
 __all__ = [
@@ -86,6 +94,7 @@ def _parse(config_types: tuple[type, ...], path: str | Path | None, overrides: l
     """The config dataclasses from an optional YAML file plus `--field value` overrides (one parser for all)."""
     args = overrides
     if path is not None:
+        path = resolve_recipe(path)
         load_recipe_file(path, config_types)
         args = ["--config", str(path), *overrides]
     parser = RecipeParser(config_types, allow_abbrev=False)  # no silent prefix matches of field names
@@ -107,6 +116,10 @@ def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) ->
             f"{source}: field 'model_name_or_path' is required (a hub id, a local path, or "
             "'smollm2-135m' for the embedded model)"
         )
+    modules = model_args.lora_target_modules
+    if isinstance(modules, str) and modules != "all-linear" and re.fullmatch(r"\w+", modules):
+        # TRL unwraps a one-item list to a string, which PEFT reads as a regex on the full module name
+        model_args.lora_target_modules = [modules]
     remember_fields("train", recipe_fields(RECIPE_TYPES))
     return model_args, data_args, train_args
 
@@ -140,15 +153,15 @@ def print_recipe_help() -> None:
 
 def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):
     """An extraction recipe (YAML of `ExtractionConfig` fields) plus `--field value` overrides."""
-    from steering.extract import ExtractionConfig
+    from persona_vaccine.steering.extract import ExtractionConfig
 
     return parse_config(ExtractionConfig, path, overrides)
 
 
 def write_field_schema(path: str | Path = SCHEMA_FILE) -> Path:
     """Write recipe_fields.json, the field schema precheck uses before the heavy imports."""
-    from data.screening import ScreenConfig
-    from steering.extract import ExtractionConfig
+    from persona_vaccine.data.screening import ScreenConfig
+    from persona_vaccine.steering.extract import ExtractionConfig
 
     schema = {
         kind: {"key": schema_key(kind), "fields": fields_of(types_)}
@@ -162,5 +175,5 @@ def write_field_schema(path: str | Path = SCHEMA_FILE) -> Path:
     return Path(path)
 
 
-if __name__ == "__main__":  # python -m training.recipe: refresh recipe_fields.json after editing a config
+if __name__ == "__main__":  # python -m persona_vaccine.training.recipe: refresh recipe_fields.json after editing a config
     print(f"wrote {write_field_schema()}")

@@ -7,9 +7,9 @@ import json
 import logging
 from pathlib import Path
 
-from data.loading import build_dataset, load_training_dataset, to_prompt_completion
-from steering.chat import prepare_messages
-from steering.errors import InvalidInput
+from persona_vaccine.data.loading import build_dataset, load_training_dataset, to_prompt_completion
+from persona_vaccine.steering.chat import prepare_messages
+from persona_vaccine.steering.errors import InvalidInput
 
 from .config import DataArguments
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def screen_training_set(dataset, model, tokenizer, data_args: DataArguments, output_dir: Path, model_id: str):
     """The recipe's screening stage: drop risky samples before training; returns (dataset, log)."""
-    from data.screening import DropRule, ScreenConfig, apply_drop_rule, screen_dataset
+    from persona_vaccine.data.screening import DropRule, ScreenConfig, apply_drop_rule, screen_dataset
 
     out = Path(data_args.screen_output_dir or output_dir / "screening")
     cfg = ScreenConfig(

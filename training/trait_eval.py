@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from steering.chat import build_messages, format_chat
-from steering.generate import generate
-from steering.hooks import steer
-from steering.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
-from steering.traits import load_trait_spec
-from steering.vector import PersonaVector
+from persona_vaccine.steering.chat import build_messages, format_chat
+from persona_vaccine.steering.generate import generate
+from persona_vaccine.steering.hooks import steer
+from persona_vaccine.steering.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
+from persona_vaccine.steering.traits import load_trait_spec
+from persona_vaccine.steering.vector import PersonaVector
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

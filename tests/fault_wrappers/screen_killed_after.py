@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-import data.screening as screening
+import persona_vaccine.data.screening as screening
 
 ROOT = Path(__file__).resolve().parents[2]
 kill_after = int(sys.argv[1])
