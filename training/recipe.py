@@ -175,7 +175,6 @@ def write_field_schema(path: str | Path = SCHEMA_FILE) -> Path:
     return Path(path)
 
 
-if (
-    __name__ == "__main__"
-):  # python -m persona_vaccine.training.recipe: refresh recipe_fields.json after editing a config
+# python -m persona_vaccine.training.recipe: refresh recipe_fields.json after editing a config
+if __name__ == "__main__":
     print(f"wrote {write_field_schema()}")
