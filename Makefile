@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PERSONA_VACCINE_CACHE ?= $(CURDIR)/.cache/persona-vaccine
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint bench clean compare
+.PHONY: install demo test test-fast lint bench clean compare typecheck-tree
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ demo: install
 	$(PY) launch.py
 
 # everything: lint, format, the type check of the library packages (config in pyproject.toml), every test
-test: install
+test: install typecheck-tree
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -34,11 +34,17 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
-lint: install
+lint: install typecheck-tree
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 bench: install
 	$(PY) bench/step_time.py
+
+# mypy reads the one import name from a tree of links: build/typecheck/persona_vaccine/{steering,...}
+typecheck-tree:
+	mkdir -p build/typecheck/persona_vaccine
+	for p in steering data training monitoring; do ln -sfn ../../../$$p build/typecheck/persona_vaccine/$$p; done
+	ln -sf ../../../persona_vaccine/__init__.py build/typecheck/persona_vaccine/__init__.py
 
 clean:
 	rm -rf runs wandb .pytest_cache
