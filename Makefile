@@ -28,7 +28,7 @@ test: install typecheck-tree
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 # the edit-test loop: no subprocess, DeepSpeed or embedded-model tests (those are marked slow)
 test-fast: install
