@@ -1,4 +1,4 @@
-"""persona-vaccine command line.
+"""persona-vaccine command line: `persona-vaccine COMMAND ...` (or `python launch.py COMMAND ...` in a checkout).
 
 python launch.py                          # the demo: extract the evil vector, train baseline and
                                           # preventative runs on the embedded model, compare them
@@ -293,7 +293,14 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     debug = bool(argv) and argv[0] == "--debug"  # tracebacks for user errors (or PERSONA_VACCINE_DEBUG=1)
     argv = argv[1:] if debug else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
