@@ -48,6 +48,10 @@ def test_extract_then_train_baseline_and_preventative(tmp_path, monkeypatch):
             "24",
             "--report_to",
             "none",
+            "--margin_max_questions",
+            "2",
+            "--margin_data_pairs",
+            "4",
         ]
         summaries[name] = run_training(*parse_recipe(RECIPE, overrides), recipe=RECIPE)
     base, prev = summaries["baseline"], summaries["preventative"]
