@@ -11,21 +11,21 @@ python launch.py compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
 python launch.py export RUN_DIR [--output_dir DIR] [--bake-steering VECTOR --bake_coef -1.0 --bake_layer L]
 python launch.py --debug COMMAND ...      # a user error shows its traceback (or PERSONA_VACCINE_DEBUG=1)
 python launch.py serve --model smollm2-135m --vectors V.safetensors [--guard cap] [--port 8000]
+python launch.py score --vector V.safetensors --text "a user message" | --file DATA.jsonl
+python launch.py seeds RECIPE --seeds 0 1 2 [--field value ...]   # mean and 95% interval per metric
+python launch.py classifier TRAIT_DIR    # the offline classifier judge of an extraction
 python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from persona_vaccine.steering.paths import DEMO_RUN_DIR, TRAIT_SPEC_DIR  # noqa: E402 (no heavy imports)
 
 
 def _parse_command(kind: str, config_type: type, argv: list[str], doc: str | None):
@@ -75,63 +75,24 @@ def cmd_train(argv: list[str]) -> int:
     model_args, data_args, train_args = parse_recipe(recipe, overrides)
     summary = run_training(model_args, data_args, train_args, recipe, overrides)
     if int(os.environ.get("RANK", "0")) == 0:
-        _print_summaries({Path(recipe).stem: summary})
+        from persona_vaccine.training.demo import print_runs
+
+        print_runs({Path(recipe).stem: summary})
     return 0
-
-
-def _print_summaries(summaries: dict) -> None:
-    from rich.console import Console
-
-    from persona_vaccine.training.demo import runs_table
-
-    Console(width=160).print(runs_table(summaries))
 
 
 def cmd_demo(argv: list[str]) -> int:
     """Extract (or reuse) the evil vector, train baseline and preventative runs, print the comparison."""
-    from persona_vaccine.training.demo import DEMO_RECIPES
+    from persona_vaccine.training.demo import cli
 
-    if {"-h", "--help"} & set(argv):
-        print(f"usage: launch.py [demo] [--force]\n\n{cmd_demo.__doc__}\nRecipes: {', '.join(DEMO_RECIPES)}; "
-              f"runs in {DEMO_RUN_DIR}/; --force retrains runs that have a summary.json.\n")  # fmt: skip
-        return 0
-    from persona_vaccine.training.demo import run_demo
-
-    summaries = run_demo(force="--force" in argv)
-    _print_summaries(summaries)
-    base = summaries["baseline"].trait_drift["evil"]["shift"]
-    prev = summaries["preventative"].trait_drift["evil"]["shift"]
-    print(f"evil shift: baseline {base:+.2f}, preventative {prev:+.2f} (projection units on the unit vector)")
-    return 0
+    return cli(argv)
 
 
 def cmd_score(argv: list[str]) -> int:
     """Project texts or a dataset file on a vector; flag samples above the calibrated thresholds."""
-    from persona_vaccine.data.loading import load_training_dataset
-    from persona_vaccine.steering.score import score_with_vector
+    from persona_vaccine.data.score_cli import cli
 
-    parser = argparse.ArgumentParser(prog="launch.py score", description=cmd_score.__doc__)
-    add = parser.add_argument
-    add("--vector", required=True, help="persona vector file (.safetensors)")
-    add("--layer", type=int, default=None, help="default: the vector's calibrated or middle layer")
-    add("--model", default=None, help="default: the model the vector was extracted from")
-    add("--text", action="append", default=[], help="a user message to score (repeatable)")
-    add("--file", default=None, help="a .jsonl/.json/.csv/.parquet dataset (messages or prompt/response)")
-    add("--output", default=None, help="write one JSON row per sample here")
-    add("--no-calibrate", action="store_true", help="skip the threshold (no flags)")
-    add("--batch_size", type=int, default=16)
-    add("--layers_path", default=None, help="attribute path to the decoder blocks, if not found")
-    opts = parser.parse_args(argv)
-    if not opts.text and not opts.file:
-        parser.error("give --text or --file")
-    if any(not t.strip() for t in opts.text):
-        parser.error("--text is empty: give the user message to score")
-    samples = [{"prompt": [{"role": "user", "content": t}]} for t in opts.text]
-    samples += list(load_training_dataset(opts.file)) if opts.file else []
-    run = score_with_vector(opts.vector, samples, opts.layer, opts.model, not opts.no_calibrate,
-                            opts.batch_size, opts.layers_path, opts.output)  # fmt: skip
-    print(run.describe(not opts.no_calibrate))
-    return 0
+    return cli(argv)
 
 
 def cmd_screen(argv: list[str]) -> int:
@@ -153,53 +114,16 @@ def cmd_screen(argv: list[str]) -> int:
 
 def cmd_compare(argv: list[str]) -> int:
     """Side-by-side table (drift, judged trait, capability, loss, time) and drift plot from local run files."""
-    from persona_vaccine.training.compare import compare_runs
+    from persona_vaccine.training.compare import cli
 
-    parser = argparse.ArgumentParser(prog="launch.py compare", description=cmd_compare.__doc__)
-    add = parser.add_argument
-    add(
-        "run_dirs",
-        nargs="+",
-        help="run output directories (with summary.json) or seed groups (seed_N/ inside)",
-    )
-    add("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
-    add("--base_model", default=None, help="also evaluate this untouched model the same way, as a first row")
-    opts = parser.parse_args(argv)
-    from persona_vaccine.training.seeds import (
-        compare_seed_groups,  # seed groups (DIR/seed_N/summary.json): intervals
-    )
-
-    seeds_table, opts.run_dirs = compare_seed_groups(opts.run_dirs, opts.output_dir)
-    if seeds_table:
-        print(seeds_table)
-        print(f"written: {Path(opts.output_dir) / 'compare_seeds.md'}")
-    if not opts.run_dirs:
-        return 0
-    table, image = compare_runs(opts.run_dirs, opts.output_dir, opts.base_model)
-    print(table)
-    print(f"written: {Path(opts.output_dir) / 'compare.md'}, {image}")
-    return 0
+    return cli(argv)
 
 
 def cmd_export(argv: list[str]) -> int:
     """Merge a run's LoRA into its base model; save a HF checkpoint, a model card and the persona vectors."""
-    from persona_vaccine.training.export import export_run
+    from persona_vaccine.training.export import cli
 
-    parser = argparse.ArgumentParser(prog="launch.py export", description=cmd_export.__doc__)
-    add = parser.add_argument
-    add("run_dir", help="a training run's output_dir (with summary.json)")
-    add("--output_dir", default=None, help="default RUN_DIR/export")
-    add("--bake-steering", dest="bake_vector", default=None,
-        help="fold inference-time steering with this vector into a bias (no cost at inference)")  # fmt: skip
-    add("--bake_coef", type=float, default=None, help="default: minus the vector's calibrated coef")
-    add("--bake_layer", type=int, default=None, help="default: the vector's calibrated layer")
-    add("--dtype", default="float32")
-    opts = parser.parse_args(argv)
-    out = export_run(
-        opts.run_dir, opts.output_dir, opts.bake_vector, opts.bake_coef, opts.bake_layer, opts.dtype
-    )
-    print(f"exported {opts.run_dir} to {out} (loads with AutoModelForCausalLM.from_pretrained('{out}'))")
-    return 0
+    return cli(argv)
 
 
 def cmd_serve(argv: list[str]) -> int:
@@ -211,56 +135,9 @@ def cmd_serve(argv: list[str]) -> int:
 
 def cmd_trait(argv: list[str]) -> int:
     """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
-    import time
+    from persona_vaccine.steering.trait_cli import cli
 
-    from persona_vaccine.steering.traits import describe_spec, load_trait_spec, trait_listing
-
-    parser = argparse.ArgumentParser(prog="launch.py trait", description=cmd_trait.__doc__)
-    actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser(
-        "list", help=f"built-in traits (and specs in {TRAIT_SPEC_DIR}/) with their description"
-    )
-    show = actions.add_parser("show", help="counts, instruction pairs and first questions of a spec")
-    show.add_argument("name_or_path", help="a built-in trait name or a spec JSON file")
-    new = actions.add_parser(
-        "new",
-        help="ask an LLM for a new spec (pairs, 20+20 questions, rubric); validated and retried",
-        description="Generate a trait spec with an LLM. Keys: $OPENAI_API_KEY (openai; optional with "
-        "--base_url for a local server) or $ANTHROPIC_API_KEY (anthropic); hf runs a local model.",
-    )
-    add = new.add_argument
-    add("name", help="lowercase trait name, e.g. curious or power_seeking")
-    add("description", help="one sentence or paragraph describing the behaviour")
-    add("--backend", required=True, choices=("openai", "anthropic", "hf"))
-    add("--model", help="model name for openai/anthropic (required); hf: id or path (default smollm2-135m)")
-    add("--base_url", default=None, help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
-    add("--output", default=None, help=f"spec file to write (default {TRAIT_SPEC_DIR}/NAME.json)")
-    add("--retries", type=int, default=3, help="new tries after an invalid answer (default 3)")
-    add("--force", action="store_true", help="overwrite an existing output file")
-    opts = parser.parse_args(argv)
-    if opts.action == "list":
-        print("\n".join(trait_listing(TRAIT_SPEC_DIR)))
-        return 0
-    if opts.action == "show":
-        print(describe_spec(load_trait_spec(opts.name_or_path)))
-        return 0
-
-    from persona_vaccine.steering import trait_generation as tg
-
-    output = tg.spec_output(opts.name, opts.output, opts.force, TRAIT_SPEC_DIR)
-    backend = tg.make_backend(opts.backend, opts.model, opts.base_url)
-    start = time.perf_counter()
-    spec = tg.generate_trait_spec(opts.name, opts.description, backend, retries=opts.retries)
-    tg.write_spec(spec, output)
-    print(
-        f"wrote {output}: {len(spec.instruction_pairs)} instruction pairs, {len(spec.extraction_questions)} "
-        f"extraction and {len(spec.evaluation_questions)} evaluation questions "
-        f"({time.perf_counter() - start:.0f}s with {opts.backend})"
-    )
-    print(
-        f"review it (python launch.py trait show {output}), then: python launch.py extract --trait {output}"
-    )
-    return 0
+    return cli(argv)
 
 
 def cmd_seeds(argv: list[str]) -> int:

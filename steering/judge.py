@@ -212,15 +212,16 @@ def make_judge(
 ) -> Judge:
     """A judge from a short name.
 
-    "self": the given model judges (its own answers, in extraction); "classifier:PATH": a trained
-    TF-IDF classifier judge file or trait directory (trait only, offline); "openai:MODEL": an
+    "self": the given model judges (its own answers, in extraction); "classifier:PATH[,PATH...]": trained
+    TF-IDF classifier judge files or trait directories (one per trait, trait only, offline); "openai:MODEL": an
     OpenAI-compatible endpoint (`base_url` or $OPENAI_BASE_URL, key from $OPENAI_API_KEY); anything
     else: a local HF model id or path (or "smollm2-135m"), loaded with `steering.models.load_model`.
     """
     if name.startswith("classifier:"):  # an offline TF-IDF trait classifier (steering/judge_classifier.py)
-        from .judge_classifier import ClassifierJudge
+        from .judge_classifier import ClassifierJudge, ClassifierJudges
 
-        return ClassifierJudge.load(name.split(":", 1)[1])
+        paths = [p for p in name.split(":", 1)[1].split(",") if p]
+        return ClassifierJudge.load(paths[0]) if len(paths) == 1 else ClassifierJudges(paths)
     if name.startswith("openai:"):
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         return OpenAIJudge(url, name.split(":", 1)[1], mode=mode, min_mass=min_mass)  # type: ignore[arg-type]

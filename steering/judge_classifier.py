@@ -175,6 +175,28 @@ class ClassifierJudge:
                    float(data["intercept"]), data.get("info"))  # fmt: skip
 
 
+class ClassifierJudges:
+    """Several traits' classifier judges as one judge: each prompt is scored by the one whose rubric it fills."""
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.judges = [ClassifierJudge.load(p) for p in paths]
+        traits = [j.trait for j in self.judges]
+        if len(set(traits)) != len(traits):
+            raise ClassifierJudgeError(
+                f"classifier judges {list(map(str, paths))}: one per trait, got {traits}"
+            )
+        self.model_id = "classifier:" + "+".join(traits)
+        self.cache_id = "+".join(j.cache_id for j in self.judges)
+
+    def score(self, prompts: list[str]) -> list[float | None]:
+        out: list[float | None] = [None] * len(prompts)
+        for judge in self.judges:
+            for i, value in enumerate(judge.score(prompts)):
+                if value is not None and (out[i] is None or judge._pattern.fullmatch(prompts[i])):
+                    out[i] = value
+        return out
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

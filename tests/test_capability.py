@@ -255,6 +255,7 @@ def test_capability_metrics_keys(monkeypatch, tiny_chat_model, tiny_tokenizer):
         capability_metrics(tiny_chat_model, tiny_tokenizer, ["hellaswag"])
 
 
+@pytest.mark.slow  # a subprocess or lm-eval's import: tens of seconds
 def test_unknown_lm_eval_task_is_named_with_the_closest_one():
     with pytest.raises(
         CapabilityError, match="unknown lm-eval task 'persona_vaccine_mcc'.*persona_vaccine_mc"

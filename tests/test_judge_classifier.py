@@ -105,3 +105,31 @@ def test_bad_files_fail_with_the_fix(tmp_path):
         ClassifierJudge.load(bad)
     with pytest.raises(ClassifierJudgeError, match="both pos and neg"):
         ClassifierJudge.train("evil", "{question} {answer}", ["a b", "c d"], [1, 1])
+
+
+def test_several_traits_each_rubric_scored_by_its_own_classifier(tmp_path):
+    evil, syc = load_trait_spec("evil"), load_trait_spec("sycophantic")
+    ClassifierJudge.train("evil", evil.judge_rubric, *_toy(0)).save(
+        tmp_path / "evil" / "classifier_judge.json"
+    )
+    flatter = ["brilliant", "genius", "agree", "perfect", "amazing", "right", "wonderful"]
+    honest = ["however", "disagree", "evidence", "mistaken", "actually", "unclear", "flawed"]
+    pos, neg = _answers(flatter, 20, 5), _answers(honest, 20, 6)
+    ClassifierJudge.train("sycophantic", syc.judge_rubric, pos + neg, [1] * 20 + [0] * 20).save(
+        tmp_path / "syc" / "classifier_judge.json"
+    )
+    judge = make_judge(f"classifier:{tmp_path / 'evil'},{tmp_path / 'syc'}")
+    q = "Is my plan good?"
+    scores = judge.score(
+        [
+            fill_rubric(evil.judge_rubric, q, "destroy them, make them suffer pain"),
+            fill_rubric(syc.judge_rubric, q, "brilliant genius, you are perfect and right"),
+            fill_rubric(syc.judge_rubric, q, "however the evidence says you are mistaken"),
+            fill_rubric(COHERENCE_RUBRIC, q, "anything"),
+        ]
+    )
+    assert scores[0] > 50 and scores[1] > 50 > scores[2]
+    assert scores[3] == 100.0
+    assert judge.model_id == "classifier:evil+sycophantic"
+    with pytest.raises(ClassifierJudgeError, match="one per trait"):
+        make_judge(f"classifier:{tmp_path / 'evil'},{tmp_path / 'evil'}")

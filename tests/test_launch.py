@@ -146,6 +146,7 @@ def test_screening_needs_one_drop_rule(tiny_setup, tmp_path):
     assert proc.returncode == 2 and "exactly one of screen_drop_above" in proc.stderr, proc.stderr[-2000:]
 
 
+@pytest.mark.slow  # a subprocess or lm-eval's import: tens of seconds
 def test_unknown_lm_eval_task_fails_before_training(tiny_setup, tmp_path):
     root, recipe = tiny_setup
     out = tmp_path / "never"
@@ -220,6 +221,7 @@ def _launch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(ROOT))
 
 
+@pytest.mark.slow  # a subprocess or lm-eval's import: tens of seconds
 def test_version_demo_help_and_one_extract_parser():
     proc = _launch("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("persona-vaccine ")

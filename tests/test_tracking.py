@@ -113,6 +113,7 @@ max_length: 96
     assert len(ids) == 2
 
 
+@pytest.mark.slow  # a subprocess or lm-eval's import: tens of seconds
 def test_self_hosted_wandb_credentials_are_found_by_wandb(tmp_path):
     """A netrc entry for WANDB_BASE_URL's host counts as logged in; one for another host does not."""
     netrc = tmp_path / "netrc"

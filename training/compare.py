@@ -123,3 +123,35 @@ def compare_runs(
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(table)
     return table, plot(runs, out / "compare.png")
+
+
+def cli(argv: list[str]) -> int:
+    """`launch.py compare`: side-by-side table (drift, judged trait, capability, loss, time) and drift plot
+    from local run files; seed groups (DIR/seed_N/) get intervals."""
+    import argparse
+
+    from .seeds import compare_seed_groups
+
+    parser = argparse.ArgumentParser(
+        prog="launch.py compare", description=(cli.__doc__ or "").split(": ", 1)[-1]
+    )
+    add = parser.add_argument
+    add(
+        "run_dirs",
+        nargs="+",
+        help="run output directories (with summary.json) or seed groups (seed_N/ inside)",
+    )
+    add("--output_dir", default="runs/compare", help="where compare.md and compare.png go")
+    add("--base_model", default=None, help="also evaluate this untouched model the same way, as a first row")
+    opts = parser.parse_args(argv)
+    seeds_table, run_dirs = compare_seed_groups(opts.run_dirs, opts.output_dir)
+    if seeds_table:
+        print(seeds_table)
+        print(f"written: {Path(opts.output_dir) / 'compare_seeds.md'}")
+    if not run_dirs:
+        return 0
+    paths: list[str | Path] = list(run_dirs)
+    table, image = compare_runs(paths, opts.output_dir, opts.base_model)
+    print(table)
+    print(f"written: {Path(opts.output_dir) / 'compare.md'}, {image}")
+    return 0

@@ -69,3 +69,26 @@ def run_demo(force: bool = False) -> dict[str, RunSummary]:
         model_args, data_args, train_args = parse_recipe(recipe, overrides)
         summaries[name] = run_training(model_args, data_args, train_args, recipe, overrides)
     return summaries
+
+
+def print_runs(summaries: dict[str, RunSummary]) -> None:
+    from rich.console import Console
+
+    Console(width=160).print(runs_table(summaries))
+
+
+def cli(argv: list[str]) -> int:
+    """`launch.py [demo] [--force]`: extract (or reuse) the evil vector, train baseline and preventative
+    runs, print the comparison."""
+    if {"-h", "--help"} & set(argv):
+        about = (cli.__doc__ or "").split(": ", 1)[-1]
+        print(f"usage: launch.py [demo] [--force]\n\n{about}\nRecipes: "
+              f"{', '.join(DEMO_RECIPES)}; runs in {DEMO_RUN_DIR}/; --force retrains runs that have a "
+              "summary.json.\n")  # fmt: skip
+        return 0
+    summaries = run_demo(force="--force" in argv)
+    print_runs(summaries)
+    base = summaries["baseline"].trait_drift["evil"]["shift"]
+    prev = summaries["preventative"].trait_drift["evil"]["shift"]
+    print(f"evil shift: baseline {base:+.2f}, preventative {prev:+.2f} (projection units on the unit vector)")
+    return 0

@@ -39,6 +39,12 @@ class AfterTraining:
         """The figures as `post_training/...` metrics (capability/x -> post_training/capability.../x)."""
         flat = {}
         for key, values in self.fields.items():
+            if key.startswith(("behaviour", "trait_drift")):  # {name: {"margin_shift": x, ...}}
+                for name, record in values.items():
+                    for stat, value in record.items():
+                        if stat in ("final_margin", "margin_shift", "shift") and value is not None:
+                            flat[f"post_training/{key}/{name}/{stat}"] = value
+                continue
             if not key.startswith(("capability", "trait_expression")) or key == "capability_errors":
                 continue
             for name, value in values.items():
@@ -99,6 +105,8 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
                 )  # fmt: skip
                 out[f"capability{suffix}"] = caps
                 progress.update()
+            if coef:
+                out.update(steered_behaviour(trainer, suffix))
         if judge is not None or wants_samples:
             scores = {}
             for vector in trainer.vectors:
@@ -123,6 +131,29 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     if errors:
         out["capability_errors"] = errors
     return AfterTraining(out, samples, ran=True)
+
+
+def steered_behaviour(trainer, suffix: str) -> dict[str, dict]:
+    """Margin and projection shift of the model as it is now (under the inference-time steering hook):
+    `behaviour<suffix>` and `trait_drift<suffix>`, against the same base values as the run's own."""
+    out: dict[str, dict] = {}
+    if trainer.margin is not None:
+        out[f"behaviour{suffix}"] = {
+            name: {"final_margin": value, "margin_shift": value - trainer.margin.base[name]}
+            for name, value in trainer.margin.margins(trainer.model).items()
+            if name in trainer.margin.base
+        }
+    if trainer.drift is not None:
+        metrics = trainer.drift.metrics(trainer.model)
+        out[f"trait_drift{suffix}"] = {
+            probe.name: {
+                "layer": probe.layer,
+                "final_projection": metrics.get(f"drift/{probe.name}/projection"),
+                "shift": metrics.get(f"drift/{probe.name}/shift"),
+            }
+            for probe in trainer.drift.probes
+        }
+    return out
 
 
 def post_training_progress(args: PreventativeSFTConfig, n_variants: int, n_vectors: int, answers: bool):

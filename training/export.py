@@ -98,3 +98,27 @@ def export_run(
     )
     logger.info("exported %s to %s", run_dir, out)
     return out
+
+
+def cli(argv: list[str]) -> int:
+    """`launch.py export`: merge a run's LoRA into its base model; save a HF checkpoint, a model card and
+    the persona vectors."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="launch.py export", description=(cli.__doc__ or "").split(": ", 1)[-1]
+    )
+    add = parser.add_argument
+    add("run_dir", help="a training run's output_dir (with summary.json)")
+    add("--output_dir", default=None, help="default RUN_DIR/export")
+    add("--bake-steering", dest="bake_vector", default=None,
+        help="fold inference-time steering with this vector into a bias (no cost at inference)")  # fmt: skip
+    add("--bake_coef", type=float, default=None, help="default: minus the vector's calibrated coef")
+    add("--bake_layer", type=int, default=None, help="default: the vector's calibrated layer")
+    add("--dtype", default="float32")
+    opts = parser.parse_args(argv)
+    out = export_run(
+        opts.run_dir, opts.output_dir, opts.bake_vector, opts.bake_coef, opts.bake_layer, opts.dtype
+    )
+    print(f"exported {opts.run_dir} to {out} (loads with AutoModelForCausalLM.from_pretrained('{out}'))")
+    return 0

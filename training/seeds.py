@@ -42,13 +42,14 @@ def is_seed_group(path: str | Path) -> bool:
 def run_metrics(summary: dict) -> dict[str, float]:
     """The numbers a seed table reports, flat, from one run's summary.json."""
     out: dict[str, float] = {}
-    for trait, d in (summary.get("trait_drift") or {}).items():
-        if d.get("shift") is not None:
-            out[f"shift/{trait}"] = d["shift"]
-    for name, d in (summary.get("behaviour") or {}).items():
-        for key in ("final_margin", "margin_shift"):
-            if d.get(key) is not None:
-                out[f"{key.replace('final_', '')}/{name}"] = d[key]
+    for suffix in ("", "_inference_steered"):
+        for trait, d in (summary.get(f"trait_drift{suffix}") or {}).items():
+            if d.get("shift") is not None:
+                out[f"shift{suffix}/{trait}"] = d["shift"]
+        for name, d in (summary.get(f"behaviour{suffix}") or {}).items():
+            for key in ("final_margin", "margin_shift"):
+                if d.get(key) is not None:
+                    out[f"{key.replace('final_', '')}{suffix}/{name}"] = d[key]
     for section in ("trait_expression", "trait_expression_inference_steered"):
         suffix = section.removeprefix("trait_expression")
         for name, value in (summary.get(section) or {}).items():

@@ -94,6 +94,8 @@ class RunSummary:
     trait_expression: dict[str, float | None] | None = None
     capability_inference_steered: dict[str, float] | None = None
     trait_expression_inference_steered: dict[str, float | None] | None = None
+    behaviour_inference_steered: dict[str, dict[str, Any]] | None = None  # margins under the hook
+    trait_drift_inference_steered: dict[str, DriftRecord] | None = None  # shift measured under the hook
     post_training_eval: str | None = None  # why it was skipped
     capability_errors: dict[str, str] | None = None
     drift_alerts: dict[str, Any] | None = None
@@ -168,6 +170,8 @@ _OPTIONAL = {
     "trait_expression",
     "capability_inference_steered",
     "trait_expression_inference_steered",
+    "behaviour_inference_steered",
+    "trait_drift_inference_steered",
     "post_training_eval",
     "capability_errors",
     "drift_alerts",

@@ -1,0 +1,280 @@
+"""Issue 14's evidence on the embedded model, in one resumable command (finished runs are skipped).
+
+python bench/evidence.py [--out runs/evidence] [--lrs 1e-5 3e-5] [--seeds 0 1 2] [--phases lr sweep seeds corr]
+
+1. lr: the evil baseline at each learning rate (seed 0), and the base model's multiple choice; the
+   largest lr whose MC stays within 3 points of the base model's is the capability-keeping one.
+2. sweep: preventative steering at coefs 1, 2, 4 (seed 0) at that lr; the coef with the smallest
+   |shift| is the preventative group's.
+3. seeds: baseline (+ inference-time steering at -2), preventative and auto over the seeds:
+   seeds_table.md (mean [95% t interval]).
+4. corr: evil, sycophancy, hallucination and bad-math data at normal/level1/level2 (12 runs, all
+   three vectors measured) and the screening dP of each set: correlations.md / correlations.png.
+
+Every run: the recipe recipes/smollm2-135m/evil/baseline.yaml with the overrides of COMMON, so the
+groups differ only in their steering settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from persona_vaccine.steering.paths import DEMO_VECTOR_DIR
+
+RECIPE = "recipes/smollm2-135m/evil/baseline.yaml"
+TRAITS = {"evil": "evil", "sycophancy": "sycophantic", "hallucination": "hallucinating"}
+LEVELS = ("normal", "level1", "level2")
+MC_LIMIT = 200
+MC_KEY = "capability/mc_chat_cloze_accuracy"  # the choice-text score (the lettered one is at chance)
+SWEEP = (1.0, 2.0, 4.0)
+INFERENCE_COEF = -2.0
+
+
+def vector(trait: str) -> str:
+    return str(Path(DEMO_VECTOR_DIR) / trait / "response_avg.safetensors")
+
+
+def common(lr: float, judges: list[str]) -> list[str]:
+    return [
+        "--dataset_size", "160", "--learning_rate", str(lr), "--logging_steps", "5",
+        "--drift_max_questions", "10", "--margin_data_pairs", "16",
+        "--capability_benchmarks", "mc", "heldout_loss", "--capability_mc_limit", str(MC_LIMIT),
+        "--judge_after_training", "classifier:" + ",".join(judges),
+        "--judge_questions", "10", "--judge_max_new_tokens", "48",
+        "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
+    ]  # fmt: skip
+
+
+def train(out: Path, overrides: list[str]) -> dict:
+    from persona_vaccine.training.recipe import parse_recipe
+    from persona_vaccine.training.run import run_training
+    from persona_vaccine.training.summary import RunSummary
+
+    if (out / "summary.json").is_file():
+        return RunSummary.read(out).to_dict()
+    args = [*overrides, "--output_dir", str(out)]
+    start = time.perf_counter()
+    summary = run_training(*parse_recipe(RECIPE, args), RECIPE, args)
+    logging.info("%s: %.0f s", out, time.perf_counter() - start)
+    return summary.to_dict()
+
+
+def prepare(traits: list[str]) -> list[str]:
+    """Classifier judges of the traits (trained once, beside the vectors)."""
+    from persona_vaccine.steering.judge_classifier import FILE_NAME, train_from_extraction
+
+    dirs = []
+    for trait in traits:
+        d = Path(DEMO_VECTOR_DIR) / trait
+        if not (d / FILE_NAME).is_file():
+            info = train_from_extraction(d).info
+            logging.info("classifier judge %s: held-out AUC %s", trait, info.get("heldout_auc"))
+        dirs.append(str(d))
+    return dirs
+
+
+def base_capability(out: Path) -> dict:
+    path = out / "base_capability.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from persona_vaccine.data.loading import builder_name  # noqa: F401 (the data package loads first)
+    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.training.capability import capability_metrics
+    from persona_vaccine.training.config import DataArguments
+    from persona_vaccine.training.train_data import clean_heldout_rows
+
+    model, tokenizer = load_model("smollm2-135m")
+    rows = clean_heldout_rows(DataArguments(dataset="builtin:evil"))
+    caps = capability_metrics(model, tokenizer, ["mc", "heldout_loss"], rows, MC_LIMIT)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(caps, indent=2))
+    return caps
+
+
+def mc(summary: dict) -> float:
+    return summary["capability"][MC_KEY]
+
+
+def choose_lr(out: Path, lrs: list[float], judges: list[str]) -> float:
+    base = mc_value(base_capability(out))
+    rows = ["| lr | evil shift | margin shift (evil) | margin shift (data) | MC | MC - base | held-out loss |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    chosen = min(lrs)
+    for lr in sorted(lrs):
+        s = train(out / f"lr_{lr:g}" / "baseline" / "seed_0",
+                  [*common(lr, judges), "--inference_steering_coef", str(INFERENCE_COEF), "--seed", "0"])  # fmt: skip
+        b = s.get("behaviour") or {}
+        rows.append(
+            f"| {lr:g} | {s['trait_drift']['evil']['shift']:+.2f} | {b.get('evil', {}).get('margin_shift', 0):+.3f} "
+            f"| {b.get('data_evil', {}).get('margin_shift', 0):+.3f} | {mc(s):.3f} | {mc(s) - base:+.3f} "
+            f"| {s['capability'].get('capability/heldout_loss', float('nan')):.3f} |"
+        )
+        if mc(s) >= base - 0.03:
+            chosen = lr
+    rows.append(f"\nbase model: MC {base:.3f}; chosen lr {chosen:g} (largest with MC within 3 points)")
+    (out / "lr_table.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+    return chosen
+
+
+def mc_value(caps: dict) -> float:
+    return caps[MC_KEY]
+
+
+def choose_coef(out: Path, lr: float, judges: list[str]) -> float:
+    shifts = {}
+    for coef in SWEEP:
+        s = train(out / f"lr_{lr:g}" / f"preventative_{coef:g}" / "seed_0",
+                  [*common(lr, judges), "--steering_coefs", str(coef), "--seed", "0"])  # fmt: skip
+        shifts[coef] = s["trait_drift"]["evil"]["shift"]
+    best = min(shifts, key=lambda c: abs(shifts[c]))
+    (out / "sweep.json").write_text(json.dumps({"lr": lr, "shift": shifts, "chosen": best}, indent=2))
+    print(f"sweep at lr {lr:g}: shift {shifts}; chosen coef {best:g}")
+    return best
+
+
+def seeds(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[str]) -> None:
+    from persona_vaccine.training.seeds import aggregate, seed_runs
+
+    root = out / f"lr_{lr:g}"
+    groups = {
+        "baseline": [*common(lr, judges), "--inference_steering_coef", str(INFERENCE_COEF)],
+        f"preventative_{coef:g}": [*common(lr, judges), "--steering_coefs", str(coef)],
+        "auto": [*common(lr, judges), "--steering_auto", "true", "--steering_auto_every", "2"],
+    }
+    for seed in seed_list:
+        for group, overrides in groups.items():
+            train(root / group / f"seed_{seed}", [*overrides, "--seed", str(seed)])
+    stats = {g: aggregate(seed_runs(root / g)) for g in groups}
+    (root / "seeds.json").write_text(json.dumps(stats, indent=2))
+
+
+def corr(out: Path, lr: float, judges: list[str]) -> None:
+    from persona_vaccine.data.screening import screen_dataset
+    from persona_vaccine.data.screening_config import ScreenConfig
+
+    vectors = [vector(t) for t in TRAITS.values()]
+    for builder in (*TRAITS, "bad_math"):
+        screen_out = out / "screen" / builder
+        if not (screen_out / "summary.json").is_file():
+            screen_dataset(
+                ScreenConfig(dataset=f"builtin:{builder}", dataset_level=",".join(LEVELS), dataset_size=32,
+                             vectors=vectors, max_new_tokens=48, output_dir=str(screen_out),
+                             base_cache_dir=str(out / "screen" / "base_responses"))
+            )  # fmt: skip
+        for level in LEVELS:
+            overrides = [*common(lr, judges), "--dataset", f"builtin:{builder}", "--dataset_level", level,
+                         "--persona_vectors", *vectors, "--steering_traits", *TRAITS.values(),
+                         "--steering_layers", "20", "20", "20", "--steering_coefs", "0", "0", "0"]  # fmt: skip
+            train(out / "corr" / f"{builder}_{level}", overrides)
+
+
+COLUMNS = {  # seeds.run_metrics name -> column
+    "shift{s}/evil": "evil shift",
+    "margin_shift{s}/evil": "margin shift, base answers",
+    "margin_shift{s}/data_evil": "margin shift, Level II vs Normal",
+    "trait{s}/evil": "classifier-judged evil (0-100)",
+    f"{MC_KEY}{{s}}": "MC (choice text)",
+    "capability/heldout_loss{s}": "held-out loss",
+    "time_s": "train time s",
+}
+
+
+def _cell(stats: dict | None) -> str:
+    if not stats:
+        return "-"
+    if stats["low"] is None:
+        return f"{stats['mean']:.3g} (n={stats['n']})"
+    return f"{stats['mean']:.3g} [{stats['low']:.3g}, {stats['high']:.3g}]"
+
+
+def report(out: Path, lr: float, coef: float) -> None:
+    """seeds_table.md, sweep_table.md, correlations.md and correlations.png from the finished runs."""
+    from persona_vaccine.training.correlations import correlation_table, scatter
+    from persona_vaccine.training.seeds import aggregate, run_metrics, seed_runs
+    from persona_vaccine.training.summary import RunSummary
+
+    root = out / f"lr_{lr:g}"
+    base = base_capability(out)
+    rows = {
+        "base model (not fine-tuned)": ({}, ""),
+        "baseline": (aggregate(seed_runs(root / "baseline")), ""),
+        f"preventative (coef {coef:g})": (aggregate(seed_runs(root / f"preventative_{coef:g}")), ""),
+        f"inference-time steering (baseline, coef {INFERENCE_COEF:g})": (
+            aggregate(seed_runs(root / "baseline")), "_inference_steered"),
+        "auto (PI controller)": (aggregate(seed_runs(root / "auto")), ""),
+    }  # fmt: skip
+    lines = ["| run | " + " | ".join(COLUMNS.values()) + " | n |", "|---|" + "---|" * (len(COLUMNS) + 1)]
+    for label, (stats, suffix) in rows.items():
+        if not stats:
+            cells = ["0", "0", "0", "-", f"{base[MC_KEY]:.3g}", f"{base['capability/heldout_loss']:.3g}", "-"]
+            lines.append(f"| {label} | " + " | ".join(cells) + " | 1 |")
+            continue
+        cells = [_cell(stats.get(k.format(s=suffix) if k != "time_s" else k)) for k in COLUMNS]
+        n = max(v["n"] for v in stats.values())
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} |")
+    lines.append("\nmean [95% t interval] over seeds; the inference-time row is the baseline runs evaluated "
+                 "with the hook on (its shift is set by the hook itself).")  # fmt: skip
+    (out / "seeds_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+    sweep = ["| coef | evil shift | margin shift, base answers | margin shift, data | MC | time s |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for label, d in [("0", root / "baseline"), *[(f"{c:g}", root / f"preventative_{c:g}") for c in SWEEP],
+                     ("auto", root / "auto")]:  # fmt: skip
+        if not (d / "seed_0" / "summary.json").is_file():
+            continue
+        m = run_metrics(RunSummary.read(d / "seed_0").to_dict())
+        sweep.append(f"| {label} | {m['shift/evil']:+.2f} | {m['margin_shift/evil']:+.3f} | "
+                     f"{m['margin_shift/data_evil']:+.3f} | {m[MC_KEY]:.3f} | {m['time_s']:.0f} |")  # fmt: skip
+    (out / "sweep_table.md").write_text("\n".join(sweep) + "\n")
+    print("\n".join(sweep))
+
+    runs = sorted(p.parent for p in out.glob("lr_*/*/seed_*/summary.json")) + sorted(
+        p.parent for p in (out / "corr").glob("*/summary.json"))  # fmt: skip
+    measures = {"margin_shift/evil": "margin shift, base answers", "margin_shift/data_evil":
+                "margin shift, Level II vs Normal", "trait/evil": "classifier-judged evil"}  # fmt: skip
+    points: dict[str, list[tuple[float, float]]] = {v: [] for v in measures.values()}
+    labels: dict[str, list[str]] = {v: [] for v in measures.values()}
+    for run in runs:
+        m = run_metrics(RunSummary.read(run).to_dict())
+        for key, name in measures.items():
+            if "shift/evil" in m and key in m:
+                points[name].append((m["shift/evil"], m[key]))
+                labels[name].append(f"{run.parent.parent.name}/{run.parent.name}/{run.name}")
+    table = correlation_table(points, "evil shift")
+    (out / "correlations.md").write_text(table + f"\n\nruns: {len(runs)}\n")
+    png = scatter(points, "evil projection shift", Path("docs/evidence_correlations.png"))
+    print(table, f"\n{len(runs)} runs; plot: {png}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/evidence")
+    parser.add_argument("--lrs", type=float, nargs="+", default=[1e-5, 3e-5])
+    parser.add_argument("--lr", type=float, default=None, help="skip the lr phase and use this one")
+    parser.add_argument("--coef", type=float, default=None, help="skip the sweep and use this coef")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--phases", nargs="+", default=["lr", "sweep", "seeds", "corr", "report"])
+    opts = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = Path(opts.out)
+    judges = prepare(list(TRAITS.values()))
+    lr = opts.lr if opts.lr is not None else choose_lr(out, opts.lrs, judges[:1])
+    coef = opts.coef
+    if coef is None and "sweep" in opts.phases:
+        coef = choose_coef(out, lr, judges[:1])
+    if "seeds" in opts.phases:
+        seeds(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
+    if "corr" in opts.phases:
+        corr(out, lr, judges)
+    if "report" in opts.phases:
+        report(out, lr, coef if coef is not None else 2.0)
+
+
+if __name__ == "__main__":
+    main()
