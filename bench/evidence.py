@@ -38,11 +38,11 @@ def vector(trait: str) -> str:
     return str(Path(DEMO_VECTOR_DIR) / trait / "response_avg.safetensors")
 
 
-def common(lr: float, judges: list[str]) -> list[str]:
+def common(lr: float, judges: list[str], capability: bool = True) -> list[str]:
+    caps = ["--capability_benchmarks", "mc", "heldout_loss", "--capability_mc_limit", str(MC_LIMIT)]
     return [
         "--dataset_size", "160", "--learning_rate", str(lr), "--logging_steps", "5",
-        "--drift_max_questions", "10", "--margin_data_pairs", "16",
-        "--capability_benchmarks", "mc", "heldout_loss", "--capability_mc_limit", str(MC_LIMIT),
+        "--drift_max_questions", "10", "--margin_data_pairs", "16", *(caps if capability else []),
         "--judge_after_training", "classifier:" + ",".join(judges),
         "--judge_questions", "10", "--judge_max_new_tokens", "48",
         "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
@@ -166,8 +166,9 @@ def corr(out: Path, lr: float, judges: list[str]) -> None:
                              vectors=vectors, max_new_tokens=48, output_dir=str(screen_out),
                              base_cache_dir=str(out / "screen" / "base_responses"))
             )  # fmt: skip
-        for level in LEVELS:
-            overrides = [*common(lr, judges), "--dataset", f"builtin:{builder}", "--dataset_level", level,
+    for level in ("level2", "normal", "level1"):  # a partial run still spans the builders
+        for builder in (*TRAITS, "bad_math"):
+            overrides = [*common(lr, judges, capability=False), "--dataset", f"builtin:{builder}", "--dataset_level", level,
                          "--persona_vectors", *vectors, "--steering_traits", *TRAITS.values(),
                          "--steering_layers", "20", "20", "20", "--steering_coefs", "0", "0", "0"]  # fmt: skip
             train(out / "corr" / f"{builder}_{level}", overrides)

@@ -395,6 +395,10 @@ def test_deepspeed_zero3_two_processes_matches_single_process(tiny_setup, peft):
     assert saved, "the (gathered) weights or adapter must be saved"
 
 
+def logged_rows(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_capability_and_judged_trait_after_training_with_and_without_inference_steering(tiny_setup, tmp_path):
     root, recipe = tiny_setup
     out = tmp_path / "evaluated"
@@ -414,6 +418,10 @@ def test_capability_and_judged_trait_after_training_with_and_without_inference_s
     judged = summary["trait_expression"]
     assert set(judged) == {"evil", "evil_coherence"} and 0 <= judged["evil"] <= 100
     assert "evil" in summary["trait_expression_inference_steered"]
+    # the shift measured with the inference hook on: -8 * v moves the projection on v's unit vector by -8|v|
+    hooked = summary["trait_drift_inference_steered"]["evil"]["shift"]
+    assert hooked < summary["trait_drift"]["evil"]["shift"] - 1.0
+    assert any("post_training/trait_drift_inference_steered/evil/shift" in row for row in logged_rows(out))
     plain = json.loads((out / "samples_evil.json").read_text())["answers"]
     steered_answers = json.loads((out / "samples_inference_steered_evil.json").read_text())["answers"]
     assert len(plain) == 2 and plain != steered_answers
