@@ -235,8 +235,7 @@ def report(out: Path, lr: float, coef: float) -> None:
     (out / "sweep_table.md").write_text("\n".join(sweep) + "\n")
     print("\n".join(sweep))
 
-    runs = sorted(p.parent for p in out.glob("lr_*/*/seed_*/summary.json")) + sorted(
-        p.parent for p in (out / "corr").glob("*/summary.json"))  # fmt: skip
+    runs = sorted(p.parent for p in out.glob("lr_*/*/seed_*/summary.json"))  # the steering runs
     measures = {"margin_shift/evil": "margin shift, base answers", "margin_shift/data_evil":
                 "margin shift, Level II vs Normal", "trait/evil": "classifier-judged evil"}  # fmt: skip
     points: dict[str, list[tuple[float, float]]] = {v: [] for v in measures.values()}
@@ -251,6 +250,44 @@ def report(out: Path, lr: float, coef: float) -> None:
     (out / "correlations.md").write_text(table + f"\n\nruns: {len(runs)}\n")
     png = scatter(points, "evil projection shift", Path("docs/evidence_correlations.png"))
     print(table, f"\n{len(runs)} runs; plot: {png}")
+    corr_report(out)
+
+
+def corr_report(out: Path) -> None:
+    """Over the dataset x level runs: each trait's shift against its margin shift and classifier-judged
+    expression, and the training set's screening dP against the later shift (pooled over the traits)."""
+    from persona_vaccine.training.correlations import correlation_table, scatter
+    from persona_vaccine.training.seeds import run_metrics
+    from persona_vaccine.training.summary import RunSummary
+
+    runs = sorted(p.parent for p in (out / "corr").glob("*/summary.json"))
+    if not runs:
+        return
+    points: dict[str, list[tuple[float, float]]] = {"margin shift (own trait's answers)": [],
+        "classifier-judged trait": [], "screening dP of the training set": []}  # fmt: skip
+    lines = ["| run | trait | shift | margin shift | judged | dP |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        builder, level = run.name.rsplit("_", 1)
+        m = run_metrics(RunSummary.read(run).to_dict())
+        screen = json.loads((out / "screen" / builder / "summary.json").read_text())["traits"]
+        for trait in TRAITS.values():
+            shift = m.get(f"shift/{trait}")
+            if shift is None:
+                continue
+            margin, judged = m.get(f"margin_shift/{trait}"), m.get(f"trait/{trait}")
+            dp = screen[trait]["by_level"][level]["projection_diff"]["mean"]
+            for name, y in zip(points, (margin, judged, dp), strict=True):
+                if y is not None:
+                    points[name].append((shift, y) if "dP" not in name else (y, shift))
+            lines.append(f"| {run.name} | {trait} | {shift:+.2f} | {margin if margin is None else f'{margin:+.3f}'} "
+                         f"| {judged if judged is None else f'{judged:.1f}'} | {dp:+.2f} |")  # fmt: skip
+    table = correlation_table({k: v for k, v in points.items() if "dP" not in k}, "shift")
+    table += "\n\n" + correlation_table({"shift": points["screening dP of the training set"]}, "dP")
+    (out / "correlations_datasets.md").write_text(
+        table + "\n\n" + "\n".join(lines) + f"\n\nruns: {len(runs)}\n"
+    )
+    scatter(points, "shift (dP panel: x = dP, y = shift)", Path("docs/evidence_correlations_datasets.png"))
+    print(table, f"\n{len(runs)} dataset runs")
 
 
 def main() -> None:
