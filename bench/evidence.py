@@ -100,7 +100,7 @@ def mc(summary: dict) -> float:
 
 
 def choose_lr(out: Path, lrs: list[float], judges: list[str]) -> float:
-    base = mc_value(base_capability(out))
+    base = base_capability(out)[MC_KEY]
     rows = ["| lr | evil shift | margin shift (evil) | margin shift (data) | MC | MC - base | held-out loss |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
     chosen = min(lrs)
@@ -119,10 +119,6 @@ def choose_lr(out: Path, lrs: list[float], judges: list[str]) -> float:
     (out / "lr_table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     return chosen
-
-
-def mc_value(caps: dict) -> float:
-    return caps[MC_KEY]
 
 
 def choose_coef(out: Path, lr: float, judges: list[str]) -> float:

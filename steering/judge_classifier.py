@@ -189,11 +189,11 @@ class ClassifierJudges:
         self.cache_id = "+".join(j.cache_id for j in self.judges)
 
     def score(self, prompts: list[str]) -> list[float | None]:
+        """Each judge scores only its own trait's rubric (and coherence), so the first score found is it."""
         out: list[float | None] = [None] * len(prompts)
         for judge in self.judges:
-            for i, value in enumerate(judge.score(prompts)):
-                if value is not None and (out[i] is None or judge._pattern.fullmatch(prompts[i])):
-                    out[i] = value
+            scores = judge.score(prompts)
+            out = [found if found is not None else new for found, new in zip(out, scores, strict=True)]
         return out
 
 

@@ -108,3 +108,15 @@ class DriftMeter:
             if name in self.base:
                 out[f"drift/{name}/shift"] = value - self.base[name]
         return out
+
+    def records(self, metrics: dict[str, float]) -> dict[str, dict]:
+        """Per probe, its summary.json record (layer, base and final projection, shift) from `metrics`."""
+        return {
+            probe.name: {
+                "layer": probe.layer,
+                "base_projection": self.base.get(probe.name),
+                "final_projection": metrics.get(f"drift/{probe.name}/projection"),
+                "shift": metrics.get(f"drift/{probe.name}/shift"),
+            }
+            for probe in self.probes
+        }

@@ -138,21 +138,9 @@ def steered_behaviour(trainer, suffix: str) -> dict[str, dict]:
     `behaviour<suffix>` and `trait_drift<suffix>`, against the same base values as the run's own."""
     out: dict[str, dict] = {}
     if trainer.margin is not None:
-        out[f"behaviour{suffix}"] = {
-            name: {"final_margin": value, "margin_shift": value - trainer.margin.base[name]}
-            for name, value in trainer.margin.margins(trainer.model).items()
-            if name in trainer.margin.base
-        }
+        out[f"behaviour{suffix}"] = trainer.margin.summary(trainer.margin.metrics(trainer.model))
     if trainer.drift is not None:
-        metrics = trainer.drift.metrics(trainer.model)
-        out[f"trait_drift{suffix}"] = {
-            probe.name: {
-                "layer": probe.layer,
-                "final_projection": metrics.get(f"drift/{probe.name}/projection"),
-                "shift": metrics.get(f"drift/{probe.name}/shift"),
-            }
-            for probe in trainer.drift.probes
-        }
+        out[f"trait_drift{suffix}"] = trainer.drift.records(trainer.drift.metrics(trainer.model))
     return out
 
 

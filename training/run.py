@@ -152,15 +152,7 @@ def _run_training(
             "engine": type(trainer.model_wrapped).__name__,
             "num_layers": len(get_decoder_layers(trainer.model_wrapped)),  # found through the engine
         },
-        trait_drift={
-            probe.name: {
-                "layer": probe.layer,
-                "base_projection": trainer.drift.base.get(probe.name),
-                "final_projection": trainer.final_drift.get(f"drift/{probe.name}/projection"),
-                "shift": trainer.final_drift.get(f"drift/{probe.name}/shift"),
-            }
-            for probe in (trainer.drift.probes if trainer.drift else [])
-        },
+        trait_drift=trainer.drift.records(trainer.final_drift) if trainer.drift else {},
         behaviour=trainer.margin.summary(trainer.final_margin) if trainer.margin else None,
         steering=trainer.steering_summary(),
         steering_auto=trainer.coef_controller.coefs() if trainer.coef_controller else None,
