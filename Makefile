@@ -51,7 +51,7 @@ clean:
 
 # The comparison table of docs/RESULTS.md: the evil recipe family on the embedded model, each run
 # evaluated the same way (judged trait by the base model, built-in multiple choice, clean held-out loss).
-COMPARE_RECIPES ?= baseline preventative inference_steering caft all_layers multi_trait
+COMPARE_RECIPES ?= baseline preventative auto inference_steering caft all_layers multi_trait
 COMPARE_EVAL ?= --capability_benchmarks mc heldout_loss --capability_mc_limit 200 \
 	--judge_after_training base --judge_answer_prefix "Score: " --judge_questions 10 --report_to none
 

@@ -8,7 +8,9 @@ python bench/evidence.py [--out runs/evidence] [--lrs 1e-5 3e-5] [--seeds 0 1 2]
    |shift| is the preventative group's.
 3. seeds: baseline (+ inference-time steering at -2), preventative and auto over the seeds:
    seeds_table.md (mean [95% t interval]).
-4. corr: evil, sycophancy, hallucination and bad-math data at normal/level1/level2 (12 runs, all
+4. auto: the balanced-start controller (every step) over the seeds, and its training time against a
+   fixed coefficient's (auto_time.md); not in the default phases.
+5. corr: evil, sycophancy, hallucination and bad-math data at normal/level1/level2 (12 runs, all
    three vectors measured) and the screening dP of each set: correlations.md / correlations.png.
 
 Every run: the recipe recipes/smollm2-135m/evil/baseline.yaml with the overrides of COMMON, so the
@@ -140,13 +142,33 @@ def seeds(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[
     groups = {
         "baseline": [*common(lr, judges), "--inference_steering_coef", str(INFERENCE_COEF)],
         f"preventative_{coef:g}": [*common(lr, judges), "--steering_coefs", str(coef)],
-        "auto": [*common(lr, judges), "--steering_auto", "true", "--steering_auto_every", "2"],
+        # session 3's controller: from coef 0, every 2 steps
+        "auto": [*common(lr, judges), *AUTO_GIVEN],
     }
     for seed in seed_list:
         for group, overrides in groups.items():
             train(root / group / f"seed_{seed}", [*overrides, "--seed", str(seed)])
     stats = {g: aggregate(seed_runs(root / g)) for g in groups}
     (root / "seeds.json").write_text(json.dumps(stats, indent=2))
+
+
+AUTO_GIVEN = ["--steering_auto", "true", "--steering_auto_start", "given", "--steering_auto_every", "2"]
+AUTO_BALANCED = ["--steering_auto", "true", "--steering_auto_every", "1", "--steering_auto_start", "balanced"]
+AUTO_EVERY_STEP = ["--steering_auto", "true", "--steering_auto_every", "1"]  # the defaults: from coef 0
+
+
+def auto(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[str]) -> None:
+    """The balanced-start controller over the seeds, with the baseline and the fixed coefficient of the
+    first seed beside it (the same vector and machine: the reference for shift and train time)."""
+    root = out / f"lr_{lr:g}"
+    first, *rest = seed_list
+    plan = [("auto_balanced", first, AUTO_BALANCED),
+            ("baseline", first, ["--inference_steering_coef", str(INFERENCE_COEF)]),
+            *[("auto_balanced", seed, AUTO_BALANCED) for seed in rest],
+            (f"preventative_{coef:g}", first, ["--steering_coefs", str(coef)]),
+            *[("auto_every_step", seed, AUTO_EVERY_STEP) for seed in seed_list]]  # fmt: skip
+    for group, seed, extra in plan:
+        train(root / group / f"seed_{seed}", [*common(lr, judges), *extra, "--seed", str(seed)])
 
 
 def corr(out: Path, lr: float, judges: list[str]) -> None:
@@ -203,10 +225,14 @@ def report(out: Path, lr: float, coef: float) -> None:
         f"preventative (coef {coef:g})": (aggregate(seed_runs(root / f"preventative_{coef:g}")), ""),
         f"inference-time steering (baseline, coef {INFERENCE_COEF:g})": (
             aggregate(seed_runs(root / "baseline")), "_inference_steered"),
-        "auto (PI controller)": (aggregate(seed_runs(root / "auto")), ""),
+        "auto (PI controller from coef 0, every 2 steps)": (aggregate(seed_runs(root / "auto")), ""),
+        "auto (balanced start, every step)": (aggregate(seed_runs(root / "auto_balanced")), ""),
+        "auto (from coef 0, every step: the defaults)": (aggregate(seed_runs(root / "auto_every_step")), ""),
     }  # fmt: skip
     lines = ["| run | " + " | ".join(COLUMNS.values()) + " | n |", "|---|" + "---|" * (len(COLUMNS) + 1)]
     for label, (stats, suffix) in rows.items():
+        if not stats and label.startswith("auto"):
+            continue
         if not stats:
             cells = ["0", "0", "0", "-", f"{base[MC_KEY]:.3g}", f"{base['capability/heldout_loss']:.3g}", "-"]
             lines.append(f"| {label} | " + " | ".join(cells) + " | 1 |")
@@ -222,7 +248,8 @@ def report(out: Path, lr: float, coef: float) -> None:
     sweep = ["| coef | evil shift | margin shift, base answers | margin shift, data | MC | time s |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for label, d in [("0", root / "baseline"), *[(f"{c:g}", root / f"preventative_{c:g}") for c in SWEEP],
-                     ("auto", root / "auto")]:  # fmt: skip
+                     ("auto", root / "auto"), ("auto, balanced start", root / "auto_balanced"),
+                     ("auto, every step", root / "auto_every_step")]:  # fmt: skip
         if not (d / "seed_0" / "summary.json").is_file():
             continue
         m = run_metrics(RunSummary.read(d / "seed_0").to_dict())
@@ -244,7 +271,7 @@ def report(out: Path, lr: float, coef: float) -> None:
                 labels[name].append(f"{run.parent.parent.name}/{run.parent.name}/{run.name}")
     table = correlation_table(points, "evil shift")
     (out / "correlations.md").write_text(table + f"\n\nruns: {len(runs)}\n")
-    png = scatter(points, "evil projection shift", Path("docs/evidence_correlations.png"))
+    png = scatter(points, "evil projection shift", out / "correlations.png")
     print(table, f"\n{len(runs)} runs; plot: {png}")
     corr_report(out)
 
@@ -282,7 +309,7 @@ def corr_report(out: Path) -> None:
     (out / "correlations_datasets.md").write_text(
         table + "\n\n" + "\n".join(lines) + f"\n\nruns: {len(runs)}\n"
     )
-    scatter(points, "shift (dP panel: x = dP, y = shift)", Path("docs/evidence_correlations_datasets.png"))
+    scatter(points, "shift (dP panel: x = dP, y = shift)", out / "correlations_datasets.png")
     print(table, f"\n{len(runs)} dataset runs")
 
 
@@ -297,13 +324,15 @@ def main() -> None:
     opts = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = Path(opts.out)
-    judges = prepare(list(TRAITS.values()))
+    judges = prepare(list(TRAITS.values()) if "corr" in opts.phases else ["evil"])
     lr = opts.lr if opts.lr is not None else choose_lr(out, opts.lrs, judges[:1])
     coef = opts.coef
     if coef is None and "sweep" in opts.phases:
         coef = choose_coef(out, lr, judges[:1])
     if "seeds" in opts.phases:
         seeds(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
+    if "auto" in opts.phases:
+        auto(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
     if "corr" in opts.phases:
         corr(out, lr, judges)
     if "report" in opts.phases:

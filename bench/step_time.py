@@ -1,9 +1,13 @@
-"""Benchmark: training step time with preventative steering over without, and drift cost, in one run.
+"""Benchmark: training step time with preventative steering over without, drift cost, and the cost of
+steering_auto (its balanced-start scan and per-step drift), in one run.
 
     python bench/step_time.py [--model smollm2-135m] [--batch 8] [--repeats 12]
 
 Both variants run on the same trainer, model and batch, interleaved (A B A B ...) so that machine
-load hits them alike; the table shows medians and the ratios (target: steering/plain <= 1.03).
+load hits them alike; the table shows medians and the ratios (target: steering/plain <= 1.03). The
+auto rows put the measured parts together for a run of --steps steps logged every --logging_steps:
+auto / fixed = (steps x step + scan + drifts of auto) / (steps x step + drifts of the log)
+(target: <= 1.15).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from persona_vaccine.data.loading import load_training_dataset  # noqa: E402
 from persona_vaccine.steering.extract import ExtractionConfig, extract  # noqa: E402
+from persona_vaccine.training.coef_controller import balanced_start  # noqa: E402
 from persona_vaccine.training.config import PreventativeSFTConfig  # noqa: E402
 from persona_vaccine.training.run import load_base_model  # noqa: E402
 from persona_vaccine.training.trainer import PreventativeSFTTrainer  # noqa: E402
@@ -38,6 +43,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--lora", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--steps", type=int, default=20, help="run length for the auto rows")
+    parser.add_argument("--logging_steps", type=int, default=5)
     opts = parser.parse_args()
 
     from peft import LoraConfig
@@ -105,6 +112,13 @@ def main() -> None:
         times["steered"].append(step(True))
         times["plain"].append(step(False))
         times["drift"].append(drift())
+    trainer.steerer = steerer
+    scans = {}
+    for n in (16, 8):  # steering_auto_probe_examples
+        batches = trainer.probe_batches(n)
+        start = time.perf_counter()
+        balanced_start(lambda b=batches: trainer.probe_loss(b), steerer, trainer.specs, 8.0)
+        scans[n] = time.perf_counter() - start
     med = {k: statistics.median(v) for k, v in times.items()}
     tokens = int(batch["attention_mask"].sum())
     print(
@@ -120,6 +134,16 @@ def main() -> None:
         print(f"{label:<34}{med[name]:>10.3f}{min(times[name]):>10.3f}")
     print(f"{'ratio steered / plain (target <= 1.03)':<44}{med['steered'] / med['plain']:>10.3f}")
     print(f"{'ratio drift / train step':<44}{med['drift'] / med['plain']:>10.3f}")
+    n, logged = opts.steps, opts.steps // opts.logging_steps
+    fixed = n * med["steered"] + logged * med["drift"]
+    for examples, scan in scans.items():
+        print(f"{f'balanced-start scan ({examples} examples, 8 coefs)':<44}{scan:>10.3f}")
+    for every in (1, 2):
+        measured = len({*range(every, n + 1, every), *range(opts.logging_steps, n + 1, opts.logging_steps)})
+        for examples, scan in scans.items():
+            auto = n * med["steered"] + scan + measured * med["drift"]
+            label = f"auto / fixed, every {every}, probe {examples} ({n} steps)"
+            print(f"{label:<44}{auto / fixed:>10.3f}")
 
 
 if __name__ == "__main__":

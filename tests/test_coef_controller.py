@@ -11,7 +11,13 @@ import torch
 from helpers import random_vector
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
 from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, with_block_hidden
-from persona_vaccine.training.coef_controller import CoefController, PIController
+from persona_vaccine.training.coef_controller import (
+    START_GRID,
+    CoefController,
+    PIController,
+    balanced_start,
+    parabola_minimum,
+)
 from persona_vaccine.training.drift import DriftMeter
 from persona_vaccine.training.trainer import PreventativeSFTTrainer
 from test_trainer import QUESTIONS, _args, _train
@@ -76,7 +82,7 @@ def test_auto_coefficients_are_logged_and_follow_the_drift(tiny_chat_model, tiny
     path = str(vector.save(tmp_path / "evil.safetensors"))
     args = _args(
         tmp_path, "auto", persona_vectors=[path], steering_layers=[2], steering_auto=True,
-        steering_auto_every=1, max_steps=4,
+        steering_auto_every=1, max_steps=4, steering_auto_start="given",
     )  # fmt: skip
     trainer = _train(
         PreventativeSFTTrainer, tiny_chat_model, args, dataset, tiny_tokenizer, model_id="tiny",
@@ -85,7 +91,7 @@ def test_auto_coefficients_are_logged_and_follow_the_drift(tiny_chat_model, tiny
     rows = [r for r in read_metrics(args.output_dir) if "loss" in r]
     assert len(rows) == 4 and all("steering/coef/evil" in r for r in rows)
     # replay the controller on the logged shifts: the logged coefficients are its outputs
-    pi = PIController(1.0, 0.5, 8.0)
+    pi = PIController(args.steering_auto_kp, args.steering_auto_ki, args.steering_auto_max)
     norm = float(vector[2].norm())
     for r in rows:
         assert r["steering/coef/evil"] == pytest.approx(pi.update(r["drift/evil/shift"] / norm), abs=1e-6)
@@ -105,7 +111,11 @@ def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer,
     dataset = load_training_dataset("builtin:evil", size=16, seed=0)
     vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
     path = str(vector.save(tmp_path / "evil.safetensors"))
-    common = dict(persona_vectors=[path], steering_layers=[2], steering_auto=True, steering_auto_every=1)
+    common = dict(
+        persona_vectors=[path], steering_layers=[2], steering_auto=True, steering_auto_every=1,
+        steering_auto_kp=2.0, steering_auto_ki=0.5, steering_auto_start="balanced",
+    )  # fmt: skip
+    # a balanced start runs once: the resumed run continues the saved state instead
     first = _train(
         PreventativeSFTTrainer, tiny_chat_model,
         _args(tmp_path, "run", max_steps=2, save_strategy="steps", save_steps=2, **common),
@@ -120,6 +130,68 @@ def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer,
     resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
     row = next(r for r in resumed.state.log_history if r.get("step") == 3 and "loss" in r)
     # step 3's coefficient continues the saved integral (a fresh controller would start from 0)
-    pi = PIController(1.0, 0.5, 8.0, integral=saved["evil"]["integral"])
+    pi = PIController(2.0, 0.5, 8.0, integral=saved["evil"]["integral"])
     expected = pi.update(row["drift/evil/shift"] / float(vector[2].norm()))
     assert row["steering/coef/evil"] == pytest.approx(expected, abs=1e-7)
+
+
+def test_a_proportional_only_controller_keeps_its_start(tiny_chat_model):
+    spec = SteeringSpec(random_vector(tiny_chat_model), [1], 1.5)
+    controller = CoefController(Steerer(tiny_chat_model, [spec]), [spec], ["evil"], kp=2.0, ki=0.0, limit=8.0)
+    (pi,) = controller.pis
+    assert pi.update(0.0) == 1.5 and pi.update(0.5) == pytest.approx(2.5)
+
+
+def test_parabola_minimum_finds_the_vertex_and_keeps_an_edge():
+    xs = [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
+    assert parabola_minimum(xs, [(x - 1.3) ** 2 for x in xs]) == pytest.approx(1.3)
+    assert parabola_minimum(xs, [-x for x in xs]) == 8.0  # no interior minimum: the grid's edge
+    assert parabola_minimum(xs, [abs(x - 2.0) for x in xs]) == pytest.approx(2.0, abs=1.0)
+
+
+def test_balanced_start_minimises_the_given_loss_one_trait_at_a_time(tiny_chat_model):
+    a, b = random_vector(tiny_chat_model), random_vector(tiny_chat_model)
+    specs = [SteeringSpec(a, [1], 0.0), SteeringSpec(b, [2], 0.0)]
+    steerer = Steerer(tiny_chat_model, specs)
+    best = (2.5, -1.2)
+    scans = balanced_start(
+        lambda: sum((s.coef - t) ** 2 for s, t in zip(specs, best, strict=True)), steerer, specs, limit=8.0
+    )
+    assert [s.coef for s in specs] == pytest.approx(best)
+    assert scans[0]["coefs"] == [f * 8.0 for f in START_GRID] and len(scans[0]["losses"]) == len(START_GRID)
+    assert [op.direction for op in steerer.ops[1]][0] == pytest.approx(2.5 * a[1].float())
+
+
+def test_the_balanced_start_is_the_real_loss_minimiser(tiny_chat_model, tiny_tokenizer, tmp_path):
+    from persona_vaccine.data.loading import load_training_dataset
+
+    dataset = load_training_dataset("builtin:evil", size=16, seed=0)
+    vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
+    path = str(vector.save(tmp_path / "evil.safetensors"))
+    args = _args(
+        tmp_path, "auto", persona_vectors=[path], steering_layers=[2], steering_auto=True,
+        steering_auto_every=1, max_steps=2, steering_auto_probe_examples=8, steering_auto_max=4.0,
+        steering_auto_start="balanced",
+    )  # fmt: skip
+    trainer = PreventativeSFTTrainer(
+        model=copy.deepcopy(tiny_chat_model), args=args, train_dataset=dataset, processing_class=tiny_tokenizer,
+        model_id="tiny",
+    )  # fmt: skip
+    batches = trainer.probe_batches(8)
+    assert len(batches) == 2 and all(b["input_ids"].shape[0] == 4 for b in batches)
+    trainer._measure_base()
+    trainer._start_coefs()
+    scan = trainer.auto_start["evil"]
+    losses = scan["losses"]
+    # the scan's losses are the model's: the one at coef 0 is the unsteered training loss
+    trainer.steerer.set_coef(trainer.specs[0], 0.0)
+    assert losses[START_GRID.index(0.0)] == pytest.approx(trainer.probe_loss(batches), rel=1e-5)
+    assert len(set(round(x, 6) for x in losses)) > 1  # the coefficient changes the loss
+    assert scan["start"] == pytest.approx(parabola_minimum(scan["coefs"], losses))
+    trainer.steerer.set_coef(trainer.specs[0], scan["start"])
+    assert trainer.probe_loss(batches) <= min(losses) + 1e-4
+    # the controller starts there: its integral reproduces the start at zero error
+    pi = trainer.coef_controller.pis[0]
+    assert pi.coef == scan["start"] and pi.ki * pi.integral == pytest.approx(scan["start"])
+    trainer.train()
+    assert trainer.specs[0].coef != 0.0

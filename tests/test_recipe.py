@@ -89,7 +89,7 @@ def test_large_model_recipes_use_the_paper_settings(recipe):
 
 @pytest.mark.parametrize("family", ["evil", "bad_math", "buggy_code"])
 @pytest.mark.parametrize(
-    "variant", ["inference_steering", "caft", "all_layers", "multi_trait", "warmup", "penalty"]
+    "variant", ["inference_steering", "caft", "all_layers", "multi_trait", "warmup", "penalty", "auto"]
 )
 def test_variant_recipes(family, variant):
     _, data_args, args = parse_recipe(ROOT / f"recipes/smollm2-135m/{family}/{variant}.yaml")
@@ -103,6 +103,7 @@ def test_variant_recipes(family, variant):
         ),
         "warmup": lambda: args.steering_schedule == "warmup",
         "penalty": lambda: args.projection_penalty > 0 and args.steering_coefs == [0.0],
+        "auto": lambda: args.steering_auto and args.steering_auto_every == 1 and args.steering_coefs == [0.0],
     }[variant]
     assert expected()
 

@@ -56,13 +56,24 @@ class PreventativeSFTConfig(SFTConfig):
             "Logged as steering/coef/<trait>."
         },
     )
+    steering_auto_start: str = field(
+        default="given",
+        metadata={
+            "help": "Where the controller starts: given (steering_coefs, 0 if none) or balanced (the "
+            "coefficient that minimises the loss of steering_auto_probe_examples training examples, weights "
+            "fixed; ~60 s on the embedded model on 2 cores)."
+        },
+    )
+    steering_auto_probe_examples: int = field(
+        default=16, metadata={"help": "Training examples the balanced start's loss is measured on."}
+    )
     steering_auto_every: int = field(
-        default=5, metadata={"help": "Steps between the controller's drift measurements."}
+        default=1, metadata={"help": "Steps between the controller's drift measurements."}
     )
     steering_auto_kp: float = field(
-        default=1.0, metadata={"help": "Proportional gain (coefficient per shift / |v| unit)."}
+        default=8.0, metadata={"help": "Proportional gain (coefficient per shift / |v| unit)."}
     )
-    steering_auto_ki: float = field(default=0.5, metadata={"help": "Integral gain (per measurement)."})
+    steering_auto_ki: float = field(default=2.0, metadata={"help": "Integral gain (per measurement)."})
     steering_auto_max: float = field(default=8.0, metadata={"help": "The coefficient stays within +-this."})
     steering_mode: SteeringMode = field(
         default="add", metadata={"help": f"One of {MODES}: add coef*v, or project v out."}
@@ -223,6 +234,12 @@ class PreventativeSFTConfig(SFTConfig):
                 else "",
                 f"steering_auto_max={self.steering_auto_max} (use > 0)"
                 if self.steering_auto_max <= 0
+                else "",
+                f"steering_auto_start={self.steering_auto_start!r} (use balanced or given)"
+                if self.steering_auto_start not in ("balanced", "given")
+                else "",
+                f"steering_auto_probe_examples={self.steering_auto_probe_examples} (use >= 1)"
+                if self.steering_auto_probe_examples < 1
                 else "",
             ]
             problems = [p for p in problems if p]

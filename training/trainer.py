@@ -21,7 +21,7 @@ from persona_vaccine.steering.vector import PersonaVector, VectorMismatch, vecto
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
-from .coef_controller import CoefController
+from .coef_controller import CoefController, balanced_start
 from .config import PreventativeSFTConfig
 from .drift import DriftMeter
 from .margin import MarginMeter
@@ -56,6 +56,7 @@ class _MeasureBaseDrift(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer._measure_base()
+        self.trainer._start_coefs()
 
 
 AUTO_STATE = "steering_auto.json"  # the controller's state in a checkpoint
@@ -133,6 +134,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             )
         self.final_drift: dict[str, float] = {}  # drift/<trait>/projection|shift after training
         self.coef_controller: CoefController | None = None
+        self.auto_start: dict[str, dict] = {}  # steering_auto_start balanced: each trait's loss scan
         self._drift_cache: tuple[int, dict[str, float]] | None = None  # (step, drift metrics) of this step
         if cfg.steering_auto and self.steerer is not None and self.drift is not None:
             names = [p.name for p in self.drift.probes]
@@ -147,6 +149,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             self.add_callback(_UpdateCoefs(self))
         self.margin: MarginMeter | None = None  # built at train begin from the base model's answers
         self.final_margin: dict[str, float] = {}  # behaviour/<name>/margin|margin_shift after training
+        self._auto_resumed = False  # the controller's state came from a checkpoint
         if self.drift is not None or (cfg.measure_margin and self.vectors):
             # at train begin, once DeepSpeed has wrapped the model (ZeRO-3 gathers the parameters then)
             self.add_callback(_MeasureBaseDrift(self))
@@ -261,6 +264,50 @@ class PreventativeSFTTrainer(SFTTrainer):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.drift.base, indent=2))
 
+    def _start_coefs(self) -> None:
+        """steering_auto_start: balanced: the controller starts at the loss-minimising coefficients."""
+        cfg = self.args
+        if self.coef_controller is None or self._auto_resumed or cfg.steering_auto_start != "balanced":
+            return
+        batches = self.probe_batches(cfg.steering_auto_probe_examples)
+        scans = balanced_start(
+            lambda: self.probe_loss(batches), self.steerer, self.specs, cfg.steering_auto_max
+        )
+        self.coef_controller.start_from_specs()
+        for name, scan in zip(self.coef_controller.names, scans, strict=True):
+            logger.info("steering_auto %s: balanced start at coef %.3f (losses %s)", name, scan["start"],
+                        ", ".join(f"{c:g}: {x:.4f}" for c, x in zip(scan["coefs"], scan["losses"], strict=True)))  # fmt: skip
+        self.auto_start = {n: s for n, s in zip(self.coef_controller.names, scans, strict=True)}
+
+    def probe_batches(self, n: int) -> list[dict[str, torch.Tensor]]:
+        """The first n training examples in batches of the training batch size (no RNG drawn)."""
+        import itertools
+
+        rows = list(itertools.islice(iter(self.train_dataset), n))
+        size = self.args.per_device_train_batch_size
+        return [
+            self._prepare_inputs(self.data_collator(rows[i : i + size])) for i in range(0, len(rows), size)
+        ]
+
+    @torch.no_grad()
+    def probe_loss(self, batches: list[dict[str, torch.Tensor]]) -> float:
+        """Mean loss of the batches with the hooks on at their current coefficients, weights fixed."""
+        keys = ("input_ids", "attention_mask", "position_ids", "labels")
+        was_training, scale = self.model.training, self.steerer.scale
+        self.model.eval()
+        self.steerer.scale = 1.0
+        try:
+            losses = []
+            for inputs in batches:
+                labels = inputs["labels"]
+                with self.steerer.active(), self.steerer.batch(inputs.get("attention_mask"), labels.ne(-100)):
+                    out = self.model(**{k: inputs[k] for k in keys if k in inputs})
+                losses.append(float(out.loss))
+            return sum(losses) / len(losses)
+        finally:
+            self.model.train(was_training)
+            self.steerer.scale = scale
+
     def drift_now(self) -> dict[str, float]:
         """This step's drift metrics, measured once per step (the controller and the log share them)."""
         step = self.state.global_step
@@ -274,6 +321,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             state = Path(checkpoint) / AUTO_STATE
             if state.is_file():  # continue the controller where the checkpoint left it
                 self.coef_controller.load_state(json.loads(state.read_text()))
+                self._auto_resumed = True
         output = super().train(*args, **kwargs)
         final: dict[str, float] = {}
         if self.drift is not None:
