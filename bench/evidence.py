@@ -8,8 +8,8 @@ python bench/evidence.py [--out runs/evidence] [--lrs 1e-5 3e-5] [--seeds 0 1 2]
    |shift| is the preventative group's.
 3. seeds: baseline (+ inference-time steering at -2), preventative and auto over the seeds:
    seeds_table.md (mean [95% t interval]).
-4. auto: the balanced-start controller (every step) over the seeds, and its training time against a
-   fixed coefficient's (auto_time.md); not in the default phases.
+4. auto: the controller every step (from coef 0, and with a balanced start) over the seeds, with the
+   first seed's baseline and fixed coefficient beside it; not in the default phases.
 5. corr: evil, sycophancy, hallucination and bad-math data at normal/level1/level2 (12 runs, all
    three vectors measured) and the screening dP of each set: correlations.md / correlations.png.
 
@@ -158,8 +158,8 @@ AUTO_EVERY_STEP = ["--steering_auto", "true", "--steering_auto_every", "1"]  # t
 
 
 def auto(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[str]) -> None:
-    """The balanced-start controller over the seeds, with the baseline and the fixed coefficient of the
-    first seed beside it (the same vector and machine: the reference for shift and train time)."""
+    """The controller every step (with a balanced start, and from coef 0) over the seeds, with the baseline
+    and the fixed coefficient of the first seed beside it (the same vector and machine: the reference for shift and train time)."""
     root = out / f"lr_{lr:g}"
     first, *rest = seed_list
     plan = [("auto_balanced", first, AUTO_BALANCED),
