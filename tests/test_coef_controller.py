@@ -23,6 +23,16 @@ from persona_vaccine.training.trainer import PreventativeSFTTrainer
 from test_trainer import QUESTIONS, _args, _train
 
 
+@pytest.fixture
+def auto_run_inputs(tiny_chat_model, tmp_path):
+    """A steering_auto run's dataset, and its vector as a value and as a saved file."""
+    from persona_vaccine.data.loading import load_training_dataset
+
+    dataset = load_training_dataset("builtin:evil", size=16, seed=0)
+    vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
+    return dataset, vector, str(vector.save(tmp_path / "evil.safetensors"))
+
+
 @contextlib.contextmanager
 def injected_drift(model, vector, layer: int, amount: float):
     """Weights that moved along v: the block output gets `amount * unit(v)` at every position."""
@@ -73,13 +83,12 @@ def test_pi_controller_clips_without_wind_up():
     assert pi.update(-1.0) < 2.0  # comes off the limit at once: the integral was clipped too
 
 
-def test_auto_coefficients_are_logged_and_follow_the_drift(tiny_chat_model, tiny_tokenizer, tmp_path):
-    from persona_vaccine.data.loading import load_training_dataset
+def test_auto_coefficients_are_logged_and_follow_the_drift(
+    tiny_chat_model, tiny_tokenizer, tmp_path, auto_run_inputs
+):
     from persona_vaccine.training.tracking import JsonlMetricsCallback, read_metrics
 
-    dataset = load_training_dataset("builtin:evil", size=16, seed=0)
-    vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
-    path = str(vector.save(tmp_path / "evil.safetensors"))
+    dataset, vector, path = auto_run_inputs
     args = _args(
         tmp_path, "auto", persona_vectors=[path], steering_layers=[2], steering_auto=True,
         steering_auto_every=1, max_steps=4, steering_auto_start="given",
@@ -105,12 +114,8 @@ def test_auto_needs_drift_and_add_mode(tmp_path):
         _args(tmp_path, "x", persona_vectors=["v.safetensors"], steering_auto=True, steering_mode="ablate")
 
 
-def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer, tmp_path):
-    from persona_vaccine.data.loading import load_training_dataset
-
-    dataset = load_training_dataset("builtin:evil", size=16, seed=0)
-    vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
-    path = str(vector.save(tmp_path / "evil.safetensors"))
+def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer, tmp_path, auto_run_inputs):
+    dataset, vector, path = auto_run_inputs
     common = dict(
         persona_vectors=[path], steering_layers=[2], steering_auto=True, steering_auto_every=1,
         steering_auto_kp=2.0, steering_auto_ki=0.5, steering_auto_start="balanced",
@@ -162,12 +167,10 @@ def test_balanced_start_minimises_the_given_loss_one_trait_at_a_time(tiny_chat_m
     assert [op.direction for op in steerer.ops[1]][0] == pytest.approx(2.5 * a[1].float())
 
 
-def test_the_balanced_start_is_the_real_loss_minimiser(tiny_chat_model, tiny_tokenizer, tmp_path):
-    from persona_vaccine.data.loading import load_training_dataset
-
-    dataset = load_training_dataset("builtin:evil", size=16, seed=0)
-    vector = random_vector(tiny_chat_model, questions=QUESTIONS, model_id="tiny", scale=3.0)
-    path = str(vector.save(tmp_path / "evil.safetensors"))
+def test_the_balanced_start_is_the_real_loss_minimiser(
+    tiny_chat_model, tiny_tokenizer, tmp_path, auto_run_inputs
+):
+    dataset, vector, path = auto_run_inputs
     args = _args(
         tmp_path, "auto", persona_vectors=[path], steering_layers=[2], steering_auto=True,
         steering_auto_every=1, max_steps=2, steering_auto_probe_examples=8, steering_auto_max=4.0,
