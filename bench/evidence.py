@@ -10,6 +10,8 @@ python bench/evidence.py [--out runs/evidence] [--lrs 1e-5 3e-5] [--seeds 0 1 2]
    seeds_table.md (mean [95% t interval]).
 4. auto: the controller every step (from coef 0, and with a balanced start) over the seeds, with the
    first seed's baseline and fixed coefficient beside it; not in the default phases.
+   final: baseline, fixed coefficient and the controller every 2 steps, interleaved seed by seed (the
+   side-by-side train times); not in the default phases.
 5. corr: evil, sycophancy, hallucination and bad-math data at normal/level1/level2 (12 runs, all
    three vectors measured) and the screening dP of each set: correlations.md / correlations.png.
 
@@ -154,7 +156,22 @@ def seeds(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[
 
 AUTO_GIVEN = ["--steering_auto", "true", "--steering_auto_start", "given", "--steering_auto_every", "2"]
 AUTO_BALANCED = ["--steering_auto", "true", "--steering_auto_every", "1", "--steering_auto_start", "balanced"]
-AUTO_EVERY_STEP = ["--steering_auto", "true", "--steering_auto_every", "1"]  # the defaults: from coef 0
+AUTO_EVERY_STEP = ["--steering_auto", "true", "--steering_auto_every", "1"]  # from coef 0
+AUTO_EVERY_2 = ["--steering_auto", "true", "--steering_auto_every", "2"]  # from coef 0
+
+
+def final(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[str]) -> None:
+    """Baseline, fixed coefficient and the controller every 2 steps, seed by seed in turn, so that their
+    train times are measured side by side on the same machine."""
+    root = out / f"lr_{lr:g}"
+    groups = {
+        "baseline": ["--inference_steering_coef", str(INFERENCE_COEF)],
+        f"preventative_{coef:g}": ["--steering_coefs", str(coef)],
+        "auto_every_2": AUTO_EVERY_2,
+    }
+    for seed in seed_list:
+        for group, extra in groups.items():
+            train(root / group / f"seed_{seed}", [*common(lr, judges), *extra, "--seed", str(seed)])
 
 
 def auto(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[str]) -> None:
@@ -227,7 +244,8 @@ def report(out: Path, lr: float, coef: float) -> None:
             aggregate(seed_runs(root / "baseline")), "_inference_steered"),
         "auto (PI controller from coef 0, every 2 steps)": (aggregate(seed_runs(root / "auto")), ""),
         "auto (balanced start, every step)": (aggregate(seed_runs(root / "auto_balanced")), ""),
-        "auto (from coef 0, every step: the defaults)": (aggregate(seed_runs(root / "auto_every_step")), ""),
+        "auto (from coef 0, every step)": (aggregate(seed_runs(root / "auto_every_step")), ""),
+        "auto (from coef 0, every 2 steps)": (aggregate(seed_runs(root / "auto_every_2")), ""),
     }  # fmt: skip
     lines = ["| run | " + " | ".join(COLUMNS.values()) + " | n |", "|---|" + "---|" * (len(COLUMNS) + 1)]
     for label, (stats, suffix) in rows.items():
@@ -249,7 +267,8 @@ def report(out: Path, lr: float, coef: float) -> None:
              "|---|---|---|---|---|---|"]  # fmt: skip
     for label, d in [("0", root / "baseline"), *[(f"{c:g}", root / f"preventative_{c:g}") for c in SWEEP],
                      ("auto", root / "auto"), ("auto, balanced start", root / "auto_balanced"),
-                     ("auto, every step", root / "auto_every_step")]:  # fmt: skip
+                     ("auto, every step", root / "auto_every_step"),
+                     ("auto, every 2 steps", root / "auto_every_2")]:  # fmt: skip
         if not (d / "seed_0" / "summary.json").is_file():
             continue
         m = run_metrics(RunSummary.read(d / "seed_0").to_dict())
@@ -333,6 +352,8 @@ def main() -> None:
         seeds(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
     if "auto" in opts.phases:
         auto(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
+    if "final" in opts.phases:
+        final(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
     if "corr" in opts.phases:
         corr(out, lr, judges)
     if "report" in opts.phases:

@@ -107,6 +107,26 @@ def test_auto_coefficients_are_logged_and_follow_the_drift(
     assert trainer.specs[0].coef == rows[-1]["steering/coef/evil"]
 
 
+def test_the_drift_cost_of_training_is_counted_once_per_measured_step(
+    tiny_chat_model, tiny_tokenizer, tmp_path, auto_run_inputs
+):
+    from persona_vaccine.training.tracking import JsonlMetricsCallback, read_metrics
+
+    dataset, _, path = auto_run_inputs
+    args = _args(
+        tmp_path, "cost", persona_vectors=[path], steering_layers=[2], steering_auto=True,
+        steering_auto_every=2, max_steps=6, logging_steps=3, steering_auto_start="given",
+    )  # fmt: skip
+    _train(
+        PreventativeSFTTrainer, tiny_chat_model, args, dataset, tiny_tokenizer, model_id="tiny",
+        callbacks=[JsonlMetricsCallback(args.output_dir)],
+    )  # fmt: skip
+    final = [r for r in read_metrics(args.output_dir) if "drift/measurements" in r]
+    # the controller at steps 2, 4, 6 and the log at step 3 (step 6's log shares the controller's)
+    assert len(final) == 1 and final[0]["drift/measurements"] == 4
+    assert final[0]["drift/measure_seconds"] > 0
+
+
 def test_auto_needs_drift_and_add_mode(tmp_path):
     with pytest.raises(ValueError, match="measure_drift is false"):
         _args(tmp_path, "x", persona_vectors=["v.safetensors"], steering_auto=True, measure_drift=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +137,7 @@ class PreventativeSFTTrainer(SFTTrainer):
         self.coef_controller: CoefController | None = None
         self.auto_start: dict[str, dict] = {}  # steering_auto_start balanced: each trait's loss scan
         self._drift_cache: tuple[int, dict[str, float]] | None = None  # (step, drift metrics) of this step
+        self.drift_cost = {"drift/measurements": 0, "drift/measure_seconds": 0.0}  # during training
         if cfg.steering_auto and self.steerer is not None and self.drift is not None:
             names = [p.name for p in self.drift.probes]
             self.coef_controller = CoefController(
@@ -312,7 +314,10 @@ class PreventativeSFTTrainer(SFTTrainer):
         """This step's drift metrics, measured once per step (the controller and the log share them)."""
         step = self.state.global_step
         if self._drift_cache is None or self._drift_cache[0] != step:
+            start = time.perf_counter()
             self._drift_cache = (step, self.drift.metrics(self.model))
+            self.drift_cost["drift/measurements"] += 1
+            self.drift_cost["drift/measure_seconds"] += time.perf_counter() - start
         return dict(self._drift_cache[1])
 
     def train(self, *args, **kwargs):
@@ -327,6 +332,9 @@ class PreventativeSFTTrainer(SFTTrainer):
         if self.drift is not None:
             self.final_drift = self.drift.metrics(self.model)
             final.update(self.final_drift)
+            final.update(self.drift_cost)
+            logger.info("drift: %d measurements during training took %.1f s",
+                        self.drift_cost["drift/measurements"], self.drift_cost["drift/measure_seconds"])  # fmt: skip
         if self.margin is not None:
             self.final_margin = self.margin.metrics(self.model)
             final.update(self.final_margin)
