@@ -12,6 +12,8 @@ python bench/evidence.py [--out runs/evidence] [--lrs 1e-5 3e-5] [--seeds 0 1 2]
    first seed's baseline and fixed coefficient beside it; not in the default phases.
    final: baseline, fixed coefficient and the controller every 2 steps, interleaved seed by seed (the
    side-by-side train times); not in the default phases.
+   data: baseline, fixed coefficient 4, and coefficient 2 on every layer, interleaved seed by seed (can
+   either remove half of the data-answer margin?); not in the default phases.
 5. corr: evil, sycophancy, hallucination and bad-math data at normal/level1/level2 (12 runs, all
    three vectors measured) and the screening dP of each set: correlations.md / correlations.png.
 
@@ -174,6 +176,22 @@ def final(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[
             train(root / group / f"seed_{seed}", [*common(lr, judges), *extra, "--seed", str(seed)])
 
 
+DATA_GROUPS = {
+    "baseline": ["--inference_steering_coef", str(INFERENCE_COEF)],
+    "preventative_4": ["--steering_coefs", "4"],
+    "all_layers_2": ["--steering_all_layers", "true", "--steering_coefs", "2"],
+}
+
+
+def data_margin(out: Path, lr: float, seed_list: list[int], judges: list[str]) -> None:
+    """Two ways to remove more of the Level II vs Normal margin: a fixed coefficient 4, and coefficient 2 on
+    every layer (incremental vectors), with the baseline, seed by seed in turn (side-by-side times)."""
+    root = out / f"lr_{lr:g}"
+    for seed in seed_list:
+        for group, extra in DATA_GROUPS.items():
+            train(root / group / f"seed_{seed}", [*common(lr, judges), *extra, "--seed", str(seed)])
+
+
 def auto(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[str]) -> None:
     """The controller every step (with a balanced start, and from coef 0) over the seeds, with the baseline
     and the fixed coefficient of the first seed beside it (the same vector and machine: the reference for shift and train time)."""
@@ -246,10 +264,12 @@ def report(out: Path, lr: float, coef: float) -> None:
         "auto (balanced start, every step)": (aggregate(seed_runs(root / "auto_balanced")), ""),
         "auto (from coef 0, every step)": (aggregate(seed_runs(root / "auto_every_step")), ""),
         "auto (from coef 0, every 2 steps)": (aggregate(seed_runs(root / "auto_every_2")), ""),
+        "preventative (coef 4)": (aggregate(seed_runs(root / "preventative_4")), ""),
+        "preventative (coef 2, every layer)": (aggregate(seed_runs(root / "all_layers_2")), ""),
     }  # fmt: skip
     lines = ["| run | " + " | ".join(COLUMNS.values()) + " | n |", "|---|" + "---|" * (len(COLUMNS) + 1)]
     for label, (stats, suffix) in rows.items():
-        if not stats and label.startswith("auto"):
+        if not stats and label != "base model (not fine-tuned)":
             continue
         if not stats:
             cells = ["0", "0", "0", "-", f"{base[MC_KEY]:.3g}", f"{base['capability/heldout_loss']:.3g}", "-"]
@@ -354,6 +374,8 @@ def main() -> None:
         auto(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
     if "final" in opts.phases:
         final(out, lr, coef if coef is not None else 2.0, opts.seeds, judges[:1])
+    if "data" in opts.phases:
+        data_margin(out, lr, opts.seeds, judges[:1])
     if "corr" in opts.phases:
         corr(out, lr, judges)
     if "report" in opts.phases:

@@ -103,7 +103,7 @@ def test_variant_recipes(family, variant):
         ),
         "warmup": lambda: args.steering_schedule == "warmup",
         "penalty": lambda: args.projection_penalty > 0 and args.steering_coefs == [0.0],
-        "auto": lambda: args.steering_auto and args.steering_auto_every == 1 and args.steering_coefs == [0.0],
+        "auto": lambda: args.steering_auto and args.steering_auto_every == 2 and args.steering_coefs == [0.0],
     }[variant]
     assert expected()
 

@@ -68,7 +68,7 @@ class PreventativeSFTConfig(SFTConfig):
         default=16, metadata={"help": "Training examples the balanced start's loss is measured on."}
     )
     steering_auto_every: int = field(
-        default=1, metadata={"help": "Steps between the controller's drift measurements."}
+        default=2, metadata={"help": "Steps between the controller's drift measurements."}
     )
     steering_auto_kp: float = field(
         default=8.0, metadata={"help": "Proportional gain (coefficient per shift / |v| unit)."}
