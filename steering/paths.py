@@ -73,14 +73,28 @@ def model_num_layers(model_id: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def vector_metadata(path: str | Path) -> dict[str, str]:
+def missing_vector_message(path: str | Path, trait: str | None = None, model: str | None = None) -> str:
+    """'not found' for a vector file, with the extract command that writes that very file."""
+    path = Path(path)
+    trait = trait or (path.parent.name if path.parent.name else None)
+    if (
+        path.name in ("response_avg.safetensors", "prompt_avg.safetensors", "prompt_last.safetensors")
+        and trait
+    ):
+        command = (
+            f"persona-vaccine extract --trait {trait} --model_name_or_path {model or 'MODEL'} "
+            f"--output_dir {path.parent.parent}"
+        )
+    else:
+        command = "persona-vaccine extract --trait TRAIT --model_name_or_path MODEL --output_dir DIR (it writes DIR/TRAIT/response_avg.safetensors)"
+    return f"persona vector file not found: {path}. Extract it first with: {command}"
+
+
+def vector_metadata(path: str | Path, trait: str | None = None, model: str | None = None) -> dict[str, str]:
     """The metadata of a persona vector file, read from its safetensors header (no tensors are read)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"persona vector file not found: {path}. Extract one with: python launch.py extract --trait TRAIT "
-            "--model MODEL --output_dir DIR (it writes DIR/TRAIT/response_avg.safetensors)"
-        )
+        raise FileNotFoundError(missing_vector_message(path, trait, model))
     with path.open("rb") as f:
         head = f.read(8)
         size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from .errors import NonFiniteValue, require_finite
 from .layers import check_layer, get_decoder_layers, hidden_size
-from .paths import VectorMismatch
+from .paths import VectorMismatch, missing_vector_message
 from .vocabulary import VECTOR_POSITIONS as POSITIONS
 
 logger = logging.getLogger(__name__)
@@ -238,10 +238,7 @@ class PersonaVector:
         """Load a vector file (safetensors: no code is executed)."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"persona vector file not found: {path}. Extract one with: python launch.py extract --trait TRAIT "
-                "--model MODEL --output_dir DIR (it writes DIR/TRAIT/response_avg.safetensors)"
-            )
+            raise FileNotFoundError(missing_vector_message(path))
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}

@@ -310,7 +310,12 @@ def check_values(config: dict, source: str) -> None:
     for name in ("persona_vectors", "screen_vectors", "vectors"):
         paths = config.get(name) or []
         for i, path in enumerate(paths if isinstance(paths, list) else [paths]):
-            meta = vector_metadata(str(path))
+            trait = (
+                traits[i]
+                if name == "persona_vectors" and isinstance(traits, list) and i < len(traits)
+                else None
+            )
+            meta = vector_metadata(str(path), trait, model if isinstance(model, str) else None)
             if name == "persona_vectors" and isinstance(traits, list) and i < len(traits):
                 if traits[i] != meta.get("trait"):
                     raise UserError(
