@@ -7,6 +7,7 @@ import os
 import struct
 from pathlib import Path
 
+from .cli_args import command_name
 from .errors import ModelNotFound, UserError
 
 VECTOR_FORMAT = "persona-vaccine/persona-vector"
@@ -78,7 +79,7 @@ def vector_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"persona vector file not found: {path}. Extract one with: python launch.py extract --trait TRAIT "
+            f"persona vector file not found: {path}. Extract one with: {command_name()} extract --trait TRAIT "
             "--model MODEL --output_dir DIR (it writes DIR/TRAIT/response_avg.safetensors)"
         )
     with path.open("rb") as f:
@@ -91,7 +92,7 @@ def vector_metadata(path: str | Path) -> dict[str, str]:
         meta = None
     if meta is None or not header:
         raise VectorMismatch(
-            f"{path}: not a persona vector safetensors file (make one with python launch.py extract, or "
+            f"{path}: not a persona vector safetensors file (make one with {command_name()} extract, or "
             "PersonaVector.save)"
         )
     if meta.get("format") != VECTOR_FORMAT:

@@ -538,4 +538,4 @@ def test_a_pickle_or_pt_file_is_not_a_persona_vector(tmp_path):
             PersonaVector.load(path)
         message = str(info.value)
         assert "PyTorch/pickle file" in message and "not a safetensors persona vector" in message
-        assert "python launch.py extract" in message and "header too large" not in message
+        assert "persona-vaccine extract" in message and "header too large" not in message
