@@ -100,8 +100,11 @@ def _help_flags(text: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_flag_of_every_command_has_both_spellings(command, console_script, tmp_path):
+    """The installed command's help: both spellings of each flag, and its own name, never launch.py."""
     proc = _run(console_script, command, "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "launch.py" not in proc.stdout + proc.stderr
+    assert f"usage: persona-vaccine {'[demo]' if command == 'demo' else command}" in proc.stdout
     rows = _help_flags(proc.stdout)
     assert rows, proc.stdout[:2000]
     for spellings in rows:
@@ -283,14 +286,6 @@ def test_command_name_follows_the_script_that_ran(console_script, tmp_path):
     assert "(persona-vaccine COMMAND --help)" in installed.stdout
     checkout = _run(ROOT / "launch.py", "--help", cwd=tmp_path)
     assert checkout.returncode == 0 and "python launch.py train RECIPE" in checkout.stdout
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_installed_help_never_mentions_launch_py(command, console_script, tmp_path):
-    proc = _run(console_script, command, "--help", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "launch.py" not in proc.stdout + proc.stderr
-    assert f"usage: persona-vaccine {'[demo]' if command == 'demo' else command}" in proc.stdout
 
 
 def test_error_hints_name_the_command_that_ran(console_script, tmp_path):
