@@ -58,7 +58,8 @@ def describe_unknown(args: Sequence[str], options: Iterable[str]) -> str:
     flags = unknown_flags(args)
     if not flags:
         n = len(args)
-        return f"{n} unexpected value{'s' if n > 1 else ''} (not shown): no argument of this command takes it"
+        noun, pronoun = ("values", "them") if n > 1 else ("value", "it")
+        return f"{n} unexpected {noun} (not shown): no argument of this command takes {pronoun}"
     options = list(options)
     parts = []
     for flag in dict.fromkeys(flags):
