@@ -9,11 +9,9 @@ from .loading import load_training_dataset
 
 def cli(argv: list[str]) -> int:
     """`launch.py score`: project texts or a dataset file on a vector; flag samples above the thresholds."""
-    import argparse
+    from persona_vaccine.steering.cli_args import ArgumentParser, prog
 
-    parser = argparse.ArgumentParser(
-        prog="launch.py score", description=(cli.__doc__ or "").split(": ", 1)[-1]
-    )
+    parser = ArgumentParser(prog=prog("score"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     add = parser.add_argument
     add("--vector", required=True, help="persona vector file (.safetensors)")
     add("--layer", type=int, default=None, help="default: the vector's calibrated or middle layer")

@@ -1,16 +1,18 @@
-"""`python launch.py serve`: the monitored OpenAI-compatible server on one model."""
+"""`persona-vaccine serve`: the monitored OpenAI-compatible server on one model."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
+from persona_vaccine.steering.cli_args import ArgumentParser, prog
+
 from .guards import GUARDS
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="launch.py serve",
+    p = ArgumentParser(
+        prog=prog("serve"),
         description="Serve a model behind an OpenAI-compatible API that watches (and optionally guards) persona vectors.",
     )
     p.add_argument(
@@ -43,7 +45,10 @@ def serve_parser() -> argparse.ArgumentParser:
         "--served_model_name", default=None, help="the id clients send as 'model' (default: --model)"
     )
     p.add_argument(
-        "--api_key", default=None, help="require 'Authorization: Bearer KEY' (or $PERSONA_MONITOR_API_KEY)"
+        "--api_key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on /v1/* and the dashboard data (default: the environment "
+        "variable $PERSONA_MONITOR_API_KEY, which keeps the key out of the process list)",
     )
     p.add_argument("--alert_log", default=None, help="append alerts to this JSONL file")
     p.add_argument(
@@ -94,6 +99,9 @@ def serve_main(argv: list[str]) -> int:
         webhook=opts.webhook,
         log_text=opts.log_text,
     )
-    print(f"serving '{engine.model_name}' on http://{opts.host}:{opts.port}/v1 (dashboard: /dashboard)")
+    auth = "API key required" if options.api_key else "no API key"
+    print(
+        f"serving '{engine.model_name}' on http://{opts.host}:{opts.port}/v1 ({auth}; dashboard: /dashboard)"
+    )
     serve(engine, opts.host, opts.port, options)
     return 0

@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 API_KEY_ENV = "PERSONA_MONITOR_API_KEY"
 
 
+def _static(name: str) -> str:
+    """A file of static/, read through this module's own package (`persona_vaccine.monitoring`)."""
+    return resources.files(str(__package__)).joinpath("static").joinpath(name).read_text()
+
+
 @dataclass
 class ServerOptions:
     api_key: str | None = None
@@ -136,11 +141,11 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
 
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard():
-        return HTMLResponse(resources.files("monitoring").joinpath("static/dashboard.html").read_text())
+        return HTMLResponse(_static("dashboard.html"))
 
     @app.get("/dashboard/dashboard.js")
     async def dashboard_js():
-        js = resources.files("monitoring").joinpath("static/dashboard.js").read_text()
+        js = _static("dashboard.js")
         return PlainTextResponse(js, media_type="application/javascript")
 
     @app.get("/dashboard/api/state")

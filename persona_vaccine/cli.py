@@ -1,22 +1,7 @@
 """persona-vaccine command line: `persona-vaccine COMMAND ...` (or `python launch.py COMMAND ...` in a checkout).
 
-python launch.py                          # the demo: extract the evil vector, train baseline and
-                                          # preventative runs on the embedded model, compare them
-python launch.py train RECIPE [--field value ...]
-python launch.py extract --trait evil --model_name_or_path smollm2-135m [--field value ...]
-python launch.py extract recipes/smollm2-135m/extract/evil.yaml [--field value ...]
-python launch.py screen [RECIPE.yaml] --vectors V.safetensors --dataset builtin:bad_math [--field value ...]
-accelerate launch --config_file recipes/accelerate_configs/ddp.yaml --num_processes 2 launch.py screen ...
-python launch.py compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
-python launch.py export RUN_DIR [--output_dir DIR] [--bake-steering VECTOR --bake_coef -1.0 --bake_layer L]
-python launch.py --debug COMMAND ...      # a user error shows its traceback (or PERSONA_VACCINE_DEBUG=1)
-python launch.py serve --model smollm2-135m --vectors V.safetensors [--guard cap] [--port 8000]
-python launch.py score --vector V.safetensors --text "a user message" | --file DATA.jsonl
-python launch.py seeds RECIPE --seeds 0 1 2 [--field value ...]   # mean and 95% interval per metric
-python launch.py classifier TRAIT_DIR    # the offline classifier judge of an extraction
-python launch.py download-model smollm2-135m   # the embedded model into the cache (make install runs it)
-python launch.py trait new NAME "DESCRIPTION" --backend {openai,anthropic,hf} | trait list | trait show NAME
-accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml launch.py train RECIPE
+`--help` prints USAGE with the command the user ran (see `command_name`). Every `--field_name` flag of
+every command also works as `--field-name`.
 """
 
 from __future__ import annotations
@@ -26,7 +11,42 @@ import os
 import sys
 from pathlib import Path
 
+from persona_vaccine.steering.cli_args import CONSOLE_SCRIPT, command_name, prog
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+USAGE = """\
+{demo}# the demo: extract the evil vector, train baseline and
+                                          # preventative runs on the embedded model, compare them
+{cmd} train RECIPE [--field value ...]
+{cmd} extract --trait evil --model_name_or_path smollm2-135m [--field value ...]
+{cmd} extract recipes/smollm2-135m/extract/evil.yaml [--field value ...]
+{cmd} screen [RECIPE.yaml] --vectors V.safetensors --dataset builtin:bad_math [--field value ...]
+accelerate launch --config_file {configs}/ddp.yaml --num_processes 2 {launcher} screen ...
+{cmd} compare RUN_DIR [RUN_DIR ...] [--output_dir runs/compare]
+{cmd} export RUN_DIR [--output_dir DIR] [--bake_steering VECTOR --bake_coef -1.0 --bake_layer L]
+{cmd} --debug COMMAND ...      # a user error shows its traceback (or PERSONA_VACCINE_DEBUG=1)
+{cmd} serve --model smollm2-135m --vectors V.safetensors [--guard cap] [--port 8000]
+{cmd} score --vector V.safetensors --text "a user message" | --file DATA.jsonl
+{cmd} seeds RECIPE --seeds 0 1 2 [--field value ...]   # mean and 95% interval per metric
+{cmd} classifier TRAIT_DIR    # the offline classifier judge of an extraction
+{cmd} download-model smollm2-135m   # the embedded model into the cache (make install runs it)
+{cmd} trait new NAME "DESCRIPTION" --backend {{openai,anthropic,hf}} | trait list | trait show NAME
+accelerate launch --config_file {configs}/deepspeed_zero2.yaml {launcher} train RECIPE
+
+Every --field_name flag also works as --field-name (--output_dir or --output-dir)."""
+
+
+def usage() -> str:
+    """The command lines of `--help`, spelled with the command the user ran."""
+    from persona_vaccine import recipes_dir
+
+    cmd = command_name()
+    if cmd == CONSOLE_SCRIPT:  # installed: no launch.py; accelerate runs the module
+        launcher, configs = "-m persona_vaccine.cli", str(recipes_dir() / "accelerate_configs")
+    else:
+        launcher, configs = "launch.py", "recipes/accelerate_configs"
+    return USAGE.format(cmd=cmd, demo=cmd.ljust(42), launcher=launcher, configs=configs)
 
 
 def _parse_command(kind: str, config_type: type, argv: list[str], doc: str | None):
@@ -40,7 +60,7 @@ def _parse_command(kind: str, config_type: type, argv: list[str], doc: str | Non
     if {"-h", "--help"} & set(argv):
         from persona_vaccine.training.recipe import print_config_help
 
-        print_config_help(config_type, f"launch.py {kind} [RECIPE.yaml]", doc)
+        print_config_help(config_type, f"{prog(kind)} [RECIPE.yaml]", doc)
         return None
     precheck(kind, path, overrides)
     from persona_vaccine.training.recipe import parse_config
@@ -196,11 +216,11 @@ def _dispatch(argv: list[str]) -> int:
         print(f"persona-vaccine {__version__}")
         return 0
     if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        print("commands: " + ", ".join(COMMANDS) + "  (python launch.py COMMAND --help)")
+        print(usage())
+        print("\ncommands: " + ", ".join(COMMANDS) + f"  ({command_name()} COMMAND --help)")
         return 0
     command, rest = (argv[0], argv[1:]) if argv and argv[0] in COMMANDS else ("demo", argv)
-    if command == "demo" and rest and rest[0] not in ("--force", "-h", "--help"):
+    if command == "demo" and rest and not rest[0].startswith("-"):  # flags: the demo's parser names them
         print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     from persona_vaccine.steering.errors import run_command

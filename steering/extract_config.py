@@ -19,7 +19,7 @@ JUDGE_MODES = ("auto", "logprobs", "numbers", "sample")
 class ExtractionConfig:
     trait: str = field(
         default="evil",
-        metadata={"help": "A built-in trait name (`launch.py trait list`) or a trait spec JSON file."},
+        metadata={"help": "A built-in trait name (see the trait list command) or a trait spec JSON file."},
     )
     model_name_or_path: str = field(
         default="smollm2-135m",

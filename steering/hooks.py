@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .cli_args import command_name
 from .forward_call import ForwardCallReader, past_length
 from .layers import (
     block_hidden,
@@ -303,7 +304,7 @@ def _resolve_coef(vector: PersonaVector, coef: float | None) -> float:
         return vector.coef
     raise ValueError(
         f"steer(): vector '{vector.trait}' has no calibrated coefficient, so pass coef= (e.g. coef=1.5; "
-        "negative to suppress the trait), or calibrate it (python launch.py extract ... with calibration)"
+        f"negative to suppress the trait), or calibrate it ({command_name()} extract ... with calibration)"
     )
 
 

@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_args import command_name, prog
+
 FORMAT = "persona-vaccine/tfidf-logreg/1"
 FILE_NAME = "classifier_judge.json"
 VECTORIZER = {"ngram_range": [1, 2], "sublinear_tf": True, "lowercase": True, "min_df": 1}
@@ -161,7 +163,7 @@ class ClassifierJudge:
             path = path / FILE_NAME
         if not path.is_file():
             raise ClassifierJudgeError(
-                f"{path}: no classifier judge file; train one with `python launch.py classifier TRAIT_DIR`"
+                f"{path}: no classifier judge file; train one with `{command_name()} classifier TRAIT_DIR`"
             )
         try:
             data = json.loads(path.read_text())
@@ -232,7 +234,7 @@ def train_from_extraction(trait_dir: str | Path, trait: str | None = None, c: fl
     generations = trait_dir / "generations.jsonl"
     if not generations.is_file():
         raise ClassifierJudgeError(
-            f"{generations}: not found; run `python launch.py extract` for the trait first"
+            f"{generations}: not found; run `{command_name()} extract` for the trait first"
         )
     records = _kept(_read_jsonl(generations), trait_dir)
     spec = load_trait_spec(trait or trait_dir.name)
@@ -263,9 +265,9 @@ def train_from_extraction(trait_dir: str | Path, trait: str | None = None, c: fl
 
 def cli(argv: list[str]) -> int:
     """`launch.py classifier TRAIT_DIR`: train the classifier judge of an extraction and print its AUCs."""
-    import argparse
+    from .cli_args import ArgumentParser
 
-    parser = argparse.ArgumentParser(prog="launch.py classifier", description=cli.__doc__)
+    parser = ArgumentParser(prog=prog("classifier"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     parser.add_argument(
         "trait_dir", help="an extraction's trait directory (generations.jsonl, heldout.jsonl)"
     )

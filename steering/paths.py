@@ -7,6 +7,7 @@ import os
 import struct
 from pathlib import Path
 
+from .cli_args import command_name
 from .errors import ModelNotFound, UserError
 
 VECTOR_FORMAT = "persona-vaccine/persona-vector"
@@ -82,11 +83,14 @@ def missing_vector_message(path: str | Path, trait: str | None = None, model: st
         and trait
     ):
         command = (
-            f"persona-vaccine extract --trait {trait} --model_name_or_path {model or 'MODEL'} "
+            f"{command_name()} extract --trait {trait} --model_name_or_path {model or 'MODEL'} "
             f"--output_dir {path.parent.parent}"
         )
     else:
-        command = "persona-vaccine extract --trait TRAIT --model_name_or_path MODEL --output_dir DIR (it writes DIR/TRAIT/response_avg.safetensors)"
+        command = (
+            f"{command_name()} extract --trait TRAIT --model_name_or_path MODEL --output_dir DIR "
+            "(it writes DIR/TRAIT/response_avg.safetensors)"
+        )
     return f"persona vector file not found: {path}. Extract it first with: {command}"
 
 
@@ -105,7 +109,7 @@ def vector_metadata(path: str | Path, trait: str | None = None, model: str | Non
         meta = None
     if meta is None or not header:
         raise VectorMismatch(
-            f"{path}: not a persona vector safetensors file (make one with python launch.py extract, or "
+            f"{path}: not a persona vector safetensors file (make one with {command_name()} extract, or "
             "PersonaVector.save)"
         )
     if meta.get("format") != VECTOR_FORMAT:

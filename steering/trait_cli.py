@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from .cli_args import ArgumentParser, command_name, prog
 from .paths import TRAIT_SPEC_DIR
 from .traits import describe_spec, load_trait_spec, trait_listing
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="launch.py trait", description=__doc__.split(": ", 1)[1])
+    parser = ArgumentParser(prog=prog("trait"), description=__doc__.split(": ", 1)[1])
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser(
         "list", help=f"built-in traits (and specs in {TRAIT_SPEC_DIR}/) with their description"
@@ -57,6 +58,6 @@ def cli(argv: list[str]) -> int:
         f"({time.perf_counter() - start:.0f}s with {opts.backend})"
     )
     print(
-        f"review it (python launch.py trait show {output}), then: python launch.py extract --trait {output}"
+        f"review it ({command_name()} trait show {output}), then: {command_name()} extract --trait {output}"
     )
     return 0

@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .cli_args import command_name
 from .errors import NonFiniteValue, require_finite
 from .layers import check_layer, get_decoder_layers, hidden_size
 from .paths import VectorMismatch, missing_vector_message
@@ -70,7 +71,7 @@ class PersonaVector:
         if bad:
             raise NonFiniteValue(
                 f"vector '{self.trait}' holds NaN or infinite values at layer(s) {bad[:8]}: re-extract it "
-                "(python launch.py extract ...)"
+                f"({command_name()} extract ...)"
             )
         for layer, norm in self.mean_norms.items():
             require_finite(norm, f"vector '{self.trait}' mean_norms[{layer}]")
@@ -190,7 +191,7 @@ class PersonaVector:
             raise VectorMismatch(
                 f"{source}: trait '{self.trait}' was extracted from '{self.model_id}' with hidden size "
                 f"{self.hidden_size}, but the model has hidden size {model_hidden_size}. Extract a vector for "
-                "this model (python launch.py extract ...)."
+                f"this model ({command_name()} extract ...)."
             )
         if self.num_layers != model_layers:
             raise VectorMismatch(
@@ -307,7 +308,7 @@ def _not_safetensors(path: Path, error: Exception) -> str:
         else f"unreadable as safetensors ({error})"
     )
     return (
-        f"{path}: {kind}, not a safetensors persona vector. Make one with: python launch.py extract --trait "
+        f"{path}: {kind}, not a safetensors persona vector. Make one with: {command_name()} extract --trait "
         "TRAIT --model MODEL (it writes DIR/TRAIT/response_avg.safetensors), or build a PersonaVector from "
         "your tensors and call .save('vector.safetensors')"
     )

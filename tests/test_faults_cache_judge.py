@@ -517,7 +517,7 @@ def test_a_second_process_cannot_take_a_held_lock(tmp_path):
     from persona_vaccine.steering.lock import acquire, release
 
     path = acquire(tmp_path / "shared", "extract")
-    code = ("import sys; sys.path.insert(0, sys.argv[2]); from steering.lock import acquire\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from persona_vaccine.steering.lock import acquire\n"
             "try:\n    acquire(sys.argv[1], 'extract')\nexcept Exception as e:\n    print(e); sys.exit(3)")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "shared"), str(ROOT)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -538,4 +538,4 @@ def test_a_pickle_or_pt_file_is_not_a_persona_vector(tmp_path):
             PersonaVector.load(path)
         message = str(info.value)
         assert "PyTorch/pickle file" in message and "not a safetensors persona vector" in message
-        assert "python launch.py extract" in message and "header too large" not in message
+        assert "persona-vaccine extract" in message and "header too large" not in message

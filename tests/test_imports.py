@@ -4,6 +4,7 @@ and no package imports another package's private names."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +135,28 @@ def test_no_package_imports_private_names_of_another():
         )
     ]
     assert not private, "\n".join(private)
+
+
+# a bare module path a user would paste: `from steering.models import f`, `steering.hooks.steer(...)`
+BARE_IN_TEXT = re.compile(
+    r"(?<![\w.])(?:from|import)\s+(?:steering|data|training|monitoring)\.\w"
+    r"|(?<![\w./])(?:steering|data|training|monitoring)\.[a-z_]+\.[a-z_]+\("
+)
+BY_NAME = ("files", "import_module", "find_spec", "as_file", "open_text", "read_text")
+
+
+def test_package_data_and_hints_use_the_one_import_name():
+    """Installed, `monitoring` is `persona_vaccine.monitoring`: `resources.files("monitoring")` fails there, and
+    a hint naming `steering.models...` can't be pasted. Lookups by name and texts use the full name."""
+    found = []
+    for path in [*module_files().values(), ROOT / "persona_vaccine" / "cli.py", ROOT / "launch.py"]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                name = node.args[0].value
+                called = ast.unparse(node.func).split(".")[-1]
+                if called in BY_NAME and isinstance(name, str) and name.split(".")[0] in PACKAGES:
+                    found.append(f"{where} {ast.unparse(node)}")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found += [f"{where} {m.group(0)!r}" for m in BARE_IN_TEXT.finditer(node.value)]
+    assert not found, "\n".join(found)

@@ -97,7 +97,7 @@ def test_trained_from_an_extraction_directory_with_its_filter(tmp_path):
 
 
 def test_bad_files_fail_with_the_fix(tmp_path):
-    with pytest.raises(ClassifierJudgeError, match="launch.py classifier"):
+    with pytest.raises(ClassifierJudgeError, match="persona-vaccine classifier TRAIT_DIR"):
         ClassifierJudge.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "pickle"}))

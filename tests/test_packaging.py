@@ -96,12 +96,26 @@ def test_a_users_own_data_package_is_not_shadowed(installed):
 
 
 def test_console_script_help_version_and_a_tiny_training_from_another_directory(installed, tiny_tokenizer):
+    import json
+    import math
+
+    import persona_vaccine
+    from persona_vaccine.cli import COMMANDS
+
     _, site, elsewhere, env = installed
     script = site / "bin" / "persona-vaccine"
-    for flag in ("--help", "--version"):
-        proc = _run([str(script), flag], elsewhere, env)
-        assert proc.returncode == 0, proc.stderr
-    assert "persona-vaccine 0." in proc.stdout
+    helped = _run([str(script), "--help"], elsewhere, env)
+    assert helped.returncode == 0, helped.stderr
+    assert (
+        "persona-vaccine train RECIPE" in helped.stdout
+        and "launch.py" not in helped.stdout.split("accelerate")[0]
+    )
+    listed = helped.stdout.split("commands:")[1].split("(")[0]
+    assert {c.strip() for c in listed.split(",")} == set(COMMANDS)
+    version = _run([str(script), "--version"], elsewhere, env)
+    assert (
+        version.returncode == 0 and version.stdout.strip() == f"persona-vaccine {persona_vaccine.__version__}"
+    )
     model = tiny_llama(vocab_size=len(tiny_tokenizer), layers=4, hidden=32, seed=0)
     model.config.pad_token_id = tiny_tokenizer.pad_token_id
     model.save_pretrained(elsewhere / "model")
@@ -125,5 +139,11 @@ def test_console_script_help_version_and_a_tiny_training_from_another_directory(
         argv += [f"--{name}", value]
     proc = _run(argv, elsewhere, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (elsewhere / "run" / "summary.json").is_file()
+    summary = json.loads((elsewhere / "run" / "summary.json").read_text())
+    assert summary["recipe"] == "recipes/smollm2-135m/evil/preventative.yaml"
+    assert not (elsewhere / "recipes").exists()  # so the shipped copy was read
+    assert summary["train"]["steps"] == 2 and summary["dataset"]["size"] == 24
+    assert [(s["trait"], s["layer"]) for s in summary["steering"]] == [("evil", 2)]
+    assert summary["steering"][0]["coef"] != 0
+    assert math.isfinite(summary["trait_drift"]["evil"]["shift"])
     assert (elsewhere / "run" / "adapter_model.safetensors").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import sys
 import time
 
 import httpx
@@ -85,6 +86,16 @@ def test_models_and_health(served):
     client = _client(served["url"])
     assert [m.id for m in client.models.list().data] == ["tiny"]
     assert httpx.get(served["url"] + "/healthz").json()["traits"] == ["evil", "sycophantic"]
+
+
+def test_dashboard_is_read_through_the_package_not_a_folder_name(served, monkeypatch):
+    """Installed, the package is `persona_vaccine.monitoring`: a bare `monitoring` is not importable."""
+    monkeypatch.setitem(sys.modules, "monitoring", None)  # `import monitoring` now fails, as from a wheel
+    page = httpx.get(served["url"] + "/dashboard")
+    assert page.status_code == 200 and "dashboard.js" in page.text
+    script = httpx.get(served["url"] + "/dashboard/dashboard.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("application/javascript")
+    assert "/dashboard/api/state" in script.text
 
 
 def test_openai_client_non_stream_and_stream(served):

@@ -93,7 +93,7 @@ def test_a_write_cut_short_leaves_the_previous_summary_whole(tmp_path):
     path = RunSummary.from_dict(WRITTEN).write(tmp_path / "summary.json")
     before = path.read_bytes()
     script = (
-        "import resource, sys; from training.summary import RunSummary\n"
+        "import resource, sys; from persona_vaccine.training.summary import RunSummary\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
         "try:\n    RunSummary(losses=[0.123456789] * 5000).write(sys.argv[1])\n"
         "except OSError as e:\n    print('failed:', e.errno)\n"

@@ -118,7 +118,8 @@ def test_self_hosted_wandb_credentials_are_found_by_wandb(tmp_path):
     """A netrc entry for WANDB_BASE_URL's host counts as logged in; one for another host does not."""
     netrc = tmp_path / "netrc"
     check = (
-        "from training.tracking import wandb_logged_in, wandb_mode; print(wandb_logged_in(), wandb_mode())"
+        "from persona_vaccine.training.tracking import wandb_logged_in, wandb_mode\n"
+        "print(wandb_logged_in(), wandb_mode())"
     )
 
     def logged_in(base_url: str, machine: str) -> str:

@@ -82,7 +82,7 @@ def _first_faithful(base, block, candidates, ids, size) -> tuple[str, nn.Module]
     except RuntimeError as e:
         raise BakeError(
             f"baking steering into a '{model_type}' checkpoint is not supported here: the model failed on a probe "
-            f"forward ({e}). Steer at inference with steering.hooks.steer(model, vector, layer, coef) instead."
+            f"forward ({e}). Steer at inference with persona_vaccine.steering.hooks.steer(model, vector, layer, coef) instead."
         ) from e
     delta = torch.linspace(-1.0, 1.0, size, device=plain.device, dtype=plain.dtype)
     tol = 1e-3 * float(delta.abs().max()) + 1e-4 * float(plain.abs().max())
@@ -96,7 +96,7 @@ def _first_faithful(base, block, candidates, ids, size) -> tuple[str, nn.Module]
     raise BakeError(
         f"baking steering into a '{model_type}' checkpoint is not supported: no linear layer of its blocks writes into the "
         "residual stream unchanged (a norm, gate or expert router follows each one), so no bias can hold a "
-        "constant addition. Steer at inference with steering.hooks.steer(model, vector, layer, coef) instead."
+        "constant addition. Steer at inference with persona_vaccine.steering.hooks.steer(model, vector, layer, coef) instead."
     )
 
 
@@ -139,7 +139,7 @@ def _no_bias(config) -> BakeError:
     return BakeError(
         f"baking steering into a '{getattr(config, 'model_type', '?')}' checkpoint is not supported: its residual "
         "write has no bias and its config has no switch (such as mlp_bias) to load one. Steer at inference "
-        "with steering.hooks.steer(model, vector, layer, coef) instead."
+        "with persona_vaccine.steering.hooks.steer(model, vector, layer, coef) instead."
     )
 
 

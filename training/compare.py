@@ -128,13 +128,11 @@ def compare_runs(
 def cli(argv: list[str]) -> int:
     """`launch.py compare`: side-by-side table (drift, judged trait, capability, loss, time) and drift plot
     from local run files; seed groups (DIR/seed_N/) get intervals."""
-    import argparse
+    from persona_vaccine.steering.cli_args import ArgumentParser, prog
 
     from .seeds import compare_seed_groups
 
-    parser = argparse.ArgumentParser(
-        prog="launch.py compare", description=(cli.__doc__ or "").split(": ", 1)[-1]
-    )
+    parser = ArgumentParser(prog=prog("compare"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     add = parser.add_argument
     add(
         "run_dirs",

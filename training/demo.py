@@ -1,5 +1,5 @@
-"""The demo (`python launch.py`): the evil vector of the embedded model, a baseline and a preventative run,
-and the table of their drift. Also the run table that `launch.py train` prints."""
+"""The demo (`persona-vaccine` alone): the evil vector of the embedded model, a baseline and a preventative run,
+and the table of their drift. Also the run table that the train command prints."""
 
 from __future__ import annotations
 
@@ -78,15 +78,17 @@ def print_runs(summaries: dict[str, RunSummary]) -> None:
 
 
 def cli(argv: list[str]) -> int:
-    """`launch.py [demo] [--force]`: extract (or reuse) the evil vector, train baseline and preventative
-    runs, print the comparison."""
-    if {"-h", "--help"} & set(argv):
-        about = (cli.__doc__ or "").split(": ", 1)[-1]
-        print(f"usage: launch.py [demo] [--force]\n\n{about}\nRecipes: "
-              f"{', '.join(DEMO_RECIPES)}; runs in {DEMO_RUN_DIR}/; --force retrains runs that have a "
-              "summary.json.\n")  # fmt: skip
-        return 0
-    summaries = run_demo(force="--force" in argv)
+    """`persona-vaccine [demo] [--force]`: extract (or reuse) the evil vector, train baseline and
+    preventative runs, print the comparison."""
+    from persona_vaccine.steering.cli_args import ArgumentParser, prog
+
+    parser = ArgumentParser(
+        prog=prog("[demo]"),
+        description=(cli.__doc__ or "").split(": ", 1)[-1],
+        epilog=f"Recipes: {', '.join(DEMO_RECIPES)}; runs in {DEMO_RUN_DIR}/.",
+    )
+    parser.add_argument("--force", action="store_true", help="retrain runs that have a summary.json")
+    summaries = run_demo(force=parser.parse_args(argv).force)
     print_runs(summaries)
     base = summaries["baseline"].trait_drift["evil"]["shift"]
     prev = summaries["preventative"].trait_drift["evil"]["shift"]

@@ -103,11 +103,9 @@ def export_run(
 def cli(argv: list[str]) -> int:
     """`launch.py export`: merge a run's LoRA into its base model; save a HF checkpoint, a model card and
     the persona vectors."""
-    import argparse
+    from persona_vaccine.steering.cli_args import ArgumentParser, prog
 
-    parser = argparse.ArgumentParser(
-        prog="launch.py export", description=(cli.__doc__ or "").split(": ", 1)[-1]
-    )
+    parser = ArgumentParser(prog=prog("export"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     add = parser.add_argument
     add("run_dir", help="a training run's output_dir (with summary.json)")
     add("--output_dir", default=None, help="default RUN_DIR/export")

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+from persona_vaccine.steering.cli_args import command_name, field_name
 from persona_vaccine.steering.errors import UserError, require_finite
 from persona_vaccine.steering.paths import cache_dir, check_model_id, model_num_layers, vector_metadata
 
@@ -112,7 +113,7 @@ def check_mapping(config: dict, source: str, fields: dict[str, str]) -> None:
             hint = (
                 f"did you mean '{close[0]}'?"
                 if close
-                else "see `python launch.py train --help` for the fields"
+                else f"see `{command_name()} train --help` for the fields"
             )
             raise RecipeError(f"{source}: unknown field '{key}': {hint}")
         ok, expected = value_fits(value, fields[key])
@@ -214,18 +215,19 @@ def load_recipe_file(path: str | Path, fields: dict[str, str] | None) -> dict:
 
 
 def parse_overrides(argv: list[str], fields: dict[str, str] | None) -> dict[str, object]:
-    """`--field value [value ...]` pairs as strings (lists for several values); unknown names raise."""
+    """`--field value [value ...]` pairs as strings (lists for several values), keyed by the snake_case
+    field name (`--field-name` works too); unknown names raise, naming the flag but never its value."""
     out: dict[str, object] = {}
     name = None
     for arg in argv:
         if arg.startswith("--"):
-            name = arg[2:].split("=", 1)[0]
+            name = field_name(arg)
             name = "model_name_or_path" if name == "model" else name
             known = fields is None or name in fields or name.removeprefix("no_") in fields
             if not known:
-                close = difflib.get_close_matches(name, list(fields), n=1)
+                close = difflib.get_close_matches(name, list(fields or {}), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise RecipeError(f"command line: unknown override '{name}'{hint}")
+                raise RecipeError(f"command line: unknown override '{arg[2:].split('=', 1)[0]}'{hint}")
             out[name] = arg.split("=", 1)[1] if "=" in arg else []
         elif name is not None and isinstance(out[name], list):
             out[name].append(arg)

@@ -12,6 +12,8 @@ import re
 import typing
 from pathlib import Path
 
+from persona_vaccine.steering import cli_args
+from persona_vaccine.steering.cli_args import field_name
 from trl import ModelConfig, TrlParser
 
 from .config import DataArguments, PreventativeSFTConfig
@@ -62,17 +64,18 @@ def load_recipe_file(path: str | Path, config_types: tuple[type, ...] = RECIPE_T
     return _load_recipe_file(path, recipe_fields(config_types))
 
 
-def _explain(message: str, overrides: list[str], config_types: tuple[type, ...]) -> str:
-    """Name unknown `--field` overrides and the closest valid field."""
-    if "not used by the HfArgumentParser" not in message:
-        return message
+def _unknown(remaining: list[str], config_types: tuple[type, ...]) -> str:
+    """The command-line strings no field took, as the unknown `--field` names and the closest valid
+    fields; values are never repeated (a mistyped flag may carry a secret)."""
     fields = list(recipe_fields(config_types))
-    unknown = [a.lstrip("-") for a in overrides if a.startswith("--") and a.lstrip("-") not in fields]
-    close = [difflib.get_close_matches(n, fields, n=1) for n in unknown]
-    hints = ", ".join(
-        f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "") for n, c in zip(unknown, close, strict=True)
+    flags = cli_args.unknown_flags(remaining)
+    if not flags:
+        return f"{len(remaining)} unexpected value(s) (not shown): each value follows its --field name"
+    names = [f[2:] for f in dict.fromkeys(flags)]
+    close = [difflib.get_close_matches(field_name(n), fields, n=1) for n in names]
+    return "unknown override " + ", ".join(
+        f"'{n}'" + (f" (did you mean '{c[0]}'?)" if c else "") for n, c in zip(names, close, strict=True)
     )
-    return f"unknown override {hints}" if unknown else message
 
 
 def _blame(path: str | Path | None, overrides: list[str], message: str) -> str:
@@ -80,7 +83,7 @@ def _blame(path: str | Path | None, overrides: list[str], message: str) -> str:
     given = {a.lstrip("-").split("=", 1)[0].replace("-", "_") for a in overrides if a.startswith("--")}
     named = {
         m.replace("-", "_")
-        for m in re.findall(r"--([A-Za-z_][\w-]*)|'(\w+)'|\b(\w+)=", message)
+        for m in re.findall(r"--([A-Za-z_][\w-]*)|'([\w-]+)'|\b(\w+)=", message)
         for m in m
         if m
     }
@@ -99,12 +102,15 @@ def _parse(config_types: tuple[type, ...], path: str | Path | None, overrides: l
         args = ["--config", str(path), *overrides]
     parser = RecipeParser(config_types, allow_abbrev=False)  # no silent prefix matches of field names
     try:
-        return parser.parse_args_and_config(args)
+        *configs, remaining = parser.parse_args_and_config(args, return_remaining_strings=True)
     except RecipeError as e:
         raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
-    except ValueError as e:  # unknown overrides, or a dataclass __post_init__ check
-        message = _explain(str(e), overrides, config_types)
-        raise RecipeError(f"{_blame(path, overrides, message)}: {message}") from None
+    except ValueError as e:  # a dataclass __post_init__ check
+        raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
+    if remaining:  # TRL's own error would list them with their values
+        message = _unknown(remaining, config_types)
+        raise RecipeError(f"{_blame(path, overrides, message)}: {message}")
+    return tuple(configs)
 
 
 def parse_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
@@ -139,16 +145,19 @@ def print_config_help(config_type: type, prog: str, description: str | None = No
     """The `--help` of a command whose fields come from one config dataclass (YAML file + overrides)."""
     parser = RecipeParser((config_type,), prog=prog, description=description)
     parser.print_help()
-    print("\nEvery field can be set in the YAML file or overridden on the command line as --field value.")
+    print(
+        "\nEvery field can be set in the YAML file or overridden on the command line as --field_name value "
+        "(or --field-name value)."
+    )
 
 
 def print_recipe_help() -> None:
-    """The `--help` of `launch.py train`: every field of the three recipe dataclasses."""
+    """The `--help` of the train command: every field of the three recipe dataclasses."""
     print(
-        "usage: launch.py train RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
-        "recipe or overridden on the command line.\n"
+        f"usage: {cli_args.prog('train')} RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
+        "recipe or overridden on the command line as --field_name value or --field-name value.\n"
     )
-    RecipeParser(RECIPE_TYPES).print_help()
+    RecipeParser(RECIPE_TYPES, prog=cli_args.prog("train")).print_help()
 
 
 def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):

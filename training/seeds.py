@@ -156,13 +156,16 @@ def run_seeds(
 
 
 def cli(argv: list[str]) -> int:
-    """`launch.py seeds RECIPE --seeds 0 1 2 [--field value ...]`."""
-    import argparse
+    """`persona-vaccine seeds RECIPE --seeds 0 1 2 [--field value ...]`."""
+    from persona_vaccine.steering.cli_args import ArgumentParser, prog
 
-    parser = argparse.ArgumentParser(prog="launch.py seeds", description=__doc__.split("\n\n")[0])
+    from .precheck import precheck
+
+    parser = ArgumentParser(prog=prog("seeds"), description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", help="a training recipe (YAML)")
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, e.g. 0 1 2")
     opts, overrides = parser.parse_known_args(argv)
+    precheck("train", opts.recipe, overrides)  # the recipe's fields, before the heavy imports
     stats, group = run_seeds(opts.recipe, opts.seeds, overrides)
     print(groups_table({group.name: stats}))
     print(f"written: {group / 'seeds.json'}, {group / 'seeds.md'}")
