@@ -292,7 +292,7 @@ def test_error_hints_name_the_command_that_ran(console_script, tmp_path):
     missing = str(tmp_path / "missing.safetensors")
     argv = ["serve", "--model", "m", "--vectors", missing]
     installed = _run(console_script, *argv, cwd=tmp_path)
-    assert installed.returncode == 2 and "Extract one with: persona-vaccine extract" in installed.stderr
+    assert installed.returncode == 2 and "Extract it first with: persona-vaccine extract" in installed.stderr
     assert "launch.py" not in installed.stderr
     checkout = _run(ROOT / "launch.py", *argv, cwd=tmp_path)
-    assert checkout.returncode == 2 and "Extract one with: python launch.py extract" in checkout.stderr
+    assert checkout.returncode == 2 and "Extract it first with: python launch.py extract" in checkout.stderr

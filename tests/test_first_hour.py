@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -57,20 +58,25 @@ def fresh_checkout(dest: Path) -> Path:
     return dest
 
 
-def run_blocks(blocks, cwd: Path, env: dict[str, str], after: str = "", timeout: int = 1800):
-    proc = subprocess.run(
+def run_blocks(blocks, cwd: Path, env: dict[str, str], after: str = "", timeout: int = 1800) -> str:
+    """Run the blocks as one script in its own session; on a time-out every process it started is killed."""
+    proc = subprocess.Popen(
         ["bash", "-c", script(blocks, sys.executable) + after],
         cwd=cwd,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, (
-        f"{failed_block(proc.stdout)} failed (exit {proc.returncode}):\n{output[-6000:]}"
-    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    output = stdout + stderr
+    assert proc.returncode == 0, f"{failed_block(stdout)} failed (exit {proc.returncode}):\n{output[-6000:]}"
     return output
 
 
