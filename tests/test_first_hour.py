@@ -73,6 +73,9 @@ def run_blocks(blocks, cwd: Path, env: dict[str, str], after: str = "", timeout:
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        subprocess.run(
+            ["pkill", "-KILL", "-s", str(proc.pid)]
+        )  # the session: servers in their own groups too
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
     output = stdout + stderr
