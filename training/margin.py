@@ -181,6 +181,7 @@ class MarginMeter:
         self.pair_sets = {name: pairs for name, pairs in pair_sets.items() if pairs}
         self.batch_size = batch_size
         self.base: dict[str, float] = {}
+        self._cache: tuple[int, dict[str, float]] | None = None  # (step, metrics) of the last step measured
         for name, pairs in pair_sets.items():
             if not pairs:
                 logger.warning("margin '%s': no answer pairs, not measured", name)
@@ -198,12 +199,18 @@ class MarginMeter:
             self.base = self.margins(model)
         return self.base
 
-    def metrics(self, model: nn.Module) -> dict[str, float]:
+    def metrics(self, model: nn.Module, step: int | None = None) -> dict[str, float]:
+        """`behaviour/<name>/margin|margin_shift` of the model as it is now; with `step` (a training step,
+        whose weights do not change until the next one), measured once per step."""
+        if step is not None and self._cache is not None and self._cache[0] == step:
+            return dict(self._cache[1])
         out = {}
         for name, value in self.margins(model).items():
             out[f"behaviour/{name}/margin"] = value
             if name in self.base:
                 out[f"behaviour/{name}/margin_shift"] = value - self.base[name]
+        if step is not None:
+            self._cache = (step, dict(out))
         return out
 
     def summary(self, final: dict[str, float]) -> dict[str, dict]:
@@ -239,9 +246,13 @@ def build_margin_meter(
     """
     sets: dict[str, list[MarginPair]] = {}
     for vector, path in zip(vectors, vector_paths, strict=True):
+        if max_questions == 0:  # switched off (margin_max_questions: 0, or auto on a short run)
+            break
         cache = Path(path).parent
         if not beside_vectors or not _writable(cache):
             cache = fallback_dir / vector.trait
+        logger.info("margin: the base model answers %s evaluation questions of '%s' (pos and neg prompts; "
+                    "generated once, cached in %s)", max_questions or "all", vector.trait, cache)  # fmt: skip
         rows = trait_answer_rows(model, tokenizer, vector, cache, max_questions)
         sets.setdefault(vector.trait, pairs_from_answers(tokenizer, rows))
     if dataset and dataset.startswith("builtin:") and data_pairs > 0:

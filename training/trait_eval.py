@@ -29,7 +29,7 @@ def judged_expression(
     tokenizer,
     vector: PersonaVector,
     judge: Judge | None,
-    n_questions: int = 10,
+    n_questions: int | None = 10,
     max_new_tokens: int = 48,
     batch_size: int = 16,
     steer_coef: float | None = None,
