@@ -368,6 +368,15 @@ def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path, mo
     assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)
 
 
+def test_the_whole_run_mean_loss_of_a_resumed_run():
+    from persona_vaccine.training.resume import whole_run_mean_loss
+
+    history = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 4.0}, {"step": 2, "train_loss": 3.0}]
+    assert whole_run_mean_loss(history, 6.0, 2, 4) == 4.5  # steps 1-2 logged, steps 3-4 trained after resume
+    assert whole_run_mean_loss(history, 0.0, 2, 2) == 3.0  # resumed from the last checkpoint: nothing trained
+    assert whole_run_mean_loss(history, 5.0, 0, 4) == 5.0  # not resumed: the trainer's own
+
+
 def test_a_run_shorter_than_a_logging_interval_has_drift_at_both_ends_and_its_losses(
     tiny_setup, tmp_path, caplog
 ):

@@ -157,7 +157,7 @@ def whole_run_mean_loss(
     The trainer's `training_loss` covers only the steps after `start_step`; the steps before come
     from the logged losses of the restored history, each weighted by the steps it averages.
     """
-    if start_step <= 0 or end_step <= start_step:
+    if start_step <= 0:
         return resumed_mean
     total = covered = 0
     for row in log_history:
@@ -168,4 +168,6 @@ def whole_run_mean_loss(
     if covered == 0:
         return resumed_mean
     prior_mean = total / covered
+    if end_step <= start_step:  # resumed from the last checkpoint: no step trained since (its mean reads 0)
+        return prior_mean
     return (prior_mean * start_step + resumed_mean * (end_step - start_step)) / end_step
