@@ -117,7 +117,7 @@ def test_train_command_writes_summary_metrics_and_wandb(tiny_setup):
         {"trait": "evil", "layer": 2, "coef": 3.0, "mode": "add", "positions": "all", "coef_unit": "raw"}
     ]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert sum("drift/evil/shift" in r for r in rows) == 4  # 3 logging steps + the end
+    assert sum("drift/evil/shift" in r for r in rows) == 4  # the base model (step 0) + 3 logging steps
     assert (out / "adapter_model.safetensors").is_file()
     assert list((out / "wandb").glob("offline-run-*")), "W&B should have written an offline run"
     assert "evil" in proc.stdout  # the printed table

@@ -118,6 +118,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
                     model, tokenizer, vector, judge, n_questions, args.judge_max_new_tokens,
                     steer_coef=coef, steer_layer=first_layer, steer_vector=first,
                     cache_path=Path(str(args.output_dir)) / "judgments.sqlite",
+                    progress=None if args.disable_tqdm else f"answering{suffix} ({vector.trait})",
                 )  # fmt: skip
                 progress.update()
                 samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
