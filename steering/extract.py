@@ -202,6 +202,7 @@ def generate_responses(
                 cfg.top_p,
                 cfg.batch_size,
                 seeds=seeds,
+                progress=f"{spec.trait}: decoding",  # a batch can take minutes on CPU
             )
             for job, gen in zip(batch, gens, strict=True):
                 record = {

@@ -106,8 +106,12 @@ def generate(
     batch_size: int = 32,
     seed: int | None = None,
     seeds: Sequence[int] | None = None,
+    progress: str | None = None,
 ) -> list[Generation]:
     """Generate one response per formatted prompt, in batches with left padding.
+
+    With `progress`, a progress bar of that title counts the decoding steps of every batch (a batch
+    that stops early jumps to its end), so a long generation shows it is moving.
 
     temperature 0 decodes greedily. `seeds` (one per prompt) makes each sampled response depend
     only on its own seed (`SeededSampler`); `seed` seeds torch's global generator instead.
@@ -130,6 +134,10 @@ def generate(
     results = []
     was_training = model.training
     model.eval()
+    from tqdm.auto import tqdm
+
+    n_batches = -(-len(prompts) // batch_size)
+    bar = tqdm(total=n_batches * max_new_tokens, desc=progress, unit="step", disable=progress is None)
     try:
         for start in range(0, len(prompts), batch_size):
             chunk = list(prompts[start : start + batch_size])
@@ -145,6 +153,8 @@ def generate(
                 top_k = getattr(getattr(unwrap_model(model), "generation_config", None), "top_k", None)
                 sampler = SeededSampler(seeds[start : start + batch_size], temperature, top_p, top_k)
                 kwargs = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
+            if progress is not None:
+                kwargs["streamer"] = _StepCounter(bar)
             with torch.no_grad():
                 out = model.generate(
                     input_ids=enc["input_ids"].to(device),
@@ -162,6 +172,23 @@ def generate(
                     response_ids.append(token)
                 text = tokenizer.decode(response_ids, skip_special_tokens=True)
                 results.append(Generation(prompt, prompt_ids, response_ids, text))
+            bar.update((start // batch_size + 1) * max_new_tokens - bar.n)  # the batch's end
     finally:
+        bar.close()
         model.train(was_training)
     return results
+
+
+class _StepCounter:
+    """A `generate` streamer that only counts decoding steps on a progress bar (the outputs are unchanged)."""
+
+    def __init__(self, bar):
+        self.bar, self.prompt_seen = bar, False
+
+    def put(self, value) -> None:
+        if self.prompt_seen:  # the first call carries the prompt
+            self.bar.update(1)
+        self.prompt_seen = True
+
+    def end(self) -> None:
+        pass

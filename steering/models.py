@@ -35,10 +35,12 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     with FileLock(str(out_dir) + ".lock"):
         if (out_dir / "config.json").is_file():  # another process converted it meanwhile
             return out_dir
-        logger.info("Dequantising %s (once; cached in %s)", gguf_file, out_dir)
+        logger.info("Dequantising %s (once; cached in %s): 1/3 reading the tokenizer", gguf_file, out_dir)
         kwargs = {"gguf_file": gguf_file.name}
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kwargs)
+        logger.info("Dequantising %s: 2/3 reading and dequantising the weights", gguf_file.name)
         quantised = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kwargs)
+        logger.info("Dequantising %s: 3/3 saving the safetensors checkpoint", gguf_file.name)
         config = quantised.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config

@@ -318,11 +318,15 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
 
 
-def _train_result(out: Path) -> tuple[dict, list, list]:
+def _train_result(out: Path) -> tuple[dict, list, list, dict]:
     weights = load_file(out / "adapter_model.safetensors")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [(r["step"], r["loss"], r.get("drift/evil/shift")) for r in rows if "loss" in r]
-    return weights, losses, json.loads((out / "summary.json").read_text())["losses"]
+    summary = json.loads((out / "summary.json").read_text())
+    # the run's bookkeeping: one row per step, the whole run's train_loss and drift counters
+    end = {"steps": [r["step"] for r in rows], "train_loss": rows[-1]["train_loss"],
+           "measurements": rows[-1]["drift/measurements"], "runtime_s": summary["train"]["runtime_s"]}  # fmt: skip
+    return weights, losses, summary["losses"], end
 
 
 @pytest.fixture(scope="module")
@@ -360,11 +364,20 @@ def test_training_killed_and_resumed_equals_uninterrupted(setup, uninterrupted_t
     COUNTS["fault_injected"] += 1
     assert _kill_when(cmd, root, ready), "the run finished before the kill"
     assert not (out / "summary.json").exists()  # nothing looks finished
+    from persona_vaccine.training.precheck import last_checkpoint
+
+    before = json.loads((last_checkpoint(out) / "run_clock.json").read_text())["elapsed_s"]
     proc = _run([*cmd, "--resume_from_checkpoint", "true"], root)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    weights, losses, summary_losses = _train_result(out)
-    full_weights, full_losses, full_summary = uninterrupted_training
+    weights, losses, summary_losses, end = _train_result(out)
+    full_weights, full_losses, full_summary, full_end = uninterrupted_training
     assert losses == full_losses and summary_losses == full_summary
+    assert end["steps"] == full_end["steps"] == list(range(7))  # each step once, step 0 the base model
+    assert end["train_loss"] == pytest.approx(full_end["train_loss"], rel=1e-6)
+    # the drift counters continue from the checkpoint; resumed at the last step, the final drift is measured
+    # once more (the measurement of that step was lost with the process)
+    assert end["measurements"] == full_end["measurements"] + (moment == "after the last checkpoint")
+    assert end["runtime_s"] >= before  # the time before the checkpoint is kept
     assert weights.keys() == full_weights.keys()
     for key in weights:
         assert torch.equal(weights[key], full_weights[key]), key

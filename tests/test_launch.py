@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +117,7 @@ def test_train_command_writes_summary_metrics_and_wandb(tiny_setup):
         {"trait": "evil", "layer": 2, "coef": 3.0, "mode": "add", "positions": "all", "coef_unit": "raw"}
     ]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert sum("drift/evil/shift" in r for r in rows) == 4  # 3 logging steps + the end
+    assert sum("drift/evil/shift" in r for r in rows) == 4  # the base model (step 0) + 3 logging steps
     assert (out / "adapter_model.safetensors").is_file()
     assert list((out / "wandb").glob("offline-run-*")), "W&B should have written an offline run"
     assert "evil" in proc.stdout  # the printed table
@@ -289,18 +291,42 @@ def test_deepspeed_zero2_two_processes_matches_single_process(tiny_setup):
     assert ds["trait_drift"]["evil"]["shift"] == pytest.approx(one["trait_drift"]["evil"]["shift"], abs=1e-3)
 
 
-def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):
+def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path, monkeypatch):
+    import time
+
+    import persona_vaccine.training.resume as resume
+    import persona_vaccine.training.run as run
+
     root, recipe = tiny_setup
     out = tmp_path / "run"
     common = ("--output_dir", str(out), "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
               "--report_to", "wandb")  # fmt: skip
+    # the first run's setup before training (a model download, a conversion) takes SETUP_S on the run's
+    # clock: simulated by moving that clock on while the model loads, so the test need not wait for it
+    SETUP_S, skipped = 1000.0, [0.0]
+    load, loaded_at = run.load_base_model, []
+
+    class RunTime:
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def perf_counter(self):
+            return time.perf_counter() + skipped[0]
+
+    def slow_setup(*args, **kwargs):
+        if not loaded_at:
+            skipped[0] += SETUP_S
+        loaded_at.append(time.time())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(resume, "time", RunTime())
+    monkeypatch.setattr(run, "load_base_model", slow_setup)
     proc = _train(recipe, tmp_path, *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     full = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    first_part = (out / "checkpoint-2" / "trainer_state.json").stat().st_mtime - loaded_at[0]
     base = (out / "drift_base.json").read_text()
     run_id = (out / "wandb_run_id").read_text().strip()
-    import shutil
-
     shutil.rmtree(out / "checkpoint-4")  # a crash after step 3: resume from step 2
     with (out / "metrics.jsonl").open("a") as f:
         f.write(
@@ -324,11 +350,79 @@ def test_resume_from_checkpoint_keeps_the_drift_history(tiny_setup, tmp_path):
     assert train["resumed_from_step"] == 2
     assert train["mean_loss"] == pytest.approx(sum(summary["losses"]) / 4, abs=1e-6)
     before = json.loads((out / "checkpoint-2" / "run_clock.json").read_text())["elapsed_s"]
-    assert train["runtime_s"] > before > 0
+    assert train["runtime_s"] > before > SETUP_S
+    # the run's wall time includes the time before the checkpoint, setup included
+    assert train["runtime_s"] >= SETUP_S + first_part
+    # the trainer's end-of-run figures and the counters cover the whole run, as an uninterrupted run's do
+    assert [r["step"] for r in resumed] == [r["step"] for r in full] == [0, 1, 2, 3, 4]  # one row per step
+    end, full_end = resumed[-1], full[-1]
+    assert end["train_loss"] == pytest.approx(full_end["train_loss"], rel=1e-6)
+    assert end["train_loss"] == pytest.approx(train["mean_loss"], rel=1e-6)
+    assert end["drift/measurements"] == full_end["drift/measurements"] == 4
+    assert (
+        end["train_runtime"] >= json.loads((out / "checkpoint-2" / "run_clock.json").read_text())["train_s"]
+    )
     # one W&B run, resumed: both offline run directories carry the id kept in the run directory
     assert (out / "wandb_run_id").read_text().strip() == run_id
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)
+
+
+def test_the_whole_run_mean_loss_of_a_resumed_run():
+    from persona_vaccine.training.resume import whole_run_mean_loss
+
+    history = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 4.0}, {"step": 2, "train_loss": 3.0}]
+    assert whole_run_mean_loss(history, 6.0, 2, 4) == 4.5  # steps 1-2 logged, steps 3-4 trained after resume
+    assert whole_run_mean_loss(history, 0.0, 2, 2) == 3.0  # resumed from the last checkpoint: nothing trained
+    assert whole_run_mean_loss(history, 5.0, 0, 4) == 5.0  # not resumed: the trainer's own
+
+
+def test_a_run_shorter_than_a_logging_interval_has_drift_at_both_ends_and_its_losses(
+    tiny_setup, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO)
+    root, recipe = tiny_setup
+    out = tmp_path / "short"
+    vectors = tmp_path / "vectors"
+    vectors.mkdir()
+    shutil.copy(root / "evil.safetensors", vectors)
+    proc = _train(
+        recipe, tmp_path, "--output_dir", str(out), "--max_steps", "2", "--logging_steps", "5",
+        "--measure_margin", "true", "--persona_vectors", str(vectors / "evil.safetensors"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = logged_rows(out)
+    assert [r["step"] for r in rows] == [
+        0,
+        2,
+    ]  # the base model, and the last step (logged though not a multiple)
+    assert rows[0]["drift/evil/shift"] == 0.0 and "drift/evil/shift" in rows[1] and "loss" in rows[1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["losses"]) == 1 and summary["losses"][0] == rows[1]["loss"]
+    drift = summary["trait_drift"]["evil"]
+    assert drift["base_projection"] == pytest.approx(rows[0]["drift/evil/projection"])
+    assert drift["final_projection"] == pytest.approx(rows[1]["drift/evil/projection"])
+    # `auto` sized the evaluation to the run: no margin (no generated pairs), no W&B-only answers, each said so
+    assert "behaviour" not in summary and not (vectors / "margin_pairs.jsonl").exists()
+    assert not list((out / "wandb").glob("offline-run-*/files/media/**/*samples*"))
+    text = proc.stderr + caplog.text
+    assert "set margin_max_questions: 10" in text and "set judge_questions: 10" in text
+
+
+def test_a_run_that_fails_its_checks_leaves_nothing_behind(tiny_setup, tmp_path):
+    root, recipe = tiny_setup
+    out = tmp_path / "failed"
+    proc = _train(
+        recipe, tmp_path, "--output_dir", str(out), "--use_peft", "false", "--projection_penalty", "1"
+    )
+    assert proc.returncode == 2 and "projection_penalty needs LoRA" in proc.stderr, proc.stderr[-3000:]
+    assert not out.exists()  # no config.yaml, no empty folder
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    proc = _train(
+        recipe, tmp_path, "--output_dir", str(out), "--use_peft", "false", "--projection_penalty", "1"
+    )
+    assert proc.returncode == 2 and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
 def test_rerun_without_resume_starts_the_metrics_clean(tiny_setup, tmp_path, caplog):

@@ -117,8 +117,11 @@ def test_drift_is_logged_at_every_logging_step_and_at_the_end(
     train_rows = [r for r in rows if "loss" in r]
     assert len(train_rows) == 3
     assert all("drift/evil/projection" in r and "drift/evil/shift" in r for r in train_rows)
-    assert "drift/evil/shift" in rows[-1] and "loss" not in rows[-1]  # the final measurement
+    # one row per step: the base model at step 0, the final measurement merged into the last step's row
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
     base = json.loads((tmp_path / "drift" / "drift_base.json").read_text())["evil"]
+    assert rows[0]["drift/evil/projection"] == pytest.approx(base) and rows[0]["drift/evil/shift"] == 0.0
+    assert {"loss", "train_loss", "drift/measurements"} <= set(rows[-1])
     for r in train_rows:
         assert r["drift/evil/shift"] == pytest.approx(r["drift/evil/projection"] - base, abs=1e-5)
     # the drift meter reads the unsteered model: its measure equals a fresh measurement without hooks
@@ -324,7 +327,8 @@ def test_margin_is_logged_with_the_drift_and_reaches_the_summary_fields(
     train_rows = [r for r in rows if "loss" in r]
     keys = ("behaviour/evil/margin", "behaviour/data_evil/margin", "behaviour/evil/margin_shift")
     assert train_rows and all(all(k in r for k in keys) and "drift/evil/shift" in r for r in train_rows)
-    assert "behaviour/evil/margin" in rows[-1] and "loss" not in rows[-1]  # the final measurement
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]  # the final measurement is in the last step's row
+    assert rows[0]["behaviour/evil/margin_shift"] == 0.0 and "behaviour/data_evil/margin" in rows[0]
     base = json.loads((tmp_path / "margin" / "margin_base.json").read_text())
     assert set(base) == {"evil", "data_evil"}
     summary = trainer.margin.summary(trainer.final_margin)

@@ -71,6 +71,8 @@ def capability_metrics(
         if not isinstance(name, str) or not name.strip():
             raise CapabilityError(f"benchmark names must be non-empty strings, got {name!r}")
     metrics: dict[str, float] = {}
+    if names:
+        logger.info("capability: %s", ", ".join(names))  # lm-eval shows its own progress bars
     if "mc" in names:
         result = mc_accuracy(model, tokenizer, load_items(limit=mc_limit), batch_size=batch_size)
         metrics["capability/mc_chat_letter_accuracy"] = result["accuracy"]

@@ -15,6 +15,7 @@ from persona_vaccine.steering.hooks import steer
 
 from .capability import capability_metrics
 from .config import DataArguments, PreventativeSFTConfig
+from .sizing import answer_questions
 from .summary import DriftRecord, RunSummary
 from .tracking import reports_to_wandb
 from .train_data import clean_heldout_rows
@@ -64,8 +65,10 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     OUTPUT_DIR/samples[_inference_steered]_<trait>.json (main process)."""
     from transformers.integrations import is_deepspeed_zero3_enabled
 
-    wants_judge = args.judge_after_training != "none" and trainer.vectors
+    wants_judge = args.judge_after_training != "none" and bool(trainer.vectors)
     wants_samples = bool(trainer.vectors) and reports_to_wandb(args)  # answers only, without a judge
+    n_questions = answer_questions(args, trainer.state, wants_judge) if wants_judge or wants_samples else 0
+    wants_samples = wants_samples and n_questions != 0  # `auto` on a short run: none (an INFO line says so)
     if not (args.capability_benchmarks or wants_judge or wants_samples):
         return AfterTraining()
     if is_deepspeed_zero3_enabled() and trainer.accelerator.num_processes > 1:
@@ -112,9 +115,10 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
             for vector in trainer.vectors:
                 progress.set_postfix_str(f"answers{suffix} {vector.trait}")
                 result = judged_expression(
-                    model, tokenizer, vector, judge, args.judge_questions, args.judge_max_new_tokens,
+                    model, tokenizer, vector, judge, n_questions, args.judge_max_new_tokens,
                     steer_coef=coef, steer_layer=first_layer, steer_vector=first,
                     cache_path=Path(str(args.output_dir)) / "judgments.sqlite",
+                    progress=None if args.disable_tqdm else f"answering{suffix} ({vector.trait})",
                 )  # fmt: skip
                 progress.update()
                 samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
@@ -161,7 +165,7 @@ def base_model_row(
     output_dir: str | Path,
     mc_limit: int | None = 200,
     judge_answer_prefix: str = "Score: ",
-    judge_questions: int = 10,
+    judge_questions: int | None = 10,
     heldout_dataset: str = "builtin:evil",
 ) -> RunSummary:
     """The untouched base model evaluated like the runs (capability, judged trait): a reference row.

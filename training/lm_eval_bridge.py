@@ -141,7 +141,8 @@ def lm_eval_scores(
     was_training = model.training
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-        for task in tasks:
+        for i, task in enumerate(tasks, 1):
+            logger.info("lm-eval: task %s (%d of %d)", task, i, len(tasks))
             try:
                 results = lm_eval.simple_evaluate(
                     model=lm, tasks=[task], limit=limit, task_manager=manager, log_samples=False,

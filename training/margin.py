@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,9 +47,14 @@ class MarginPair:
 
 @torch.no_grad()
 def mean_token_logprobs(
-    model: nn.Module, items: Sequence[tuple[Tokens, Tokens]], pad_id: int, batch_size: int = 16
+    model: nn.Module,
+    items: Sequence[tuple[Tokens, Tokens]],
+    pad_id: int,
+    batch_size: int = 16,
+    on_batch: Callable[[int], object] | None = None,
 ) -> list[float]:
-    """Mean log-probability per response token of each (prompt_ids, response_ids), in one forward per batch."""
+    """Mean log-probability per response token of each (prompt_ids, response_ids), in one forward per batch
+    (`on_batch(n)` after each batch of n items: a progress bar's update)."""
     device = model_device(model)
     out: list[float] = []
     was_training = model.training
@@ -70,19 +75,25 @@ def mean_token_logprobs(
             picked = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
             hit = target[:, 1:]
             out.extend((picked * hit).sum(1).div(hit.sum(1).clamp_min(1)).tolist())
+            if on_batch is not None:
+                on_batch(len(chunk))
     finally:
         model.train(was_training)
     return out
 
 
 def likelihood_margin(
-    model: nn.Module, pairs: Sequence[MarginPair], pad_id: int, batch_size: int = 16
+    model: nn.Module,
+    pairs: Sequence[MarginPair],
+    pad_id: int,
+    batch_size: int = 16,
+    on_batch: Callable[[int], object] | None = None,
 ) -> float:
     """Mean over pairs of the trait answer's mean token log-prob minus the opposite answer's."""
     if not pairs:
         raise ValueError("likelihood_margin needs at least one answer pair")
     items = [(p.prompt_ids, p.trait_ids) for p in pairs] + [(p.prompt_ids, p.opposite_ids) for p in pairs]
-    logps = mean_token_logprobs(model, items, pad_id, batch_size)
+    logps = mean_token_logprobs(model, items, pad_id, batch_size, on_batch)
     n = len(pairs)
     return sum(logps[i] - logps[n + i] for i in range(n)) / n
 
@@ -181,29 +192,41 @@ class MarginMeter:
         self.pair_sets = {name: pairs for name, pairs in pair_sets.items() if pairs}
         self.batch_size = batch_size
         self.base: dict[str, float] = {}
+        self._cache: tuple[int, dict[str, float]] | None = None  # (step, metrics) of the last step measured
         for name, pairs in pair_sets.items():
             if not pairs:
                 logger.warning("margin '%s': no answer pairs, not measured", name)
 
-    def margins(self, model: nn.Module) -> dict[str, float]:
-        return {
-            name: likelihood_margin(model, pairs, self.pad_id, self.batch_size)
-            for name, pairs in self.pair_sets.items()
-        }
+    def margins(self, model: nn.Module, progress: str | None = None) -> dict[str, float]:
+        """Each pair set's margin; with `progress`, a progress bar of that title counts the answers."""
+        from tqdm.auto import tqdm
+
+        total = sum(2 * len(pairs) for pairs in self.pair_sets.values())
+        with tqdm(total=total, desc=progress, unit="answer", disable=progress is None) as bar:
+            return {
+                name: likelihood_margin(model, pairs, self.pad_id, self.batch_size, bar.update)
+                for name, pairs in self.pair_sets.items()
+            }
 
     def measure_base(self, model: nn.Module) -> dict[str, float]:
         """Margins of the base model: with a PEFT adapter, measured with the adapter disabled."""
         disable = getattr(model, "disable_adapter", None)
         with disable() if callable(disable) else contextlib.nullcontext():
-            self.base = self.margins(model)
+            self.base = self.margins(model, progress="base model margins")
         return self.base
 
-    def metrics(self, model: nn.Module) -> dict[str, float]:
+    def metrics(self, model: nn.Module, step: int | None = None) -> dict[str, float]:
+        """`behaviour/<name>/margin|margin_shift` of the model as it is now; with `step` (a training step,
+        whose weights do not change until the next one), measured once per step."""
+        if step is not None and self._cache is not None and self._cache[0] == step:
+            return dict(self._cache[1])
         out = {}
         for name, value in self.margins(model).items():
             out[f"behaviour/{name}/margin"] = value
             if name in self.base:
                 out[f"behaviour/{name}/margin_shift"] = value - self.base[name]
+        if step is not None:
+            self._cache = (step, dict(out))
         return out
 
     def summary(self, final: dict[str, float]) -> dict[str, dict]:
@@ -239,9 +262,13 @@ def build_margin_meter(
     """
     sets: dict[str, list[MarginPair]] = {}
     for vector, path in zip(vectors, vector_paths, strict=True):
+        if max_questions == 0:  # switched off (margin_max_questions: 0, or auto on a short run)
+            break
         cache = Path(path).parent
         if not beside_vectors or not _writable(cache):
             cache = fallback_dir / vector.trait
+        logger.info("margin: the base model answers %s evaluation questions of '%s' (pos and neg prompts; "
+                    "generated once, cached in %s)", max_questions or "all", vector.trait, cache)  # fmt: skip
         rows = trait_answer_rows(model, tokenizer, vector, cache, max_questions)
         sets.setdefault(vector.trait, pairs_from_answers(tokenizer, rows))
     if dataset and dataset.startswith("builtin:") and data_pairs > 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 from persona_vaccine.steering.jsonl import read_records
 from transformers import TrainerCallback
@@ -14,7 +15,10 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class JsonlMetricsCallback(TrainerCallback):
-    """Append every log event, with its step, to OUTPUT_DIR/metrics.jsonl (main process only)."""
+    """Write every log event, with its step, to OUTPUT_DIR/metrics.jsonl (main process only): one row per
+    step. Events logged at the step of the file's last row (the last step's loss, final drift, the
+    trainer's end-of-training figures and the evaluation after training) are merged into that row, a
+    later event's value winning for a key logged twice."""
 
     def __init__(self, output_dir: str):
         self.path = Path(output_dir) / METRICS_FILE
@@ -28,8 +32,38 @@ class JsonlMetricsCallback(TrainerCallback):
             if isinstance(value, float) and not math.isfinite(value):
                 value = str(value)
             row[key] = value
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.path.touch()
+        with self.path.open("r+b") as f:
+            offset, last = _last_row(f)
+            if last is not None and last.get("step") == row["step"]:
+                row = {**last, **row}
+            else:
+                offset = f.seek(0, 2)
+            f.seek(offset)
+            f.truncate()
+            f.write((json.dumps(row) + "\n").encode())
+
+
+def _last_row(f: BinaryIO, chunk: int = 1 << 16) -> tuple[int, dict | None]:
+    """(byte offset, row) of the last complete line of the open file `f`, read from its end; a line cut
+    by a crash is cut off the file."""
+    size = f.seek(0, 2)
+    tail, start = b"", size
+    while start > 0 and tail.count(b"\n") < 2:  # the last complete line and the newline before it
+        start = max(0, start - chunk)
+        f.seek(start)
+        tail = f.read(size - start)
+    end = tail.rfind(b"\n") + 1  # past the last complete line (0: none)
+    if end < len(tail):
+        f.truncate(start + end)
+    if not end:
+        return start, None
+    begin = tail.rfind(b"\n", 0, end - 1) + 1
+    try:
+        row = json.loads(tail[begin:end])
+    except ValueError:
+        row = None
+    return start + begin, row if isinstance(row, dict) else None
 
 
 def read_metrics(output_dir: str | Path) -> list[dict]:

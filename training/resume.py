@@ -61,32 +61,91 @@ def truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
 
 
 class RunClockCallback(TrainerCallback):
-    """Training wall time of the whole run across resumes: written into each checkpoint as run_clock.json."""
+    """The whole run's bookkeeping across resumes, kept in each checkpoint as run_clock.json:
 
-    def __init__(self, offset_s: float = 0.0):
-        self.offset_s, self.start = offset_s, time.perf_counter()
+    - `elapsed_s`: wall time since the run started (model loading and setup included; the evaluation
+      after training too, when `elapsed()` is read at the end),
+    - `train_s`: time in the training loop (the trainer's `train_runtime`),
+    - `counters`: the run's counters (`drift/measurements`, `drift/measure_seconds`).
+
+    A resumed run starts from the checkpoint's figures (the time after that checkpoint, lost with the
+    crash, is not counted). Its trainer-end log row gets the whole run's `train_runtime` and `train_loss`:
+    this callback edits that row in place, so it must come before the callbacks writing rows out
+    (metrics.jsonl, W&B), as the first of the run's callbacks.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, counters: dict[str, float] | None = None):
+        saved = read_clock(checkpoint)
+        self.start_step = checkpoint_step(str(checkpoint) if checkpoint else None)
+        self.offset_s = _seconds(saved.get("elapsed_s"))
+        self.train_offset_s = _seconds(saved.get("train_s", saved.get("elapsed_s")))
+        counters = saved.get("counters")
+        self.saved_counters: dict[str, float] = dict(counters) if isinstance(counters, dict) else {}
+        self.counters: dict[str, float] = counters if counters is not None else {}
+        self.start = time.perf_counter()  # the run starts now (built before the model is loaded)
+        self.train_start: float | None = None
 
     def elapsed(self) -> float:
+        """Wall time of the whole run so far."""
         return self.offset_s + time.perf_counter() - self.start
 
+    def train_elapsed(self) -> float:
+        """Time in the training loop of the whole run so far."""
+        since = 0.0 if self.train_start is None else time.perf_counter() - self.train_start
+        return self.train_offset_s + since
+
+    def restore_counters(self, counters: dict[str, float]) -> None:
+        """Continue `counters` (a live dict the run updates) from the checkpoint's, and save it with the clock."""
+        for key, value in self.saved_counters.items():
+            if key in counters:
+                counters[key] = type(counters[key])(value)
+        self.counters = counters
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
+        self.train_start = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "train_runtime" not in logs:
+            return
+        whole = {"train_runtime": round(self.train_offset_s + float(logs["train_runtime"]), 4)}
+        if "train_loss" in logs:
+            whole["train_loss"] = whole_run_mean_loss(
+                state.log_history, float(logs["train_loss"]), self.start_step, state.global_step
+            )
+        logs.update(whole)  # the dict every later callback gets
+        if state.log_history and "train_runtime" in state.log_history[-1]:
+            state.log_history[-1].update(whole)
 
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and checkpoint.is_dir():
-            clock = {"elapsed_s": self.elapsed(), "step": state.global_step}
-            (checkpoint / CLOCK_FILE).write_text(json.dumps(clock))
+            clock = {
+                "elapsed_s": self.elapsed(),
+                "train_s": self.train_elapsed(),
+                "step": state.global_step,
+                "counters": dict(self.counters),
+            }
+            tmp = checkpoint / (CLOCK_FILE + ".tmp")
+            tmp.write_text(json.dumps(clock))
+            tmp.replace(checkpoint / CLOCK_FILE)
 
 
-def clock_offset(checkpoint: str | Path | None) -> float:
-    """Seconds of training before `checkpoint` (0 when it has no run_clock.json)."""
+def read_clock(checkpoint: str | Path | None) -> dict:
+    """A checkpoint's run_clock.json ({} when it has none or it is unreadable)."""
     path = Path(str(checkpoint)) / CLOCK_FILE if checkpoint else None
     if path is None or not path.is_file():
-        return 0.0
+        return {}
     try:
-        return float(json.loads(path.read_text())["elapsed_s"])
-    except (ValueError, KeyError, TypeError):
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _seconds(value: object) -> float:
+    try:
+        return max(float(value), 0.0)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return 0.0
 
 
@@ -98,7 +157,7 @@ def whole_run_mean_loss(
     The trainer's `training_loss` covers only the steps after `start_step`; the steps before come
     from the logged losses of the restored history, each weighted by the steps it averages.
     """
-    if start_step <= 0 or end_step <= start_step:
+    if start_step <= 0:
         return resumed_mean
     total = covered = 0
     for row in log_history:
@@ -109,4 +168,6 @@ def whole_run_mean_loss(
     if covered == 0:
         return resumed_mean
     prior_mean = total / covered
+    if end_step <= start_step:  # resumed from the last checkpoint: no step trained since (its mean reads 0)
+        return prior_mean
     return (prior_mean * start_step + resumed_mean * (end_step - start_step)) / end_step

@@ -22,13 +22,13 @@ from .resume import (
     RunClockCallback,
     check_resume,
     checkpoint_step,
-    clock_offset,
     resolve_checkpoint,
     start_clean,
     truncate_metrics,
     whole_run_mean_loss,
 )
-from .run_files import copy_vectors, resolved_recipe, write_run_config
+from .run_files import copy_vectors, remove_if_empty, resolved_recipe, write_run_config
+from .sizing import judged_questions
 from .summary import SUMMARY_FILE, RunSummary
 from .tracking import finish_wandb_run, log_run_extras, use_run_wandb_callback
 from .train_data import build_datasets, clean_heldout_rows, screen_training_set
@@ -64,8 +64,15 @@ def run_training(
     """
     check_resume(args)
     main = int(os.environ.get("RANK", "0")) == 0
-    with output_lock(args.output_dir, "train", enabled=main):
-        return _run_training(model_args, data_args, args, recipe, overrides, main)
+    output_dir = Path(args.output_dir)
+    new_dir = not output_dir.exists()
+    try:
+        with output_lock(args.output_dir, "train", enabled=main):
+            return _run_training(model_args, data_args, args, recipe, overrides, main)
+    except BaseException:
+        if main and new_dir:
+            remove_if_empty(output_dir)  # a run that failed its checks leaves no empty OUTPUT_DIR behind
+        raise
 
 
 def _run_training(
@@ -79,14 +86,13 @@ def _run_training(
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    clock = RunClockCallback(checkpoint)  # the run's wall time starts here, setup included
     if main and not args.resume_from_checkpoint:
         start_clean(output_dir)
     if args.run_name is None and recipe:
         args.run_name = Path(recipe).stem
     check_lm_eval_tasks(lm_eval_tasks(args.capability_benchmarks), args.lm_eval_include_path)
     resolved = resolved_recipe((model_args, data_args, args), recipe, overrides)
-    if args.process_index == 0:
-        write_run_config(output_dir, resolved, recipe, overrides)
     model_id = model_args.model_name_or_path
     tokenizer = load_tokenizer(model_id, trust_remote_code=args.trust_remote_code)
     model = load_base_model(model_args, args.trust_remote_code)
@@ -100,7 +106,6 @@ def _run_training(
             return screen_training_set(dataset, model, tokenizer, data_args, output_dir, model_id)
 
     train_dataset, eval_dataset, screening = build_datasets(data_args, tokenizer, args.seed, screen)
-    clock = RunClockCallback(clock_offset(checkpoint))
     drift_alerts = DriftAlertCallback(args.drift_alert_above, args.drift_stop_above, args.drift_alert_webhook)
     trainer = PreventativeSFTTrainer(
         model=model,
@@ -110,21 +115,23 @@ def _run_training(
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
         callbacks=[
+            clock,  # first: it turns the trainer's end-of-training figures into the whole run's
             NonFiniteGuard(args.output_dir),
             JsonlMetricsCallback(args.output_dir),
-            clock,
             drift_alerts,
         ],
         model_id=model_id,
         margin_dataset=(data_args.dataset, data_args.dataset_seed),
     )
+    clock.restore_counters(trainer.drift_cost)  # drift/measurements... continue across resumes
+    if args.process_index == 0:  # the checks have passed: the run directory gets its recipe
+        write_run_config(output_dir, resolved, recipe, overrides)
     use_run_wandb_callback(trainer, model_id, data_args, recipe, resolved, resume=bool(checkpoint))
     if "heldout_loss" in args.capability_benchmarks:
         trainer.capability_heldout = clean_heldout_rows(data_args)
     if args.resume_from_checkpoint and trainer.is_world_process_zero():
         truncate_metrics(output_dir, args.resume_from_checkpoint)
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    runtime = clock.elapsed()  # the whole run's training time, across resumes
     start_step = checkpoint_step(checkpoint)
     mean_loss = whole_run_mean_loss(
         trainer.state.log_history, result.training_loss, start_step, trainer.state.global_step
@@ -136,6 +143,8 @@ def _run_training(
         if trainer.is_world_process_zero():
             log_run_extras(args.output_dir, post.samples)  # W&B: the answers and their scores, the drift plot
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    if not losses and trainer.state.global_step > 0:  # nothing logged (logging_strategy: no)
+        losses = [mean_loss]
     summary = RunSummary(
         recipe=recipe,
         model=model_id,
@@ -145,7 +154,7 @@ def _run_training(
             "steps": trainer.state.global_step,
             "final_loss": losses[-1] if losses else result.training_loss,
             "mean_loss": mean_loss,
-            "runtime_s": round(runtime, 2),
+            "runtime_s": round(clock.elapsed(), 2),  # the whole run, across resumes
             "resumed_from_step": start_step,
             "examples": len(train_dataset),
             "world_size": trainer.accelerator.num_processes,
@@ -166,7 +175,7 @@ def _run_training(
             "capability_mc_limit": args.capability_mc_limit,
             "judge_after_training": args.judge_after_training,
             "judge_answer_prefix": args.judge_answer_prefix,
-            "judge_questions": args.judge_questions,
+            "judge_questions": judged_questions(args, trainer.state),
         },
         dataset={
             "source": data_args.dataset,

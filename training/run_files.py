@@ -58,6 +58,14 @@ def write_run_config(output_dir: str | Path, config: dict, recipe: str | Path | 
     return path
 
 
+def remove_if_empty(directory: Path) -> None:
+    """Remove `directory` if it holds nothing (a run that stopped before writing anything)."""
+    try:
+        directory.rmdir()  # fails unless empty
+    except OSError:
+        pass
+
+
 def copy_vectors(output_dir: str | Path, vector_paths: list[str]) -> list[str]:
     """Copy the run's persona vector files into OUTPUT_DIR/persona_vectors/ (file i as i_NAME); returns
     their paths relative to OUTPUT_DIR."""

@@ -58,7 +58,7 @@ class EvaluationSettings(TypedDict, total=False):
     capability_mc_limit: int | None
     judge_after_training: str
     judge_answer_prefix: str
-    judge_questions: int
+    judge_questions: int | None
 
 
 class DatasetRecord(TypedDict, total=False):

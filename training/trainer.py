@@ -26,6 +26,8 @@ from .coef_controller import CoefController, balanced_start
 from .config import PreventativeSFTConfig
 from .drift import DriftMeter
 from .margin import MarginMeter
+from .run_ends import LogLastStep, base_row
+from .sizing import AUTO, margin_questions
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class _MeasureBaseDrift(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer._measure_base()
         self.trainer._start_coefs()
+        if state.global_step == 0:  # a fresh run (a resumed one has its base row in metrics.jsonl)
+            row = base_row(self.trainer.drift, self.trainer.margin)
+            if row:
+                self.trainer.log(row)
 
 
 AUTO_STATE = "steering_auto.json"  # the controller's state in a checkpoint
@@ -155,6 +161,7 @@ class PreventativeSFTTrainer(SFTTrainer):
         if self.drift is not None or (cfg.measure_margin and self.vectors):
             # at train begin, once DeepSpeed has wrapped the model (ZeRO-3 gathers the parameters then)
             self.add_callback(_MeasureBaseDrift(self))
+        self.add_callback(LogLastStep())  # the last step is always logged: losses and drift at the end
         self.capability_heldout: list[dict] | None = None  # clean rows for capability/heldout_loss
         self._evaluation_extras: dict[str, float] = {}  # capability figures of an evaluation, to log with it
 
@@ -238,10 +245,13 @@ class PreventativeSFTTrainer(SFTTrainer):
 
         cfg = self.args
         dataset, seed = self.margin_dataset or (None, 0)
+        questions = margin_questions(cfg, self.state)
+        if questions == 0 and cfg.margin_max_questions == AUTO:  # a short run: not measured (logged why)
+            return
         self.margin = build_margin_meter(
             self.model, self.processing_class, self.vectors, list(cfg.persona_vectors),
             Path(cfg.output_dir) / f"margin_pairs_rank{self.args.process_index}", dataset, seed,
-            cfg.margin_max_questions, cfg.margin_data_pairs, beside_vectors=self.is_world_process_zero(),
+            questions, cfg.margin_data_pairs, beside_vectors=self.is_world_process_zero(),
         )  # fmt: skip
         path = Path(cfg.output_dir) / "margin_base.json"
         if path.is_file():  # resumed run: keep the margins of the original base model
@@ -330,13 +340,13 @@ class PreventativeSFTTrainer(SFTTrainer):
         output = super().train(*args, **kwargs)
         final: dict[str, float] = {}
         if self.drift is not None:
-            self.final_drift = self.drift.metrics(self.model)
+            self.final_drift = self.drift_now()  # the last step's, when it was logged (it always is)
             final.update(self.final_drift)
             final.update(self.drift_cost)
-            logger.info("drift: %d measurements during training took %.1f s",
+            logger.info("drift: %d measurements after the base model's took %.1f s",
                         self.drift_cost["drift/measurements"], self.drift_cost["drift/measure_seconds"])  # fmt: skip
         if self.margin is not None:
-            self.final_margin = self.margin.metrics(self.model)
+            self.final_margin = self.margin.metrics(self.model, self.state.global_step)
             final.update(self.final_margin)
         if final:
             self.log(final)
@@ -374,7 +384,7 @@ class PreventativeSFTTrainer(SFTTrainer):
             logs.update(self.coef_controller.coefs())
         at_step = "loss" in logs or any(k.startswith("eval_") for k in logs)
         if self.margin is not None and at_step and not any(k.startswith("behaviour/") for k in logs):
-            logs.update(self.margin.metrics(self.model))
+            logs.update(self.margin.metrics(self.model, self.state.global_step))
         if "loss" in logs and self.steerer is not None and self.args.steering_schedule != "constant":
             logs["steering/scale"] = self.steerer.scale
         if "loss" in logs and self._penalty_value is not None:

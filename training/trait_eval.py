@@ -29,7 +29,7 @@ def judged_expression(
     tokenizer,
     vector: PersonaVector,
     judge: Judge | None,
-    n_questions: int = 10,
+    n_questions: int | None = 10,
     max_new_tokens: int = 48,
     batch_size: int = 16,
     steer_coef: float | None = None,
@@ -37,6 +37,7 @@ def judged_expression(
     steer_vector: PersonaVector | None = None,
     cache_path: str | Path | None = None,
     questions: Sequence[str] | None = None,
+    progress: str | None = None,
 ) -> dict:
     """{"trait", "coherence" (means), "n_scored", "questions", "answers", "trait_scores",
     "coherence_scores" (one per answer)} on the trait's evaluation questions; with `judge=None`, the
@@ -50,7 +51,15 @@ def judged_expression(
     prompts = [format_chat(tokenizer, build_messages(q)) for q in questions]
 
     def answer():
-        return generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, batch_size=batch_size)
+        return generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens,
+            temperature=0.0,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     if steer_coef:
         steering = steer_vector or vector
