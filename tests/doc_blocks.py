@@ -84,7 +84,7 @@ def script(blocks: list[Block], probe_python: str, server_wait_s: int = 600) -> 
         "trap stop_servers EXIT",
     ]
     for n, block in enumerate(blocks):
-        out.append(f"echo {shlex.quote(BLOCK_MARKER + block.where)}")
+        out.append(f"echo {shlex.quote(BLOCK_MARKER + block.where)} @$(date +%s)")
         if block.mode == "server":
             log = f"server_{n}.log"
             out.append(f"( {block.text}\n) > {log} 2>&1 &")
@@ -105,11 +105,27 @@ def script(blocks: list[Block], probe_python: str, server_wait_s: int = 600) -> 
             out.append(f"python - <<'PYTHON_BLOCK'\n{block.text}\nPYTHON_BLOCK")
         else:
             out.append(block.text)
-    out.append(f"echo {shlex.quote(BLOCK_MARKER + 'done')}")
+    out.append(f"echo {shlex.quote(BLOCK_MARKER + 'done')} @$(date +%s)")
     return "\n".join(out) + "\n"
+
+
+def block_starts(output: str) -> list[tuple[str, int]]:
+    """(doc line, start time in epoch seconds) of each block that started, from the script's output."""
+    starts = []
+    for line in output.splitlines():
+        if line.startswith(BLOCK_MARKER):
+            where, _, when = line[len(BLOCK_MARKER) :].rpartition(" @")
+            starts.append((where, int(when)))
+    return starts
 
 
 def failed_block(output: str) -> str:
     """The doc line of the last block that started, from the script's output."""
-    starts = [line[len(BLOCK_MARKER) :] for line in output.splitlines() if line.startswith(BLOCK_MARKER)]
-    return starts[-1] if starts else "(before the first block)"
+    starts = block_starts(output)
+    return starts[-1][0] if starts else "(before the first block)"
+
+
+def block_times(output: str) -> str:
+    """Seconds each block took, one line each (for the test's log)."""
+    starts = block_starts(output)
+    return "\n".join(f"{b - a:5d} s  {where}" for (where, a), (_, b) in zip(starts, starts[1:], strict=False))

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from doc_blocks import failed_block, runnable_blocks, script
+from doc_blocks import block_times, failed_block, runnable_blocks, script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
@@ -79,6 +79,7 @@ def run_blocks(blocks, cwd: Path, env: dict[str, str], after: str = "", timeout:
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
     output = stdout + stderr
+    print(block_times(stdout))  # shown with pytest -rP: where the time goes
     assert proc.returncode == 0, f"{failed_block(stdout)} failed (exit {proc.returncode}):\n{output[-6000:]}"
     return output
 
