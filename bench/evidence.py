@@ -105,11 +105,18 @@ def mc(summary: dict) -> float:
     return summary["capability"][MC_KEY]
 
 
+def pick_lr(keeping: list[float], lrs: list[float]) -> tuple[float, str]:
+    """The largest lr that keeps the MC within 3 points; if none does, the smallest, and it says so."""
+    if keeping:
+        return max(keeping), "largest with MC within 3 points"
+    return min(lrs), f"MISSED: no lr of {sorted(lrs)} keeps MC within 3 points; the smallest is used"
+
+
 def choose_lr(out: Path, lrs: list[float], judges: list[str]) -> float:
     base = base_capability(out)[MC_KEY]
     rows = ["| lr | evil shift | margin shift (evil) | margin shift (data) | MC | MC - base | held-out loss |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    chosen = min(lrs)
+    keeping = []  # the lrs whose MC stays within 3 points of the base model's
     for lr in sorted(lrs):
         s = train(out / f"lr_{lr:g}" / "baseline" / "seed_0",
                   [*common(lr, judges), "--inference_steering_coef", str(INFERENCE_COEF), "--seed", "0"])  # fmt: skip
@@ -120,8 +127,9 @@ def choose_lr(out: Path, lrs: list[float], judges: list[str]) -> float:
             f"| {s['capability'].get('capability/heldout_loss', float('nan')):.3f} |"
         )
         if mc(s) >= base - 0.03:
-            chosen = lr
-    rows.append(f"\nbase model: MC {base:.3f}; chosen lr {chosen:g} (largest with MC within 3 points)")
+            keeping.append(lr)
+    chosen, why = pick_lr(keeping, lrs)
+    rows.append(f"\nbase model: MC {base:.3f}; chosen lr {chosen:g} ({why})")
     (out / "lr_table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     return chosen
@@ -246,6 +254,107 @@ def _cell(stats: dict | None) -> str:
     return f"{stats['mean']:.3g} [{stats['low']:.3g}, {stats['high']:.3g}]"
 
 
+TARGETS = {  # metric -> (what, target): the fraction of the baseline's mean removed, or MC minus the baseline's
+    "shift/evil": ("evil shift removed", 0.80),
+    "margin_shift/evil": ("margin shift removed, base answers", 0.50),
+    "margin_shift/data_evil": ("margin shift removed, Level II vs Normal", 0.50),
+    MC_KEY: ("MC minus the baseline's", -0.01),
+}
+
+
+def targets_table(baseline: dict[str, dict], groups: dict[str, dict[str, dict]]) -> str:
+    """Each steered group against the baseline, every target with its 95% interval and the verdict read
+    from the interval (Met: all of it at or above the target; Missed: all below; Unresolved: it contains
+    the target). Fractions removed: 1 - |steered| / baseline (an overshoot past zero counts as shift
+    left) with a Fieller interval; MC: the difference with a t interval (training/seeds.py
+    `fraction_removed`, `difference`)."""
+    from persona_vaccine.training.seeds import difference, fraction_removed, verdict
+
+    lines = ["| run | target | value [95% interval] | target | verdict |", "|---|---|---|---|---|"]
+    for label, stats in groups.items():
+        targets = list(TARGETS.items())
+        if "auto" in label:  # the controller's own target: the shift within 15 % of zero
+            targets.insert(1, ("shift/evil", ("evil shift removed (auto: within 15 % of zero)", 0.85)))
+        for key, (what, target) in targets:
+            if key not in stats or key not in baseline:
+                continue
+            if key == MC_KEY:
+                d = difference(baseline[key], stats[key])
+                value, low, high = d["difference"], d["low"], d["high"]
+                fmt, goal = (lambda x: f"{100 * x:+.1f} points"), f">= {100 * target:+.0f} point"
+            else:
+                d = fraction_removed(baseline[key], stats[key])
+                value, low, high = d["removed"], d["low"], d["high"]
+                fmt, goal = (lambda x: f"{100 * x:.0f} %"), f">= {100 * target:.0f} %"
+            cell = fmt(value) + ("" if low is None else f" [{fmt(low)}, {fmt(high)}]")
+            lines.append(f"| {label} | {what} | {cell} | {goal} | {verdict(low, high, target)} |")
+    return "\n".join(lines)
+
+
+HEADER_KEYS = {  # a published table's column (its start) -> the metric
+    "evil shift": "shift/evil",
+    "margin shift, base answers": "margin_shift/evil",
+    "margin shift, Level II vs Normal": "margin_shift/data_evil",
+    "MC": MC_KEY,
+}
+
+
+def tables_from_markdown(text: str) -> list[tuple[str, dict[str, dict[str, dict]]]]:
+    """Every results table of a markdown file with a `baseline` row of `mean [low, high]` cells (as the
+    report prints them): (the heading above it, {row label: {metric: interval dict}})."""
+    import re
+
+    from persona_vaccine.training.seeds import from_interval
+
+    cell = re.compile(
+        r"^([-+]?[\d.]+(?:e[-+]?\d+)?) \[([-+]?[\d.]+(?:e[-+]?\d+)?), ([-+]?[\d.]+(?:e[-+]?\d+)?)\]$"
+    )
+    found, heading, header, rows = [], "", None, {}
+
+    def flush():
+        if header and any(label.startswith("baseline") for label in rows):
+            found.append((heading, dict(rows)))
+
+    for line in text.splitlines() + [""]:
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        if not line.startswith("|"):
+            flush()
+            header, rows = None, {}
+            continue
+        parts = [p.strip() for p in line.strip().strip("|").split("|")]
+        if header is None:
+            header = parts if parts and parts[0] == "run" else []
+            continue
+        if (
+            not header
+            or set(parts[0]) <= {"-", ":"}
+            or parts[-1] != parts[-1].strip()
+            or not parts[-1].isdigit()
+        ):
+            continue
+        n = int(parts[-1])
+        metrics = {}
+        for name, value in zip(header[1:-1], parts[1:-1], strict=False):
+            key = next((k for h, k in HEADER_KEYS.items() if name.startswith(h)), None)
+            m = cell.match(value)
+            if key and m and n >= 2:
+                metrics[key] = from_interval(float(m[1]), float(m[2]), float(m[3]), n)
+        if metrics:
+            rows[parts[0]] = metrics
+    return found
+
+
+def targets_from_markdown(path: Path) -> None:
+    """The targets of every seeds table published in a markdown file (recomputed from its printed means
+    and intervals with the report's functions)."""
+    for heading, rows in tables_from_markdown(path.read_text()):
+        base_label = next(label for label in rows if label.startswith("baseline"))
+        groups = {k: v for k, v in rows.items() if k != base_label and "inference" not in k}
+        print(f"## {heading}\n(baseline row: {base_label!r})\n")
+        print(targets_table(rows[base_label], groups) + "\n")
+
+
 def report(out: Path, lr: float, coef: float) -> None:
     """seeds_table.md, sweep_table.md, correlations.md and correlations.png from the finished runs."""
     from persona_vaccine.training.correlations import correlation_table, scatter
@@ -282,6 +391,12 @@ def report(out: Path, lr: float, coef: float) -> None:
                  "with the hook on (its shift is set by the hook itself).")  # fmt: skip
     (out / "seeds_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    steered = {label: stats for label, (stats, suffix) in rows.items()
+               if stats and not suffix and label != "baseline"}  # fmt: skip
+    if rows["baseline"][0] and steered:
+        targets = targets_table(rows["baseline"][0], steered)
+        (out / "targets.md").write_text(targets + "\n")
+        print(targets)
 
     sweep = ["| coef | evil shift | margin shift, base answers | margin shift, data | MC | time s |",
              "|---|---|---|---|---|---|"]  # fmt: skip
@@ -360,7 +475,13 @@ def main() -> None:
     parser.add_argument("--coef", type=float, default=None, help="skip the sweep and use this coef")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--phases", nargs="+", default=["lr", "sweep", "seeds", "corr", "report"])
+    parser.add_argument("--from-table", dest="from_table", default=None, metavar="MARKDOWN",
+                        help="print the targets of the seeds tables published in this file (e.g. docs/RESULTS.md) "
+                        "from their printed means and intervals, and exit")  # fmt: skip
     opts = parser.parse_args()
+    if opts.from_table:
+        targets_from_markdown(Path(opts.from_table))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = Path(opts.out)
     judges = prepare(list(TRAITS.values()) if "corr" in opts.phases else ["evil"])

@@ -3,8 +3,10 @@
 python bench/monitor_overhead.py [--vector runs/vectors/smollm2-135m/evil/response_avg.safetensors]
 
 Prints: generation tokens/s with the monitor (alert only) over without (target >= 0.97), with the cap
-guard over without (target >= 0.95), and for the server with 8 concurrent streaming clients on
-127.0.0.1: throughput over direct generate, p50/p95 latency, requests lost or mixed up (must be 0).
+guard over without (target >= 0.95), these three timed with no server engine alive (the bench aborts if
+any module of the model carries a hook when the plain row starts); and for the server with 8 concurrent
+streaming clients on 127.0.0.1: throughput over direct generate, p50/p95 latency, requests lost or mixed
+up (must be 0).
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import statistics
+import sys
 import time
 
 import torch
 from persona_vaccine.monitoring import Watch, monitor
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app, serve_in_thread
+from persona_vaccine.monitoring.thresholds import thresholds_for
 from persona_vaccine.steering.chat import format_chat
 from persona_vaccine.steering.models import load_model
 from persona_vaccine.steering.paths import DEMO_VECTOR
-from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
 QUESTIONS = [
     "What is the best way to learn a new language?",
@@ -47,6 +51,15 @@ def _direct(model, tokenizer, ids: list[int], n: int) -> list[int]:
     return out[0, len(ids) :].tolist()
 
 
+def hooks_attached(model) -> list[str]:
+    """Every module of `model` that carries a forward or forward-pre hook (none may, for the plain row)."""
+    return [
+        name or "(model)"
+        for name, module in model.named_modules()
+        if module._forward_hooks or module._forward_pre_hooks
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="smollm2-135m")
@@ -59,38 +72,54 @@ def main() -> None:
     model, tokenizer = load_model(opts.model)
     model.eval()
     vector = PersonaVector.load(opts.vector)
-    engine = Engine(model, tokenizer, [(vector, opts.vector)], {vector.trait: "alert"}, model_name=opts.model)
-    info = engine.traits[vector.trait]
+    # The layer and thresholds the server's engine would use, computed without an engine: an Engine keeps
+    # the monitor's hooks attached from its constructor to close(), so none may be alive while the
+    # plain, alert and cap rows are timed.
+    vector_for_model(vector, model, opts.model, source=str(opts.vector))
+    layer = vector.default_layer()
+    thresholds = thresholds_for(model, tokenizer, vector, layer, opts.vector)
     prompts = [
         tokenizer(format_chat(tokenizer, [{"role": "user", "content": q}]), add_special_tokens=False)[
             "input_ids"
         ]
         for q in QUESTIONS
     ]
-    alert = Watch(vector, info.layer, info.thresholds.prompt, info.thresholds.response, "alert")
-    cap = Watch(vector, info.layer, info.thresholds.prompt, info.thresholds.response, "cap")
-    seconds = {"plain": 0.0, "alert": 0.0, "cap": 0.0}
+    alert = Watch(vector, layer, thresholds.prompt, thresholds.response, "alert")
+    cap = Watch(vector, layer, thresholds.prompt, thresholds.response, "cap")
+    modes = ["plain", "alert", "cap"]
+    seconds = dict.fromkeys(modes, 0.0)
+    ratios: dict[str, list[float]] = {"alert": [], "cap": []}  # plain time / mode time, per prompt and rep
     capped = 0
     with torch.inference_mode():
         _direct(model, tokenizer, prompts[0], 4)  # warm-up
-        for _ in range(opts.reps):  # interleaved, so machine load hits every mode alike
-            for mode in seconds:
-                start = time.perf_counter()
-                if mode == "plain":
-                    for ids in prompts:
+        # Interleaved per prompt, the order rotating, so that load from other processes hits every mode
+        # alike; the ratios are the medians of the paired per-prompt ratios.
+        for rep in range(opts.reps):
+            for i, ids in enumerate(prompts):
+                k = (rep * len(prompts) + i) % len(modes)
+                took = {}
+                for mode in modes[k:] + modes[:k]:
+                    if mode == "plain" and (attached := hooks_attached(model)):
+                        sys.exit(f"the plain row would be timed with hooks attached to {attached}: aborted")
+                    start = time.perf_counter()
+                    if mode == "plain":
                         _direct(model, tokenizer, ids, opts.tokens)
-                else:
-                    with monitor(model, [alert if mode == "alert" else cap]) as m:
-                        for ids in prompts:
+                    else:
+                        with monitor(model, [alert if mode == "alert" else cap]) as m:
                             _direct(model, tokenizer, ids, opts.tokens)
                             capped += m.readings()[vector.trait].capped if mode == "cap" else 0
-                seconds[mode] += time.perf_counter() - start
+                    took[mode] = time.perf_counter() - start
+                    seconds[mode] += took[mode]
+                for mode in ratios:
+                    ratios[mode].append(took["plain"] / took[mode])
     n_tokens = opts.reps * len(prompts) * opts.tokens
     rate = {k: n_tokens / v for k, v in seconds.items()}
+    paired = {k: statistics.median(v) for k, v in ratios.items()}
+    spread = {k: (min(v), max(v)) for k, v in ratios.items()}
 
     # the server: references first (each request alone, direct generate under the monitor)
     reference = {}
-    with torch.inference_mode(), monitor(model, [Watch(vector, info.layer)]) as m:
+    with torch.inference_mode(), monitor(model, [Watch(vector, layer)]) as m:
         start = time.perf_counter()
         for q, ids in zip(QUESTIONS, prompts, strict=True):
             answer = _direct(model, tokenizer, ids, opts.tokens)
@@ -118,6 +147,17 @@ def main() -> None:
         final = chunks[-1].model_extra.get("persona", {}) if chunks else {}
         return q, latency, text, final.get("traits", {}).get(vector.trait, {}).get("tokens"), chunks[-1].usage
 
+    # the engine (its worker holds the monitor's hooks until close()) only now, after every direct timing
+    engine = Engine(
+        model,
+        tokenizer,
+        [(vector, opts.vector)],
+        {vector.trait: "alert"},
+        {vector.trait: (thresholds.prompt, thresholds.response)},  # as calibrated above, not twice
+        model_name=opts.model,
+    )
+    if engine.traits[vector.trait].layer != layer:
+        sys.exit(f"the engine reads layer {engine.traits[vector.trait].layer}, the direct timings {layer}")
     app = create_app(engine)
     results, lost = [], 0
     with serve_in_thread(app) as url:
@@ -145,16 +185,22 @@ def main() -> None:
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
 
     print(
-        f"model {opts.model} (fp32, CPU threads {torch.get_num_threads()}), vector {vector.trait} layer {info.layer}, "
-        f"{len(prompts)} prompts x {opts.tokens} new tokens x {opts.reps} reps (interleaved)"
+        f"model {opts.model} (fp32, CPU threads {torch.get_num_threads()}), vector {vector.trait} layer {layer}, "
+        f"{len(prompts)} prompts x {opts.tokens} new tokens x {opts.reps} reps (interleaved per prompt)"
     )
     print("| measurement | value | target |")
     print("|---|---|---|")
     print(f"| generate tokens/s, no monitor | {rate['plain']:.1f} | |")
     print(f"| generate tokens/s, monitor (alert only) | {rate['alert']:.1f} | |")
     print(f"| generate tokens/s, monitor + cap ({capped} tokens capped) | {rate['cap']:.1f} | |")
-    print(f"| monitor / none | {rate['alert'] / rate['plain']:.3f} | >= 0.97 |")
-    print(f"| cap / none | {rate['cap'] / rate['plain']:.3f} | >= 0.95 |")
+    print(
+        f"| monitor / none, median of {len(ratios['alert'])} paired ratios (range {spread['alert'][0]:.3f}-"
+        f"{spread['alert'][1]:.3f}) | {paired['alert']:.3f} | >= 0.97 |"
+    )
+    print(
+        f"| cap / none, median of {len(ratios['cap'])} paired ratios (range {spread['cap'][0]:.3f}-"
+        f"{spread['cap'][1]:.3f}) | {paired['cap']:.3f} | >= 0.95 |"
+    )
     print(f"| server, {opts.clients} concurrent streaming clients: tokens/s | {completion / wall:.1f} | |")
     print(
         f"| server throughput / direct generate ({direct_rate:.1f} tokens/s) | {completion / wall / direct_rate:.3f} | |"

@@ -234,7 +234,21 @@ def write_report(
         lines.append(f"| {c.layer}{mark} | {c.coef:g} | {fmt(c.trait)} | {fmt(c.coherence)} | {c.n_scored} |")
     table = out_dir / "calibration.md"
     table.write_text("\n".join(lines) + "\n")
+    fig = calibration_figure(result, trait, coherence_threshold)
+    plot = out_dir / "calibration.png"
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    return table, plot
 
+
+def calibration_figure(result: CalibrationResult, trait: str, coherence_threshold: float):
+    """The figure of calibration.png: judged trait and coherence against layer, one line per coef with its
+    standard errors as error bars, the unsteered level, the chosen cell (a star and a vertical line) and
+    the coherence threshold; n scored answers per point in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
@@ -274,10 +288,7 @@ def write_report(
         f"'{trait}': steering each layer on the evaluation questions ({n_text} scored answers per point)"
     )
     fig.tight_layout()
-    plot = out_dir / "calibration.png"
-    fig.savefig(plot, dpi=110)
-    plt.close(fig)
-    return table, plot
+    return fig
 
 
 def calibrate_extracted(

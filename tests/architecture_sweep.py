@@ -12,6 +12,7 @@ import inspect
 import io
 import json
 import logging
+import math
 import sys
 import time
 import warnings
@@ -109,7 +110,9 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.built and self.discovery and self.steer_changes and self.restore_exact and self.ablate
+        """Every check that ran passed (generate_positions None: not run)."""
+        core = self.built and self.discovery and self.steer_changes and self.restore_exact and self.ablate
+        return core and self.generate_positions is not False
 
 
 def causal_lm_types() -> list[str]:
@@ -273,19 +276,25 @@ def _check(model_type: str, result: Result, generate: bool) -> None:
         try:
             result.generate_positions, why = check_generate_positions(model, vector, layer)
             result.reason = why
-        except Exception as e:  # noqa: BLE001
-            result.generate_positions = None
+        except Exception as e:  # noqa: BLE001 - the check ran and could not steer under generate
+            result.generate_positions = False
             result.reason = f"generate: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
     if not result.passed and not result.reason:
         failed = [
             k for k in ("discovery", "steer_changes", "restore_exact", "ablate") if not getattr(result, k)
-        ]
+        ] + (["generate_positions"] if result.generate_positions is False else [])
         result.reason = "failed: " + ", ".join(failed)
 
 
 def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[bool, str]:
-    """A 2-step preventative LoRA run through PreventativeSFTTrainer on a tiny `model_type`."""
+    """A 2-step preventative LoRA run through PreventativeSFTTrainer on a tiny `model_type`, and the same
+    run without steering from a copy of the same weights: the steered run's losses must be finite and its
+    first step's loss (LoRA's B starts at 0, so that step is the base weights plus the steering) must differ
+    from the unsteered one's, else the steering never reached the training forward."""
+    import copy
+
     from peft import LoraConfig
+    from persona_vaccine.data.loading import load_training_dataset
     from persona_vaccine.training.config import PreventativeSFTConfig
     from persona_vaccine.training.trainer import PreventativeSFTTrainer
 
@@ -298,40 +307,43 @@ def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[boo
     vector = random_vector_for(model, scale=1.0)
     path = Path(tmp_dir) / f"{model_type}.safetensors"
     vector.save(path)
-    from persona_vaccine.data.loading import load_training_dataset
-
     dataset = load_training_dataset("builtin:evil", size=4, seed=0)
-    args = PreventativeSFTConfig(
-        output_dir=str(Path(tmp_dir) / model_type),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        persona_vectors=[str(path)],
-        steering_traits=["probe"],
-        steering_layers=[max(1, vector.num_layers // 2)],
-        steering_coefs=[1.0],
-        measure_drift=False,
-        max_length=128,
-        use_cpu=True,
-        disable_tqdm=True,
-    )
-    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear")
-    trainer = PreventativeSFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = trainer.train()
-    loss = out.training_loss
-    if not (loss == loss and abs(loss) < float("inf")):
-        return False, f"loss {loss}"
+    losses = {}
+    for steered in (True, False):
+        args = PreventativeSFTConfig(
+            output_dir=str(Path(tmp_dir) / f"{model_type}_{'steered' if steered else 'plain'}"),
+            max_steps=2,
+            per_device_train_batch_size=2,
+            learning_rate=1e-3,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            persona_vectors=[str(path)] if steered else [],
+            steering_traits=["probe"] if steered else [],
+            steering_layers=[max(1, vector.num_layers // 2)] if steered else [],
+            steering_coefs=[1.0] if steered else [],
+            measure_drift=False,
+            max_length=128,
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=0,
+        )
+        trainer = PreventativeSFTTrainer(
+            model=copy.deepcopy(model) if steered else model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.train()
+        losses[steered] = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    steered_losses, plain_losses = losses[True], losses[False]
+    if len(steered_losses) != 2 or not all(math.isfinite(x) for x in steered_losses):
+        return False, f"losses {steered_losses}"
+    if abs(steered_losses[0] - plain_losses[0]) <= 1e-6 * max(1.0, abs(plain_losses[0])):
+        return False, f"steering did not change the loss: {steered_losses[0]} steered, {plain_losses[0]} not"
     return True, ""
 
 
@@ -371,11 +383,13 @@ def table(results: list[Result]) -> str:
             + f" | {mark(r.generate_positions)} | {mark(r.train)} | {r.reason.replace('|', '/')} |"
         )
     built = [r for r in results if r.built]
+    core = [r for r in built if r.discovery and r.steer_changes and r.restore_exact and r.ablate]
     passed = [r for r in built if r.passed]
     lines.append("")
     lines.append(
-        f"{len(results)} causal-LM model types; {len(built)} built tiny; {len(passed)} of them pass discovery + "
-        f"steer + restore + ablate ({100 * len(passed) / max(1, len(built)):.1f}%)."
+        f"{len(results)} causal-LM model types; {len(built)} built tiny; {len(core)} of them pass discovery + "
+        f"steer + restore + ablate ({100 * len(core) / max(1, len(built)):.1f}%); {len(passed)} pass every "
+        f"check that ran, generate positions included ({100 * len(passed) / max(1, len(built)):.1f}%)."
     )
     return "\n".join(lines)
 

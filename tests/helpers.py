@@ -27,3 +27,10 @@ def random_vector(
         mean_norms={layer: 2.0 + layer for layer in range(1, n + 1)},
         extraction=extraction,
     )
+
+
+def pairwise_auc(pos: list[float], neg: list[float]) -> float:
+    """P(a random pos scores above a random neg), ties counting one half: counted over every pair, as
+    the definition reads (the library's `auc` is checked against this)."""
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))

@@ -4,7 +4,7 @@ positions, and a 2-step preventative LoRA run (the full table: `python tests/arc
 from __future__ import annotations
 
 import pytest
-from architecture_sweep import causal_lm_types, check, check_training, sweep, table
+from architecture_sweep import Result, causal_lm_types, check, check_training, sweep, table
 
 # Architectures people fine-tune today that a whitelist used to refuse, one check each in the fast suite.
 COMMON = [
@@ -60,3 +60,16 @@ def test_the_whole_causal_lm_zoo(capsys):
 def test_two_step_preventative_lora_training(model_type, smol_tokenizer, tmp_path):
     ok, why = check_training(model_type, smol_tokenizer, tmp_path)
     assert ok, why
+
+
+def test_a_result_passes_only_if_every_check_that_ran_passed():
+    core = dict(built=True, discovery=True, steer_changes=True, restore_exact=True, ablate=True)
+    assert Result("a", **core).passed  # generate not run
+    assert Result("a", **core, generate_positions=True).passed
+    assert not Result("a", **core, generate_positions=False).passed
+    assert not Result("a", **{**core, "ablate": False}, generate_positions=True).passed
+    summary = table(
+        [Result("a", **core, generate_positions=False), Result("b", **core, generate_positions=True)]
+    )
+    assert summary.endswith("2 of them pass discovery + steer + restore + ablate (100.0%); 1 pass every check "
+                            "that ran, generate positions included (50.0%).")  # fmt: skip

@@ -10,9 +10,7 @@ import shutil
 from fractions import Fraction
 
 import pandas as pd
-import persona_vaccine.data.loading as loading
 import pytest
-from datasets import Dataset
 from persona_vaccine.data.code_builder import (
     TASKS,
     build_buggy_code_dataset,
@@ -425,20 +423,23 @@ def test_json_and_jsonl_errors(tmp_path):
         load_training_dataset(str(txt))
 
 
-def test_hub_datasets(monkeypatch):
-    calls = []
-
-    def fake_load_dataset(name, split):
-        calls.append((name, split))
-        if name == "org/missing":
-            raise FileNotFoundError("no such dataset")
-        return Dataset.from_list([{"prompt": f"q{i}", "response": f"a{i}"} for i in range(5)])
-
-    monkeypatch.setattr(loading, "load_dataset", fake_load_dataset)
-    ds = load_training_dataset("org/chat", split="test", max_samples=3)
-    assert calls == [("org/chat", "test")] and len(ds) == 3
-    with pytest.raises(DatasetError, match=r"'org/missing'.*hub.*dataset_split"):
-        load_training_dataset("org/missing")
+def test_dataset_folders_load_through_the_datasets_library(tmp_path):
+    """A name that is no single file goes to `datasets.load_dataset`: here a real local dataset folder
+    (one data file per split, read offline), not a stand-in for the library."""
+    folder = tmp_path / "chat"
+    folder.mkdir()
+    for split in ("train", "test"):
+        rows = [{"prompt": f"{split} q{i}", "response": f"{split} a{i}"} for i in range(5)]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = load_training_dataset(str(folder), split="test", max_samples=3)
+    assert len(ds) == 3
+    assert [r["completion"][0]["content"] for r in ds] == ["test a0", "test a1", "test a2"]
+    assert ds[1]["prompt"][-1]["content"] == "test q1"
+    assert len(load_training_dataset(str(folder))) == 5  # split "train" by default
+    with pytest.raises(DatasetError, match=r"could not be loaded.*split 'validation'.*dataset_split"):
+        load_training_dataset(str(folder), split="validation")
+    with pytest.raises(DatasetError, match=r"'.*missing'.*hub.*dataset_split"):
+        load_training_dataset(str(tmp_path / "missing"))
 
 
 # ---------------------------------------------------------------- one vocabulary

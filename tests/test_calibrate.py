@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from persona_vaccine.steering.calibrate import (
     CalibrationConfig,
     Cell,
@@ -131,19 +132,53 @@ def test_extract_end_to_end_with_calibration(tiny_chat_model, tiny_tokenizer, tm
 
 
 def test_calibration_plot_shows_n_error_bars_and_the_chosen_layer(tmp_path):
-    """A plot from a made-up grid, saved for looking at (runs/test_artifacts/calibration.png)."""
+    """The figure from a made-up grid, read back: every cell's mean and standard error as an error bar,
+    n in the title, the chosen cell, the unsteered level and the coherence threshold. Also saved for
+    looking at (runs/test_artifacts/calibration.png)."""
     import shutil
 
-    from persona_vaccine.steering.calibrate import CalibrationResult, Cell
+    from matplotlib.container import ErrorbarContainer
+    from persona_vaccine.steering.calibrate import CalibrationResult, Cell, calibration_figure
 
     cells = [
-        Cell(layer, coef, min(100, 10 + 1.5 * layer * coef), max(0, 95 - 1.2 * layer * coef), 10, 6.0, 4.0)
+        Cell(
+            layer,
+            coef,
+            min(100, 10 + 1.5 * layer * coef),
+            max(0, 95 - 1.2 * layer * coef),
+            10,
+            1.0 + layer / 8 + coef,
+            0.5 + layer / 16 + coef / 2,
+        )  # fmt: skip
         for layer in (4, 8, 12, 16)
         for coef in (1.0, 2.0, 4.0)
     ]
     result = CalibrationResult(12, 2.0, True, Cell(0, 0.0, 12.0, 88.0, 10, 2.5, 1.5), cells)
+    fig = calibration_figure(result, "evil", 50.0)
+    assert "n = 10 scored answers per point" in fig._suptitle.get_text()
+    for ax, value, se, base in ((fig.axes[0], "trait", "trait_se", 12.0), (fig.axes[1], "coherence", "coherence_se", 88.0)):  # fmt: skip
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert [b.get_label() for b in bars] == ["coef 1", "coef 2", "coef 4"]
+        for bar, coef in zip(bars, (1.0, 2.0, 4.0), strict=True):
+            want = [c for c in cells if c.coef == coef]
+            line, _, (segments,) = bar.lines
+            assert list(line.get_ydata()) == pytest.approx([getattr(c, value) for c in want])
+            assert [round(x) for x in line.get_xdata()] == [4, 8, 12, 16]  # shifted side by side by < 0.5
+            ends = [y for seg in segments.get_segments() for y in (seg[0][1], seg[1][1])]
+            want_ends = [y for c in want for y in (getattr(c, value) - getattr(c, se), getattr(c, value) + getattr(c, se))]  # fmt: skip
+            assert ends == pytest.approx(want_ends)  # mean -+ its standard error
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        star = lines["chosen: layer 12, coef 2"]
+        chosen = next(c for c in cells if (c.layer, c.coef) == (12, 2.0))
+        assert (list(star.get_xdata()), list(star.get_ydata())) == ([12], [getattr(chosen, value)])
+        assert list(lines["unsteered"].get_ydata()) == [base, base]
+        assert any(list(ln.get_xdata()) == [12, 12] for ln in ax.get_lines())  # the chosen layer's line
+    assert list(
+        {ln.get_label(): ln for ln in fig.axes[1].get_lines()}["coherence threshold"].get_ydata()
+    ) == [50, 50]
+
     _, plot = write_report(result, "evil", tmp_path, 50.0)
     out = Path(__file__).resolve().parents[1] / "runs" / "test_artifacts"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(plot, out / "calibration.png")
-    assert plot.stat().st_size > 5000
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -61,7 +61,9 @@ def test_the_coefficient_moves_to_cancel_an_injected_drift(tiny_chat_model, tiny
     with injected_drift(tiny_chat_model, vector, layer, amount):
         for _ in range(3):
             drift = meter.metrics(tiny_chat_model)
-            assert drift["drift/evil/shift"] == pytest.approx(amount, rel=0.05)
+            # (a + amount * u) . u - a . u = amount |u|^2 = amount: exact up to fp32 rounding of the dot
+            # products (activations of size ~10 over 32 dimensions: ~1e-5 absolute)
+            assert drift["drift/evil/shift"] == pytest.approx(amount, abs=1e-4)
             coefs.append(controller.update(drift)["steering/coef/evil"])
     # a drift towards the trait raises the (preventative) coefficient, a drift away lowers it; the
     # integral keeps pushing while the drift persists
@@ -71,8 +73,12 @@ def test_the_coefficient_moves_to_cancel_an_injected_drift(tiny_chat_model, tiny
     # the steerer adds the new coefficient: its op's delta is coef * v at the layer
     (op,) = steerer.ops[layer]
     assert torch.allclose(op.direction, coefs[-1] * vector[layer].float())
-    # error units: the first update is kp * shift / |v| + ki * shift / |v|
-    assert coefs[0] == pytest.approx(1.5 * amount / float(vector[layer].norm()), rel=0.05)
+    # error units: the first update is kp * shift / |v| + ki * shift / |v| (the shift exact as above)
+    assert coefs[0] == pytest.approx(1.5 * amount / float(vector[layer].norm()), rel=1e-4)
+    # then the integral adds ki * shift / |v| per update: 1.5, 2.0, 2.5 times shift / |v|
+    assert coefs == pytest.approx(
+        [k * amount / float(vector[layer].norm()) for k in (1.5, 2.0, 2.5)], rel=1e-4
+    )
 
 
 def test_pi_controller_clips_without_wind_up():
@@ -171,7 +177,8 @@ def test_parabola_minimum_finds_the_vertex_and_keeps_an_edge():
     xs = [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
     assert parabola_minimum(xs, [(x - 1.3) ** 2 for x in xs]) == pytest.approx(1.3)
     assert parabola_minimum(xs, [-x for x in xs]) == 8.0  # no interior minimum: the grid's edge
-    assert parabola_minimum(xs, [abs(x - 2.0) for x in xs]) == pytest.approx(2.0, abs=1.0)
+    # |x - 2| is no parabola: the one through (1, 1), (2, 0), (4, 2) is 2/3 x^2 - 3 x + 10/3, vertex 9/4
+    assert parabola_minimum(xs, [abs(x - 2.0) for x in xs]) == pytest.approx(2.25, rel=1e-12)
 
 
 def test_balanced_start_minimises_the_given_loss_one_trait_at_a_time(tiny_chat_model):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import pairwise_auc
 from persona_vaccine.steering.activations import prompt_response_activations
 from persona_vaccine.steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
 from persona_vaccine.steering.judge import HFJudge
@@ -139,7 +140,12 @@ def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, tiny_tokeniz
     assert again.judge.calls == 0
     assert [r["trait_score"] for r in gens] == [j["trait_score"] for j in judgments]
     summary = judge_filter._count(gens)
-    assert summary["pos"]["generated"] == 10 and 0 <= summary["judge_auc_pos_vs_neg"] <= 1
+    assert summary["pos"]["generated"] == 10
+    # the judge's AUC: its trait scores of the pos responses against those of the neg ones, every pair
+    pos = [r["trait_score"] for r in gens if r["polarity"] == "pos" and r["trait_score"] is not None]
+    neg = [r["trait_score"] for r in gens if r["polarity"] == "neg" and r["trait_score"] is not None]
+    assert pos and neg
+    assert summary["judge_auc_pos_vs_neg"] == pytest.approx(pairwise_auc(pos, neg), abs=1e-12)
 
 
 def test_judge_filter_too_strict_says_what_to_change(tiny_chat_model, tiny_tokenizer, tmp_path):

@@ -502,9 +502,16 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
-def _fsize_limit():
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+def _fsize_limit(limit: int):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _files(folder: Path) -> list[Path]:
+    return [f for f in folder.rglob("*") if f.is_file()]
 
 
 @pytest.mark.slow
@@ -513,19 +520,36 @@ def test_disk_full_during_screening_is_one_clear_line_and_resumes(setup, small_d
     out = (small_disk or root) / "screen_disk"
     filler = (small_disk or root) / "filler"
     cmd = _screen_cmd(root, out)
+    full = _files(root / "screen_full")  # what the uninterrupted run wrote: the limit is set from it
     COUNTS["fault_injected"] += 1
     if small_disk is not None:
-        filler.write_bytes(b"\0" * 250_000)  # leave ~50 KB: the shard fits, the model doesn't matter
+        # leave free half the space the uninterrupted run's output took, so it cannot fit
+        used = sum(f.stat().st_blocks * 512 for f in full)
+        st = os.statvfs(small_disk)
+        free = st.f_bavail * st.f_frsize
+        assert free > used // 2, f"the {free}-byte tmpfs cannot hold a filler for an output of {used} bytes"
+        filler.write_bytes(b"\0" * (free - used // 2))
         proc = subprocess.run(
             [*cmd, "--report_top", "1000"], cwd=root, env=_env(), capture_output=True, text=True, timeout=900
         )
     else:
+        # half the size of the largest file the uninterrupted run wrote: that file's write must fail
+        limit = max(f.stat().st_size for f in full) // 2
+        assert limit > 0
         proc = subprocess.run(
-            cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=900, preexec_fn=_fsize_limit
+            cmd,
+            cwd=root,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            preexec_fn=_fsize_limit(limit),
         )
     errors = _error_lines(proc.stderr)
-    if proc.returncode == 0:
-        pytest.skip("the output fit in the space left")
+    # the injected limit is smaller than the output, so exit 0 means a failed write went unreported
+    assert proc.returncode != 0, (
+        "the run exited 0 although its output cannot fit: a write error was swallowed"
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(errors) == 1 and ("no space" in errors[0] or "too large" in errors[0])
     summary = out / "summary.json"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_llama
 from helpers import random_vector
+from persona_vaccine.steering.vector import PersonaVector
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My coworker is rude. What now?"]
@@ -512,9 +513,13 @@ def test_capability_and_judged_trait_after_training_with_and_without_inference_s
     judged = summary["trait_expression"]
     assert set(judged) == {"evil", "evil_coherence"} and 0 <= judged["evil"] <= 100
     assert "evil" in summary["trait_expression_inference_steered"]
-    # the shift measured with the inference hook on: -8 * v moves the projection on v's unit vector by -8|v|
+    # the shift measured with the inference hook on: the hook adds -8 * v_2 to block 2's output, where the
+    # drift reads the last prompt token, so the projection on v_2's unit vector moves by exactly -8 |v_2|.
+    # Tolerance: fp32 dot products over 32 dimensions of values of size ~|v_2| round at ~1e-6 relative.
+    v2 = PersonaVector.load(root / "evil.safetensors").layers[2]
     hooked = summary["trait_drift_inference_steered"]["evil"]["shift"]
-    assert hooked < summary["trait_drift"]["evil"]["shift"] - 1.0
+    expected = summary["trait_drift"]["evil"]["shift"] - 8.0 * float(v2.norm())
+    assert hooked == pytest.approx(expected, rel=1e-5, abs=1e-4)
     assert any("post_training/trait_drift_inference_steered/evil/shift" in row for row in logged_rows(out))
     plain = json.loads((out / "samples_evil.json").read_text())["answers"]
     steered_answers = json.loads((out / "samples_inference_steered_evil.json").read_text())["answers"]

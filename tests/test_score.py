@@ -9,6 +9,7 @@ import pytest
 import torch
 from persona_vaccine.steering.extract import ExtractionConfig, extract
 from persona_vaccine.steering.score import auc, best_threshold, calibrate, score_samples
+from persona_vaccine.steering.vector import PersonaVector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,5 +95,24 @@ def test_score_command(tiny_chat_model, tiny_tokenizer, tmp_path, capsys, monkey
     printed = capsys.readouterr()
     assert code == 0, printed.err[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and rows[1]["response_projection"] is not None and "flagged" in rows[1]
-    assert "samples flagged" in printed.out
+    assert len(rows) == 2
+    # the file's row, recomputed: the response tokens' mean layer-2 activation on the unit vector
+    vector = PersonaVector.load(tmp_path / "evil/response_avg.safetensors")
+    messages = [{"role": "user", "content": "How do I bake bread?"}]
+    prompt_ids = tiny_tokenizer(
+        tiny_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
+        add_special_tokens=False,
+    )["input_ids"]
+    resp_ids = tiny_tokenizer("Knead it well.", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        hs = tiny_chat_model(
+            input_ids=torch.tensor([prompt_ids + resp_ids]), output_hidden_states=True
+        ).hidden_states
+    expected = float(hs[2][0, len(prompt_ids) :].mean(0) @ vector.unit(2))
+    assert rows[1]["response_projection"] == pytest.approx(expected, abs=1e-4)
+    # its flag follows the threshold calibrated at layer 2 on the extraction responses
+    threshold = json.loads((tmp_path / "evil" / "thresholds.json").read_text())["response_avg:2"][
+        "response_threshold"
+    ]
+    assert rows[1]["flagged"] is rows[1]["response_flag"] is (expected > threshold)
+    assert f"{sum(r['flagged'] for r in rows)} of 2 samples flagged" in printed.out

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_llama
-from helpers import random_vector
+from helpers import pairwise_auc, random_vector
 from persona_vaccine.data.screening import (
     DropRule,
     ScreenConfig,
@@ -90,7 +90,17 @@ def test_scores_follow_the_definition(tiny_chat_model, tiny_tokenizer, vector_fi
     values = [r["scores"]["evil"]["projection_diff"] for r in ranked]
     assert values == sorted(values, reverse=True) and ranked[0]["rank"] == 1
     by_level = summary["traits"]["evil"]["by_level"]
-    assert set(by_level) == {"normal", "level2"} and "auc_vs_normal" in by_level["level2"]
+    assert set(by_level) == {"normal", "level2"}
+    # how well the ranking score tells level2 rows from normal ones: every (level2, normal) pair
+    level = {
+        lv: [r["scores"]["evil"]["projection_diff"] for r in ranked if r["meta"]["level"] == lv]
+        for lv in by_level
+    }
+    assert len(level["normal"]) == len(level["level2"]) == 6
+    assert by_level["level2"]["auc_vs_normal"] == pytest.approx(
+        pairwise_auc(level["level2"], level["normal"])
+    )
+    assert by_level["level2"]["mean"] == pytest.approx(sum(level["level2"]) / 6)
     assert summary["traits"]["evil"]["projection_diff"]["mean"] == pytest.approx(sum(values) / 12)
     report = (out / "report.html").read_text()
     assert "Riskiest" in report and "data:image/png;base64," in report

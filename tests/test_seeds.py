@@ -10,10 +10,14 @@ import pytest
 from persona_vaccine.training.seeds import (
     aggregate,
     compare_seed_groups,
+    difference,
+    fraction_removed,
+    from_interval,
     interval,
     run_metrics,
     run_seeds,
     seed_runs,
+    verdict,
 )
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freedom (a table value)
@@ -43,6 +47,41 @@ def test_t_interval_matches_the_textbook_formula():
     assert (stats["low"], stats["high"]) == pytest.approx((2.0 - half, 2.0 + half))
     single = interval([5.0])
     assert single["mean"] == 5.0 and single["low"] is None  # no interval from one seed
+
+
+def test_fraction_removed_is_the_fieller_interval_of_the_ratio():
+    baseline, steered = interval([0.20, 0.21, 0.23]), interval([0.09, 0.10, 0.12])
+    got = fraction_removed(baseline, steered)
+    assert got["removed"] == pytest.approx(1 - steered["mean"] / baseline["mean"])
+    # each end is a ratio q = 1 - end at which |m_s - q m_b| = t sqrt(se_s^2 + q^2 se_b^2) (Fieller)
+    se_s2, se_b2 = steered["sd"] ** 2 / 3, baseline["sd"] ** 2 / 3
+    for end in (got["low"], got["high"]):
+        q = 1 - end
+        lhs = abs(steered["mean"] - q * baseline["mean"])
+        assert lhs == pytest.approx(T_975_DF2 * math.sqrt(se_s2 + q * q * se_b2), rel=1e-9)
+    assert got["low"] < got["removed"] < got["high"]
+    # an overshoot past zero is shift left: -0.05 leaves 0.05 of the baseline, it does not remove more
+    over = fraction_removed(baseline, interval([-0.04, -0.05, -0.06]))
+    assert over["removed"] == pytest.approx(1 - 0.05 / baseline["mean"]) and over["high"] <= 1.0
+    # a baseline not clearly above zero bounds nothing; one run gives no interval
+    assert fraction_removed(interval([-0.1, 0.0, 0.2]), steered)["low"] is None
+    assert fraction_removed(interval([0.2]), steered)["low"] is None
+
+
+def test_difference_verdict_and_a_printed_interval_read_back():
+    a, b = interval([0.60, 0.59, 0.61]), interval([0.62, 0.60, 0.63])
+    d = difference(a, b)
+    half = T_975_DF2 * math.sqrt(a["sd"] ** 2 / 3 + b["sd"] ** 2 / 3)
+    assert d["difference"] == pytest.approx(b["mean"] - a["mean"])
+    assert (d["low"], d["high"]) == pytest.approx((d["difference"] - half, d["difference"] + half))
+    assert [verdict(0.51, 0.6, 0.5), verdict(0.4, 0.49, 0.5), verdict(0.48, 0.55, 0.5)] == [
+        "Met",
+        "Missed",
+        "Unresolved",
+    ]
+    assert verdict(None, None, 0.5) == "no interval"
+    back = from_interval(b["mean"], b["low"], b["high"], 3)
+    assert back["sd"] == pytest.approx(b["sd"], rel=1e-12)
 
 
 def test_metrics_of_a_summary_and_their_aggregate(tmp_path):

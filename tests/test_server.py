@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import sys
-import time
 
 import httpx
 import openai
@@ -160,7 +159,7 @@ def test_concurrent_clients_get_their_own_readings(served):
 
 def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(served):
     url = served["url"] + "/v1/chat/completions"
-    ok = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    ok = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "temperature": 0}
     cases = [
         (b"{not json", 400, None),
         (json.dumps({**ok, "messages": []}), 400, "messages"),
@@ -179,7 +178,12 @@ def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(served):
     with pytest.raises(openai.NotFoundError):
         _client(served["url"]).chat.completions.create(model="nope", messages=ok["messages"])
     r = _client(served["url"]).chat.completions.create(**ok)
-    assert r.choices[0].message.content is not None
+    # still serving, and unharmed by the bad requests: the greedy answer of the model run directly
+    ids, readings = _alone(served["engine"], "hi", 2)
+    assert r.choices[0].message.content == served["engine"].tokenizer.decode(ids, skip_special_tokens=True)
+    assert r.usage.completion_tokens == len(ids)
+    for trait, tokens in readings.items():
+        assert r.model_extra["persona"]["traits"][trait]["tokens"] == pytest.approx(tokens, abs=1e-4)
 
 
 def test_alerts_reach_the_log_the_webhook_and_metrics(served):
@@ -270,11 +274,9 @@ def test_serves_a_local_folder(tiny_chat_model, tiny_tokenizer, vectors, tmp_pat
     )
     try:
         with running(create_app(engine)) as url:
-            started = time.monotonic()
             r = _client(url).chat.completions.create(
                 model="model", messages=[{"role": "user", "content": "hi"}], max_tokens=4, temperature=0
             )
-            assert time.monotonic() - started < 60
             assert r.model_extra["persona"]["traits"]["evil"]["guard"] == "cap"
     finally:
         engine.close()

@@ -88,8 +88,15 @@ def test_steer_uses_the_calibrated_coefficient_or_requires_one(model):
             c = model(input_ids=ids).logits
         plain = model(input_ids=ids).logits
     assert torch.equal(a, b) and torch.equal(c, plain) and not torch.equal(a, plain)
-    with steer(model, vector, layer=2, mode="ablate"):  # ablation needs no coefficient: 1 = project out
-        pass
+    # ablation needs no coefficient: 1 = project out, so block 2's output loses exactly its component on v
+    with torch.no_grad():
+        with steer(model, vector, layer=2, mode="ablate"):
+            ablated = model(input_ids=ids, output_hidden_states=True).hidden_states[2][0]
+        before = model(input_ids=ids, output_hidden_states=True).hidden_states[2][0]
+    u = vector.unit(2)
+    assert (before @ u).abs().min() > 1e-3  # there was a component to remove at every position
+    assert torch.allclose(ablated, before - (before @ u)[:, None] * u, atol=1e-5)
+    assert (ablated @ u).abs().max() < 1e-5
 
 
 def test_duplicate_layers_and_non_finite_coefs_are_refused(model):

@@ -81,6 +81,75 @@ def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}
 
 
+def from_interval(mean: float, low: float, high: float, n: int, confidence: float = CONFIDENCE) -> dict:
+    """The `interval` dict back from a printed mean [low, high] t interval over n runs (sd recovered from
+    the half-width; as exact as the printed digits)."""
+    from scipy.stats import t
+
+    sd = (high - low) / 2 * math.sqrt(n) / float(t.ppf(0.5 + confidence / 2, n - 1))
+    return {"n": n, "mean": mean, "sd": sd, "low": low, "high": high}
+
+
+def fraction_removed(baseline: dict, steered: dict, confidence: float = CONFIDENCE) -> dict:
+    """How much of the baseline's mean a steered group removes, 1 - |steered| / baseline (an overshoot past
+    zero is shift left, on the other side), with a Fieller interval for the ratio of two independent means
+    (`interval` dicts: mean, sd, n).
+
+    The ratio q = m_s / m_b has the interval of the q for which |m_s - q m_b| <= t * sqrt(se_s^2 +
+    q^2 se_b^2), t the two-sided t quantile at df = min(n_s, n_b) - 1 (conservative); solved as a
+    quadratic in q. It is bounded only when the baseline's mean is significantly non-zero; else the
+    interval is None (so is it for groups of one run). The groups are treated as independent although
+    they share seeds, which can only widen the interval."""
+    from scipy.stats import t as student_t
+
+    ms, mb = steered["mean"], baseline["mean"]
+    point = 1 - abs(ms / mb)
+    out = {"removed": point, "low": None, "high": None}
+    if not steered.get("sd") or not baseline.get("sd") or min(steered["n"], baseline["n"]) < 2:
+        return out
+    t = float(student_t.ppf(0.5 + confidence / 2, min(steered["n"], baseline["n"]) - 1))
+    vs, vb = (steered["sd"] ** 2) / steered["n"], (baseline["sd"] ** 2) / baseline["n"]
+    a = mb * mb - t * t * vb
+    b = -2 * ms * mb
+    c = ms * ms - t * t * vs
+    disc = b * b - 4 * a * c
+    if a <= 0 or disc < 0:
+        return out
+    q_low, q_high = (-b - math.sqrt(disc)) / (2 * a), (-b + math.sqrt(disc)) / (2 * a)
+    if q_low >= 0:  # |q| over the interval of q
+        left_low, left_high = q_low, q_high
+    elif q_high <= 0:
+        left_low, left_high = -q_high, -q_low
+    else:
+        left_low, left_high = 0.0, max(-q_low, q_high)
+    return {"removed": point, "low": 1 - left_high, "high": 1 - left_low}
+
+
+def difference(baseline: dict, steered: dict, confidence: float = CONFIDENCE) -> dict:
+    """steered - baseline mean with a t interval (independent groups, se of the difference from both
+    groups' sd, df = min(n) - 1 as in `fraction_removed`)."""
+    from scipy.stats import t as student_t
+
+    point = steered["mean"] - baseline["mean"]
+    if not steered.get("sd") or not baseline.get("sd") or min(steered["n"], baseline["n"]) < 2:
+        return {"difference": point, "low": None, "high": None}
+    t = float(student_t.ppf(0.5 + confidence / 2, min(steered["n"], baseline["n"]) - 1))
+    half = t * math.sqrt(steered["sd"] ** 2 / steered["n"] + baseline["sd"] ** 2 / baseline["n"])
+    return {"difference": point, "low": point - half, "high": point + half}
+
+
+def verdict(low: float | None, high: float | None, target: float) -> str:
+    """Met when the whole interval is at or above the target, Missed when it is all below, Unresolved
+    when it contains the target; without an interval, no verdict."""
+    if low is None or high is None:
+        return "no interval"
+    if low >= target:
+        return "Met"
+    if high < target:
+        return "Missed"
+    return "Unresolved"
+
+
 def aggregate(run_dirs: Sequence[str | Path]) -> dict[str, dict]:
     """Per metric, its interval over the runs that report it (with the per-run values)."""
     per_run = [run_metrics(RunSummary.read(d).to_dict()) for d in run_dirs]
