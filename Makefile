@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint bench clean compare typecheck-tree
+.PHONY: install demo test test-fast lint bench clean compare
 
 # the embedded model goes into the one cache every command reads (PERSONA_VACCINE_CACHE, default
 # ~/.cache/persona-vaccine): downloaded once, a no-op afterwards
@@ -24,7 +24,7 @@ demo: install
 	$(PY) launch.py
 
 # everything: lint, format, the type check of the library packages (config in pyproject.toml), every test
-test: install typecheck-tree
+test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -34,17 +34,11 @@ test: install typecheck-tree
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
-lint: install typecheck-tree
+lint: install
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 bench: install
 	$(PY) bench/step_time.py
-
-# mypy reads the one import name from a tree of links: build/typecheck/persona_vaccine/{steering,...}
-typecheck-tree:
-	mkdir -p build/typecheck/persona_vaccine
-	for p in steering data training monitoring; do ln -sfn ../../../$$p build/typecheck/persona_vaccine/$$p; done
-	ln -sf ../../../persona_vaccine/__init__.py build/typecheck/persona_vaccine/__init__.py
 
 clean:
 	rm -rf runs wandb .pytest_cache
