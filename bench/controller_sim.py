@@ -5,7 +5,7 @@
 The plant: each step the shift moves by a * lr_k * m_k, where m_k is Adam's bias-corrected momentum
 (beta 0.9) of the coefficient error (c* - c_k) and lr_k decays linearly to 0 over the run. a = 0.77
 projection units per unit of coefficient per step and c* = 1.75 fit the embedded model's coefficient sweep
-(docs/RESULTS.md, issue 14: shift +27.15 at coef 0, -3.80 at coef 2 after 20 steps); |v_20| = 20.2. The
+(docs/RESULTS.md: shift +27.15 at coef 0, -3.80 at coef 2 after 20 steps); |v_20| = 20.2. The
 table gives, for each gain pair, the final shift of the nominal plant and the worst |final shift| /
 baseline shift over plants with a in {0.4, 0.77, 1.5} and c* in {1, 1.75, 3}.
 """

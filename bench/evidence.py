@@ -1,4 +1,4 @@
-"""Issue 14's evidence on the embedded model, in one resumable command (finished runs are skipped).
+"""The evidence for preventative steering on the embedded model, in one resumable command (finished runs are skipped).
 
 python bench/evidence.py [--out runs/evidence] [--lrs 1e-5 3e-5] [--seeds 0 1 2] [--phases lr sweep seeds corr]
 
@@ -154,7 +154,7 @@ def seeds(out: Path, lr: float, coef: float, seed_list: list[int], judges: list[
     groups = {
         "baseline": [*common(lr, judges), "--inference_steering_coef", str(INFERENCE_COEF)],
         f"preventative_{coef:g}": [*common(lr, judges), "--steering_coefs", str(coef)],
-        # session 3's controller: from coef 0, every 2 steps
+        # the controller from coef 0, every 2 steps
         "auto": [*common(lr, judges), *AUTO_GIVEN],
     }
     for seed in seed_list:
