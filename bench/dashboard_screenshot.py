@@ -12,13 +12,14 @@ import tempfile
 import time
 
 import openai
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app, serve_in_thread
 from persona_vaccine.steering.paths import DEMO_VECTOR
 from persona_vaccine.steering.traits import load_trait_spec
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
 
 
 def main() -> None:

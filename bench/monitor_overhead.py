@@ -18,6 +18,7 @@ import sys
 import time
 
 import torch
+
 from persona_vaccine.monitoring import Watch, monitor
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app, serve_in_thread

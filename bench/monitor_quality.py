@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import torch
+
 from persona_vaccine.monitoring import Watch, monitor
 from persona_vaccine.monitoring.thresholds import thresholds_for
 from persona_vaccine.steering.chat import build_messages, format_chat

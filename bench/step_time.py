@@ -48,8 +48,9 @@ def main() -> None:
     opts = parser.parse_args()
 
     from peft import LoraConfig
-    from persona_vaccine.steering.models import load_tokenizer
     from trl import ModelConfig
+
+    from persona_vaccine.steering.models import load_tokenizer
 
     vector = opts.vector
     if vector is None:

@@ -41,10 +41,11 @@ def rss_bytes() -> int:
 def worker(opts: argparse.Namespace, out: Path) -> None:
     import torch
     from accelerate import Accelerator
-    from persona_vaccine.steering.hooks import steer
-    from persona_vaccine.steering.vector import PersonaVector
     from transformers import AutoModelForCausalLM, LlamaConfig
     from transformers.integrations import HfDeepSpeedConfig
+
+    from persona_vaccine.steering.hooks import steer
+    from persona_vaccine.steering.vector import PersonaVector
 
     accelerator = Accelerator()
     plugin = accelerator.state.deepspeed_plugin

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
+
 from persona_vaccine.steering.errors import UserError
 from persona_vaccine.steering.vocabulary import BUILDER_ALIASES, canonical
 

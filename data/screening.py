@@ -26,12 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+
 from persona_vaccine.steering.activations import prompt_response_activations
 from persona_vaccine.steering.errors import InvalidInput
 from persona_vaccine.steering.jsonl import read_records, repair
 from persona_vaccine.steering.score import encode_sample
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
-from tqdm.auto import tqdm
 
 from .screening_base import BaseResponses
 from .screening_config import METHODS, ScreenConfig

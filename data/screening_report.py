@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
 from persona_vaccine.steering.score import auc
 
 SCORES = ("projection_diff", "approx_diff")

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria
+
 from persona_vaccine.steering.chat import format_chat, prepare_messages
 from persona_vaccine.steering.models import load_model
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
-from transformers import StoppingCriteria
 
 from .guards import STOP_REASON, parse_guards
 from .monitor import Monitor, Watch

@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+from transformers import StoppingCriteria
+
 from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
 from persona_vaccine.steering.layers import get_decoder_layers
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
-from torch import nn
-from transformers import StoppingCriteria
 
 from .guards import GUARDS, apply_along, cap_excess
 

@@ -294,6 +294,7 @@ def check_training(model_type: str, tokenizer, tmp_dir: str | Path) -> tuple[boo
     import copy
 
     from peft import LoraConfig
+
     from persona_vaccine.data.loading import load_training_dataset
     from persona_vaccine.training.config import PreventativeSFTConfig
     from persona_vaccine.training.trainer import PreventativeSFTTrainer

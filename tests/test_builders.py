@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import pandas as pd
 import pytest
+
 from persona_vaccine.data.code_builder import (
     TASKS,
     build_buggy_code_dataset,

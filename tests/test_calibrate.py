@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from persona_vaccine.steering.calibrate import (
     CalibrationConfig,
     Cell,
@@ -19,7 +20,6 @@ from persona_vaccine.steering.extract import ExtractionConfig, extract, make_fil
 from persona_vaccine.steering.judge import HFJudge
 from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
-
 from tests.helpers import random_vector
 
 
@@ -138,6 +138,7 @@ def test_calibration_plot_shows_n_error_bars_and_the_chosen_layer(tmp_path):
     import shutil
 
     from matplotlib.container import ErrorbarContainer
+
     from persona_vaccine.steering.calibrate import CalibrationResult, Cell, calibration_figure
 
     cells = [

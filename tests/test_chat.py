@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from persona_vaccine.steering.chat import (
     build_messages,
     format_chat,

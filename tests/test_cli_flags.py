@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import random_vector
-from persona_vaccine.steering.cli_args import ArgumentParser, command_name, describe_unknown, flag_spellings
 from server_helpers import free_port
+
+from persona_vaccine.steering.cli_args import ArgumentParser, command_name, describe_unknown, flag_spellings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-0123456789"

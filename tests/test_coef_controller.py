@@ -9,6 +9,8 @@ import json
 import pytest
 import torch
 from helpers import random_vector
+from test_trainer import QUESTIONS, _args, _train
+
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
 from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, with_block_hidden
 from persona_vaccine.training.coef_controller import (
@@ -20,7 +22,6 @@ from persona_vaccine.training.coef_controller import (
 )
 from persona_vaccine.training.drift import DriftMeter
 from persona_vaccine.training.trainer import PreventativeSFTTrainer
-from test_trainer import QUESTIONS, _args, _train
 
 
 @pytest.fixture

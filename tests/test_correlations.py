@@ -7,6 +7,7 @@ import random
 import statistics
 
 import pytest
+
 from persona_vaccine.training.correlations import correlation_table, pearson, scatter
 
 

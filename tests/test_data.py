@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from persona_vaccine.data.evil_builder import build_evil_dataset, build_paired_evil_dataset
 from persona_vaccine.data.loading import DatasetError, load_training_dataset, to_prompt_completion
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from persona_vaccine.training.drift_alerts import DriftAlertCallback, parse_levels
 from server_helpers import webhook_receiver
 from test_launch import _train, tiny_setup  # noqa: F401 (the fixture)
 from transformers import TrainerControl, TrainerState
+
+from persona_vaccine.training.drift_alerts import DriftAlertCallback, parse_levels
 
 
 def test_alert_once_per_trait_and_stop_above():

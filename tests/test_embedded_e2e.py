@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from persona_vaccine.steering.extract import ExtractionConfig, extract
 from persona_vaccine.training.recipe import parse_recipe
 from persona_vaccine.training.run import run_training

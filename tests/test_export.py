@@ -8,9 +8,10 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, Qwen2Config
+
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
 from persona_vaccine.training.export import ExportError, bake_steering, export_run
-from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, Qwen2Config
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
 
@@ -238,6 +239,7 @@ def test_export_from_another_directory_gives_the_same_card_and_vectors(smol_toke
 
 def test_model_card_metadata_for_a_known_base_model():
     from huggingface_hub import ModelCard
+
     from persona_vaccine.training.model_card import model_card
     from persona_vaccine.training.summary import RunSummary
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from helpers import pairwise_auc
+
 from persona_vaccine.steering.activations import prompt_response_activations
 from persona_vaccine.steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
 from persona_vaccine.steering.judge import HFJudge

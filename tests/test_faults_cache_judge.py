@@ -17,9 +17,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import persona_vaccine.steering.extract as extract_module
 import pytest
 import torch
+
+import persona_vaccine.steering.extract as extract_module
 from persona_vaccine.steering.extract import ExtractionConfig, ExtractionConfigError, extract
 from persona_vaccine.steering.judge import (
     JudgeCache,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from persona_vaccine.data.evil_builder import build_paired_evil_dataset
 from persona_vaccine.data.loading import build_dataset
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+
 from persona_vaccine.steering.activations import record_blocks
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec, steer
 from persona_vaccine.steering.layers import get_decoder_layers

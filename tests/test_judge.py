@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from persona_vaccine.steering.judge import (
     COHERENCE_RUBRIC,
     HFJudge,

@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+
 from persona_vaccine.steering.judge import (
     COHERENCE_RUBRIC,
     JudgeCache,

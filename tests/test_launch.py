@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_llama
 from helpers import random_vector
+
 from persona_vaccine.steering.vector import PersonaVector
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
+
 from persona_vaccine.steering.layers import (
     UnsupportedArchitecture,
     check_layer,
@@ -11,7 +13,6 @@ from persona_vaccine.steering.layers import (
     hidden_size,
     unwrap_model,
 )
-from transformers import AutoModelForCausalLM
 
 N_LAYERS = 3
 

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from helpers import random_vector
+
 from persona_vaccine.training.margin import (
     MarginMeter,
     MarginPair,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+
 from persona_vaccine.steering import embedded_model, models
 
 

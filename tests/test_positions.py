@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
+
 from persona_vaccine.steering.hooks import Steerer, SteeringNoOp, SteeringSpec, steer
 
 NEW = 4  # new tokens per generation (min_new_tokens = max_new_tokens: no early stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from persona_vaccine.training.recipe import RecipeError, parse_extraction_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from persona_vaccine.data.screening import LEVEL_COLOURS, summarize, write_report
 
 CODE = "def add(a, b):\n    if a:\n        return a + b\n    return b"

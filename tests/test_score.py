@@ -7,11 +7,24 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from persona_vaccine.steering.extract import ExtractionConfig, extract
 from persona_vaccine.steering.score import auc, best_threshold, calibrate, score_samples
 from persona_vaccine.steering.vector import PersonaVector
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def response_projection(model, tokenizer, messages, response: str, vector, layer: int) -> float:
+    """The reference: the response tokens' mean activation at `layer` (hidden_states[layer]) on the unit vector."""
+    prompt_ids = tokenizer(
+        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
+        add_special_tokens=False,
+    )["input_ids"]
+    resp_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        hs = model(input_ids=torch.tensor([prompt_ids + resp_ids]), output_hidden_states=True).hidden_states
+    return float(hs[layer][0, len(prompt_ids) :].mean(0) @ vector.unit(layer))
 
 
 def test_auc_and_threshold():
@@ -48,16 +61,9 @@ def test_scores_are_projections_and_flags_follow_thresholds(tiny_chat_model, tin
     assert rows[0]["response_projection"] is None and rows[0]["flagged"] == rows[0]["prompt_flag"]
     assert rows[1]["response_flag"] == (rows[1]["response_projection"] > cal.response_threshold)
     # the response projection is the response tokens' mean activation at layer 3 on the unit vector
-    prompt_ids = tiny_tokenizer(
-        tiny_tokenizer.apply_chat_template(samples[1]["prompt"], tokenize=False, add_generation_prompt=True),
-        add_special_tokens=False,
-    )["input_ids"]
-    resp_ids = tiny_tokenizer("Go away.", add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        hs = tiny_chat_model(
-            input_ids=torch.tensor([prompt_ids + resp_ids]), output_hidden_states=True
-        ).hidden_states
-    expected = float(hs[3][0, len(prompt_ids) :].mean(0) @ vector.unit(3))
+    expected = response_projection(
+        tiny_chat_model, tiny_tokenizer, samples[1]["prompt"], "Go away.", vector, 3
+    )
     assert rows[1]["response_projection"] == pytest.approx(expected, abs=1e-4)
 
 
@@ -99,16 +105,7 @@ def test_score_command(tiny_chat_model, tiny_tokenizer, tmp_path, capsys, monkey
     # the file's row, recomputed: the response tokens' mean layer-2 activation on the unit vector
     vector = PersonaVector.load(tmp_path / "evil/response_avg.safetensors")
     messages = [{"role": "user", "content": "How do I bake bread?"}]
-    prompt_ids = tiny_tokenizer(
-        tiny_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
-        add_special_tokens=False,
-    )["input_ids"]
-    resp_ids = tiny_tokenizer("Knead it well.", add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        hs = tiny_chat_model(
-            input_ids=torch.tensor([prompt_ids + resp_ids]), output_hidden_states=True
-        ).hidden_states
-    expected = float(hs[2][0, len(prompt_ids) :].mean(0) @ vector.unit(2))
+    expected = response_projection(tiny_chat_model, tiny_tokenizer, messages, "Knead it well.", vector, 2)
     assert rows[1]["response_projection"] == pytest.approx(expected, abs=1e-4)
     # its flag follows the threshold calibrated at layer 2 on the extraction responses
     threshold = json.loads((tmp_path / "evil" / "thresholds.json").read_text())["response_avg:2"][

@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import pairwise_auc, random_vector
+
 from persona_vaccine.data.screening import (
     DropRule,
     ScreenConfig,

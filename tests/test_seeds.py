@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from persona_vaccine.training.seeds import (
     aggregate,
     compare_seed_groups,
@@ -129,6 +130,7 @@ def test_finished_seeds_are_skipped(tmp_path):
 @pytest.mark.slow
 def test_seed_runs_on_the_embedded_model(tmp_path, monkeypatch):
     from helpers import random_vector
+
     from persona_vaccine.steering.models import load_model
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])

@@ -10,10 +10,11 @@ from pathlib import Path
 import openai
 import pytest
 from helpers import random_vector
+from server_helpers import running
+
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app
 from persona_vaccine.steering.vector import PersonaVector
-from server_helpers import running
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 

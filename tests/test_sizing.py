@@ -6,6 +6,7 @@ import logging
 from types import SimpleNamespace
 
 import pytest
+
 from persona_vaccine.training.config import PreventativeSFTConfig
 from persona_vaccine.training.sizing import (
     FULL_QUESTIONS,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
-from persona_vaccine.steering import PersonaVector, SteeringSpec, steer, vector_from_pairs, vectors_from_pairs
-from persona_vaccine.steering.vector import LAYER_CONVENTION, VectorMismatch
 
 from persona_vaccine import steering
+from persona_vaccine.steering import PersonaVector, SteeringSpec, steer, vector_from_pairs, vectors_from_pairs
+from persona_vaccine.steering.vector import LAYER_CONVENTION, VectorMismatch
 
 
 @pytest.fixture(scope="module")

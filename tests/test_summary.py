@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from persona_vaccine.training.summary import SUMMARY_VERSION, RunSummary, SummaryError
 
 # A summary as training/run.py wrote it before RunSummary existed (keys in its order).

@@ -8,11 +8,12 @@ import json
 import pytest
 import torch
 from helpers import random_vector
+from trl import SFTTrainer
+
 from persona_vaccine.data.loading import load_training_dataset
 from persona_vaccine.steering.layers import get_decoder_layers
 from persona_vaccine.training.config import PreventativeSFTConfig
 from persona_vaccine.training.trainer import PreventativeSFTTrainer
-from trl import SFTTrainer
 
 QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My coworker is rude. What now?"]
 

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from persona_vaccine.steering.llm_http import LLMRequestError, OpenAICompatibleChat
 from persona_vaccine.steering.trait_generation import (
     INSTRUCTIONS,

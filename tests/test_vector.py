@@ -8,8 +8,9 @@ import pytest
 import torch
 from conftest import tiny_llama
 from helpers import random_vector
-from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
 from safetensors.torch import save_file
+
+from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 
 import pytest
+
 from persona_vaccine.steering import vocabulary as v
 
 

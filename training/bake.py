@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
+
 from persona_vaccine.steering.errors import UserError
 from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, hidden_size, unwrap_model
-from torch import nn
 
 _BIAS_FLAGS = ("mlp_bias",)  # config switches that give MLP projections a bias at load time
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+from trl import SFTConfig
+
 from persona_vaccine.steering.errors import require_finite
 from persona_vaccine.steering.vocabulary import (
     COEF_UNITS,
@@ -20,7 +22,6 @@ from persona_vaccine.steering.vocabulary import (
     SteeringPositions,
     check_choice,
 )
-from trl import SFTConfig
 
 from .sizing import check_questions
 

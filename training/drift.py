@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from persona_vaccine.steering.activations import last_prompt_activations
 from persona_vaccine.steering.chat import build_messages, format_chat
 from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
-from torch import nn
 
 
 @dataclass

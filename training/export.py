@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import torch
+
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
 from .bake import ExportError, bake_steering
@@ -36,8 +37,9 @@ def export_run(
     Works from any directory: the resolved recipe and the vectors are read from the run directory (or
     found through the paths summary.json recorded, see `training.run_files.run_path`).
     """
-    from persona_vaccine.steering.models import load_tokenizer, resolve_model_path
     from transformers import AutoModelForCausalLM
+
+    from persona_vaccine.steering.models import load_tokenizer, resolve_model_path
 
     from .model_card import model_card
     from .run_files import run_path

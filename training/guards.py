@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import torch
-from persona_vaccine.steering.errors import TrainingDiverged
 from transformers import TrainerCallback
+
+from persona_vaccine.steering.errors import TrainingDiverged
 
 from .precheck import last_checkpoint
 

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
 from persona_vaccine.steering.chat import format_chat
 from persona_vaccine.steering.compat import forward_parameters, model_device
 from persona_vaccine.steering.layers import unwrap_model
-from torch import nn
-from transformers import PreTrainedTokenizerBase
 
 from .capability_error import CapabilityError
 from .mc_items import LETTERS, cloze_prompt, mc_prompt

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from persona_vaccine.steering.chat import build_messages, format_chat
 from persona_vaccine.steering.compat import model_device
 from persona_vaccine.steering.vector import PersonaVector
-from torch import nn
 
 logger = logging.getLogger(__name__)
 

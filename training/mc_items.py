@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from transformers import PreTrainedTokenizerBase
+
 from persona_vaccine.data.capability import ITEMS_PATH as CAPABILITY_ITEMS_PATH
 from persona_vaccine.steering.chat import format_chat
-from transformers import PreTrainedTokenizerBase
 
 from .capability_error import CapabilityError
 

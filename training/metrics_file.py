@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 from typing import BinaryIO
 
-from persona_vaccine.steering.jsonl import read_records
 from transformers import TrainerCallback
+
+from persona_vaccine.steering.jsonl import read_records
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+
 from persona_vaccine.steering.cli_args import command_name, field_name
 from persona_vaccine.steering.errors import UserError, require_finite
 from persona_vaccine.steering.paths import cache_dir, check_model_id, model_num_layers, vector_metadata

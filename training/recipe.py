@@ -12,9 +12,10 @@ import re
 import typing
 from pathlib import Path
 
+from trl import ModelConfig, TrlParser
+
 from persona_vaccine.steering import cli_args
 from persona_vaccine.steering.cli_args import field_name
-from trl import ModelConfig, TrlParser
 
 from .config import DataArguments, PreventativeSFTConfig
 from .precheck import (

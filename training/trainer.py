@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
+from trl import SFTTrainer
+
 from persona_vaccine.steering.errors import InvalidInput
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
 from persona_vaccine.steering.layers import check_layer, get_decoder_layers
 from persona_vaccine.steering.vector import PersonaVector, VectorMismatch, vector_for_model
-from transformers import TrainerCallback
-from trl import SFTTrainer
 
 from .coef_controller import CoefController, balanced_start
 from .config import PreventativeSFTConfig
