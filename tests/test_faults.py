@@ -95,6 +95,8 @@ save_steps: 2
 report_to: none
 seed: 0
 max_length: 128
+capability_benchmarks: [mc]  # work after the last checkpoint, so a kill can land there
+capability_mc_limit: 430
 """)
     return root, recipe
 
