@@ -19,19 +19,11 @@ def fetch_ok(url: str) -> None:
 
 def render(url: str, png: str, timeout_s: float = 60.0) -> str:
     """Open the dashboard in headless chromium; the model name it shows once its script has connected."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import headless_chromium
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1400,900",
-                 "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options
-    )
+    driver = headless_chromium(profile)
     try:
         driver.get(url + "/dashboard")
         deadline = time.monotonic() + timeout_s

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import openai
 import pytest
+from browser import CHROMEDRIVER, headless_chromium
 from helpers import random_vector
 from server_helpers import running
 
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app
 from persona_vaccine.steering.vector import PersonaVector
-
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,27 +24,6 @@ pytestmark = [
         reason="needs chromium and chromedriver (apt-get install chromium chromium-driver; .ci/run does it)",
     ),
 ]
-
-
-def _browser(user_data: str):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,900",
-        f"--user-data-dir={user_data}",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
 def _wait(predicate, timeout=30.0):
@@ -79,7 +57,7 @@ def test_dashboard_shows_meters_tokens_and_alerts(tiny_chat_model, tiny_tokenize
     driver = None
     try:
         with running(create_app(engine, None)) as url:
-            driver = _browser(user_data)
+            driver = headless_chromium(user_data)
             driver.get(url + "/dashboard")
             _wait(lambda: "live" in driver.find_element(By.ID, "status").text)
             assert not driver.find_elements(By.CSS_SELECTOR, "#alerts .alert")
