@@ -11,7 +11,7 @@ import json
 
 from fastapi.responses import JSONResponse
 
-from .engine import Engine, GenerationParams
+from .engine import GenerationParams, ServingEngine
 
 ROLES = ("system", "user", "assistant", "developer")
 
@@ -55,7 +55,9 @@ def _content(message: dict, index: int) -> str:
     return content
 
 
-def parse_request(body: bytes, engine: Engine) -> tuple[list[dict], GenerationParams, bool, str | None]:
+def parse_request(
+    body: bytes, engine: ServingEngine
+) -> tuple[list[dict], GenerationParams, bool, str | None]:
     """Validate a chat completion body; RequestError (4xx, OpenAI style) on anything wrong."""
     try:
         data = json.loads(body)

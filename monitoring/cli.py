@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from persona_vaccine.steering.cli_args import ArgumentParser, prog
 
@@ -39,6 +40,23 @@ def serve_parser() -> argparse.ArgumentParser:
         default=None,
         help="steer guard: subtract COEF*v (default |vector coef| or 1)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="vllm: continuous batching inside vLLM (needs the [vllm] extra); hf: Hugging Face generate, one "
+        "request at a time, for models vLLM cannot load (default hf)",
+    )
+    p.add_argument(
+        "--max_model_len", type=int, default=None, help="vllm: context length (default the model's)"
+    )
+    p.add_argument(
+        "--prefix_caching",
+        action="store_true",
+        help="vllm: reuse cached prompt prefixes (steered requests never share with others); earlier "
+        "turns' readings then cover only the part of the prompt that was computed",
+    )
+    p.add_argument("--tensor_parallel_size", type=int, default=1, help="vllm: GPUs to shard the model over")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
@@ -71,22 +89,42 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def serve_main(argv: list[str]) -> int:
-    from .engine import Engine
     from .server import API_KEY_ENV, ServerOptions, serve
 
     opts = serve_parser().parse_args(argv)
-    engine = Engine.load(
-        opts.model,
-        opts.vectors,
-        opts.guard,
-        opts.threshold,
+    common = dict(
         dtype=opts.dtype,
-        device=opts.device,
-        layers_path=opts.layers_path,
         model_name=opts.served_model_name or opts.model,
         max_tokens_limit=opts.max_tokens_limit,
         steer_coef=opts.steer_coef,
     )
+    engine: Any
+    if opts.engine == "vllm":
+        from .vllm_engine import VllmEngine, require_vllm
+
+        require_vllm()
+        engine = VllmEngine.load(
+            opts.model,
+            opts.vectors,
+            opts.guard,
+            opts.threshold,
+            max_model_len=opts.max_model_len,
+            prefix_caching=opts.prefix_caching,
+            tensor_parallel_size=opts.tensor_parallel_size,
+            **common,
+        )
+    else:
+        from .engine import Engine
+
+        engine = Engine.load(
+            opts.model,
+            opts.vectors,
+            opts.guard,
+            opts.threshold,
+            device=opts.device,
+            layers_path=opts.layers_path,
+            **common,
+        )
     for trait, info in engine.traits.items():
         t = info.thresholds
         print(
@@ -101,7 +139,8 @@ def serve_main(argv: list[str]) -> int:
     )
     auth = "API key required" if options.api_key else "no API key"
     print(
-        f"serving '{engine.model_name}' on http://{opts.host}:{opts.port}/v1 ({auth}; dashboard: /dashboard)"
+        f"serving '{engine.model_name}' on http://{opts.host}:{opts.port}/v1 with the {opts.engine} engine "
+        f"({auth}; dashboard: /dashboard)"
     )
     serve(engine, opts.host, opts.port, options)
     return 0

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, cast
 
 import torch
 from transformers import StoppingCriteria
@@ -74,6 +75,34 @@ class TraitInfo:
         }
 
 
+class ServingEngine(Protocol):
+    """What the server needs of an engine (Hugging Face `Engine` or `VllmEngine`)."""
+
+    model_name: str
+    created: int
+    context_length: int
+    max_tokens_limit: int
+    traits: dict[str, TraitInfo]
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]: ...
+
+    def submit(self, job: Job) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def add_guard_actions(traits: dict[str, TraitInfo], readings: dict[str, dict], alerts: list[dict]) -> None:
+    """Each reading's `guard_actions`: tokens capped or steered, or 1 when a stop guard ended the answer."""
+    for trait, info in traits.items():
+        reading = readings[trait]
+        if info.guard == "cap":
+            reading["guard_actions"] = reading["capped"]
+        elif info.guard == "steer":
+            reading["guard_actions"] = reading["steered"]
+        else:
+            reading["guard_actions"] = int(info.guard == "stop" and any(a["trait"] == trait for a in alerts))
+
+
 def turn_spans(tokenizer, messages: list[dict]) -> list[tuple[int, int]]:
     """Token spans [start, end) of each earlier assistant message in the formatted prompt."""
     spans = []
@@ -120,7 +149,7 @@ class _Step(StoppingCriteria):
             },
         )
         done = self.job.cancelled
-        return torch.tensor([done], dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, torch.tensor([done], dtype=torch.bool, device=input_ids.device))
 
 
 class Engine:
@@ -261,16 +290,7 @@ class Engine:
             answer.pop()
         readings = {t: r.to_dict() for t, r in self.monitor.readings().items()}
         alerts = [self.alert_dict(a) for a in self.monitor.alerts()]
-        for trait, info in self.traits.items():
-            reading = readings[trait]
-            if info.guard == "cap":
-                reading["guard_actions"] = reading["capped"]
-            elif info.guard == "steer":
-                reading["guard_actions"] = reading["steered"]
-            else:
-                reading["guard_actions"] = int(
-                    info.guard == "stop" and any(a["trait"] == trait for a in alerts)
-                )
+        add_guard_actions(self.traits, readings, alerts)
         return {
             "text": self.tokenizer.decode(answer, skip_special_tokens=True),
             "finish_reason": finish,

@@ -9,8 +9,6 @@ stop   ends the generation (finish reason `persona_alert`).
 
 from __future__ import annotations
 
-import torch
-
 GUARDS = ("alert", "cap", "steer", "stop")
 STOP_REASON = "persona_alert"
 
@@ -29,14 +27,3 @@ def parse_guards(specs: list[str] | None, traits: list[str], default: str = "ale
         else:
             guards[trait] = guard
     return guards
-
-
-def cap_excess(projection: torch.Tensor, cap: float, valid: torch.Tensor) -> torch.Tensor:
-    """[B, T] amount by which each valid token's projection exceeds the cap (0 elsewhere)."""
-    return (projection - cap).clamp_min(0.0) * valid
-
-
-def apply_along(hidden: torch.Tensor, amount: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """hidden - amount[..., None] * direction, computed in float32 and cast back."""
-    delta = amount.unsqueeze(-1) * direction.float()
-    return (hidden.float() - delta).to(hidden.dtype)

@@ -18,111 +18,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
 from transformers import StoppingCriteria
 
+from persona_vaccine.steering import residual_ops
 from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
-from persona_vaccine.steering.layers import get_decoder_layers
-from persona_vaccine.steering.vector import PersonaVector, vector_for_model
+from persona_vaccine.steering.layers import get_decoder_layers, unwrap_model
+from persona_vaccine.steering.vector import vector_for_model
 
-from .guards import GUARDS, apply_along, cap_excess
+from .readings import Alert, RequestReadings, TraitReading, Watch
 
-
-@dataclass
-class Watch:
-    """One trait to watch: its vector, the layer read, thresholds and guard.
-
-    `prompt_threshold` applies to the early warning (last prompt token), `response_threshold` to the
-    running mean; `cap` (default `response_threshold`) is the per-token clamp of the `cap` guard, and
-    `steer_coef * v` (v as extracted, not normalised) is what `steer` subtracts.
-    """
-
-    vector: PersonaVector
-    layer: int | None = None
-    prompt_threshold: float | None = None
-    response_threshold: float | None = None
-    guard: str = "alert"
-    cap: float | None = None
-    steer_coef: float = 1.0
-    min_tokens: int = 4  # answer positions before the running mean may alert
-
-    def __post_init__(self) -> None:
-        if self.layer is None:
-            self.layer = self.vector.default_layer()
-        if self.guard not in GUARDS:
-            raise ValueError(f"guard={self.guard!r} for '{self.trait}': expected one of {GUARDS}")
-        if self.cap is None:
-            self.cap = self.response_threshold
-        if self.guard == "cap" and self.cap is None:
-            raise ValueError(f"guard 'cap' for '{self.trait}' needs a cap (or a response threshold)")
-        if (
-            self.guard in ("steer", "stop")
-            and self.prompt_threshold is None
-            and self.response_threshold is None
-        ):
-            raise ValueError(f"guard {self.guard!r} for '{self.trait}' needs a threshold to act on")
-
-    @property
-    def trait(self) -> str:
-        return self.vector.trait
-
-
-@dataclass
-class Alert:
-    """A threshold crossing. `position` is the answer token it was read for (0: before any token)."""
-
-    trait: str
-    kind: str  # "early_warning" (last prompt token) or "running_mean"
-    value: float
-    threshold: float
-    position: int
-    guard: str
-    row: int = 0
-    token_ids: list[int] = field(default_factory=list)  # the answer so far
-
-    def to_dict(self, text: str | None = None) -> dict:
-        out = {k: getattr(self, k) for k in ("trait", "kind", "value", "threshold", "position", "guard")}
-        if text is not None:
-            out["text"] = text
-        return out
-
-
-@dataclass
-class TraitReading:
-    prompt_last: float | None = None
-    tokens: list[float] = field(default_factory=list)
-    turns: list[float] = field(default_factory=list)
-    capped: int = 0  # tokens the cap acted on
-    steered: int = 0  # tokens the steer guard acted on
-
-    @property
-    def running_mean(self) -> float | None:
-        answer = self.tokens[1:]
-        return sum(answer) / len(answer) if answer else None
-
-    def to_dict(self) -> dict:
-        return {
-            "prompt_last": self.prompt_last,
-            "running_mean": self.running_mean,
-            "tokens": list(self.tokens),
-            "turns": list(self.turns),
-            "capped": self.capped,
-            "steered": self.steered,
-        }
-
-
-@dataclass
-class _Row:
-    readings: dict[str, TraitReading]
-    generated: list[int] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    fired: set = field(default_factory=set)  # (trait, kind) already alerted
-    steering: set = field(default_factory=set)  # traits whose steer guard is on
-    stop: bool = False
-    finished: bool = False
+__all__ = ["Alert", "Monitor", "TraitReading", "Watch", "monitor"]
 
 
 class Monitor:
@@ -145,14 +54,12 @@ class Monitor:
         self.by_layer: dict[int, list[tuple[Watch, torch.Tensor, torch.Tensor]]] = {}
         for w in self.watches:
             vector_for_model(w.vector, model, layers_path=layers_path)
-            self.by_layer.setdefault(w.layer, []).append(
-                (w, w.vector.unit(w.layer), w.vector[w.layer].float())
-            )
+            self.by_layer.setdefault(w.at, []).append((w, w.vector.unit(w.at), w.vector[w.at].float()))
         if eos_token_id is None:
             eos_token_id = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         self.eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or [])
         self.on_alert = on_alert
-        self.rows: list[_Row] = []
+        self.rows: list[RequestReadings] = []
         self._turn_spans: list[list[tuple[int, int]]] | None = None
         self._valid: torch.Tensor | None = None  # [B, T] of the current call
         self._prefill = True
@@ -181,11 +88,13 @@ class Monitor:
     def _pre_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         call = self._read_call(module, args, kwargs)
         past = past_length(call.cache) or 0
-        ids = call.input_ids
-        batch, length = call.tokens.shape[:2]
+        ids, tokens = call.input_ids, call.tokens
+        if tokens is None:
+            return
+        batch, length = tokens.shape[:2]
         self._prefill = past == 0 or not self.rows or len(self.rows) != batch
         if self._prefill:
-            self.rows = [_Row({w.trait: TraitReading() for w in self.watches}) for _ in range(batch)]
+            self.rows = [RequestReadings.of(self.watches, r) for r in range(batch)]
             mask = call.attention_mask
             if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape == (batch, length):
                 self._valid = mask.detach().bool().cpu()
@@ -202,30 +111,6 @@ class Monitor:
                 row.generated.extend(new)
         self._valid = torch.tensor([[not row.finished] * length for row in self.rows], dtype=torch.bool)
 
-    def _alert(self, r: int, watch: Watch, kind: str, value: float, threshold: float | None) -> bool:
-        row = self.rows[r]
-        if threshold is None or value <= threshold or (watch.trait, kind) in row.fired:
-            return False
-        row.fired.add((watch.trait, kind))
-        alert = Alert(
-            watch.trait,
-            kind,
-            value,
-            threshold,
-            len(row.readings[watch.trait].tokens) - 1,
-            watch.guard,
-            r,
-            list(row.generated),
-        )
-        row.alerts.append(alert)
-        if watch.guard == "stop":
-            row.stop = True
-        elif watch.guard == "steer":
-            row.steering.add(watch.trait)
-        if self.on_alert is not None:
-            self.on_alert(alert)
-        return True
-
     def _on(self, tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         key = (id(tensor), like.device)
         if key not in self._device_cache:
@@ -241,7 +126,9 @@ class Monitor:
             valid_cpu = self._valid
             if valid_cpu is None or valid_cpu.shape != (batch, length):  # not a call the pre-hook saw
                 return None
-            projections = [hidden.float() @ self._on(unit, hidden) for _, unit, _ in entries]
+            projections = [
+                residual_ops.read(hidden, self._on(unit, hidden)[None])[..., 0] for _, unit, _ in entries
+            ]
             values = [p.detach().cpu() for p in projections]
             changed = hidden
             for (watch, unit, raw), proj, vals in zip(entries, projections, values, strict=True):
@@ -257,63 +144,53 @@ class Monitor:
         """Record this call's readings; per row, the first position a steer guard acts on (or None)."""
         act_from: list[int | None] = []
         for r, row in enumerate(self.rows):
-            reading = row.readings[watch.trait]
             steering_before = watch.trait in row.steering
             positions = valid[r].nonzero().flatten().tolist()
             if not positions:
                 act_from.append(None)
                 continue
             if self._prefill:
-                last = positions[-1]
-                reading.prompt_last = float(vals[r, last])
-                reading.tokens.append(reading.prompt_last)
-                pad = len(valid[r]) - len(positions)
                 spans = self._turn_spans[r] if self._turn_spans and r < len(self._turn_spans) else []
-                reading.turns = [float(vals[r, pad + s : pad + e].mean()) for s, e in spans if e > s]
-                fired = self._alert(r, watch, "early_warning", reading.prompt_last, watch.prompt_threshold)
-                act_from.append(last if fired and watch.guard == "steer" else None)
+                fired = self._fire(row.read_prompt(watch, vals[r, positions[0] : positions[-1] + 1], spans))
+                act_from.append(positions[-1] if fired and watch.guard == "steer" else None)
                 continue
             first_alert = None
             for p in positions:
-                reading.tokens.append(float(vals[r, p]))
-                mean = reading.running_mean
-                if mean is not None and len(reading.tokens) - 1 >= watch.min_tokens:
-                    if (
-                        self._alert(r, watch, "running_mean", mean, watch.response_threshold)
-                        and first_alert is None
-                    ):
-                        first_alert = p
+                if self._fire(row.read_answer(watch, float(vals[r, p]))) and first_alert is None:
+                    first_alert = p
             if steering_before:
                 act_from.append(positions[0])
             else:
                 act_from.append(first_alert if watch.guard == "steer" else None)
         return act_from
 
+    def _fire(self, alert: Alert | None) -> bool:
+        if alert is not None and self.on_alert is not None:
+            self.on_alert(alert)
+        return alert is not None
+
     def _guard(self, watch, unit, raw, proj, valid_cpu, act_from, hidden):
         if watch.guard == "cap":
-            valid = self._valid_on(valid_cpu, hidden)
-            excess = cap_excess(proj, watch.cap, valid)
+            valid = valid_cpu.to(device=hidden.device, dtype=torch.float32)
+            excess = residual_ops.cap_excess(proj, watch.cap, valid)
             if not bool((excess > 0).any()):
                 return hidden
             for r, count in enumerate((excess > 0).sum(1).tolist()):
                 self.rows[r].readings[watch.trait].capped += count
-            return apply_along(hidden, excess, self._on(unit, hidden))
+            return residual_ops.subtract_along(hidden, excess, self._on(unit, hidden))
         if watch.guard == "steer" and any(a is not None for a in act_from):
             amount = torch.zeros(valid_cpu.shape)
             for r, start in enumerate(act_from):
                 if start is not None:
                     amount[r, start:] = valid_cpu[r, start:].float() * watch.steer_coef
                     self.rows[r].readings[watch.trait].steered += int(valid_cpu[r, start:].sum())
-            return apply_along(hidden, amount.to(hidden.device), self._on(raw, hidden))
+            return residual_ops.subtract_along(hidden, amount.to(hidden.device), self._on(raw, hidden))
         return hidden
-
-    def _valid_on(self, valid_cpu: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return valid_cpu.to(device=like.device, dtype=torch.float32)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Monitor]:
         """Register the hooks for the duration of the block."""
-        handles = [self.model.register_forward_pre_hook(self._pre_forward, with_kwargs=True)]
+        handles = [unwrap_model(self.model).register_forward_pre_hook(self._pre_forward, with_kwargs=True)]
         try:
             for layer in sorted(self.by_layer):
                 handles.append(self.blocks[layer - 1].register_forward_hook(self._layer_hook(layer)))
@@ -334,7 +211,7 @@ class _StopOnAlert(StoppingCriteria):
         for r, stop in enumerate(done):
             if stop:
                 rows[r].finished = True
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
 
 
 @contextlib.contextmanager

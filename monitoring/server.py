@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .alerts import AlertDispatcher, JsonlAlertLog, Metrics, WebhookSink
 from .chat_request import RequestError, derive_conversation_id, error_response, parse_request
-from .engine import Engine, Job
+from .engine import Job, ServingEngine
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class _Record:
         return dict(self.__dict__)
 
 
-def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
+def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> FastAPI:
     options = options or ServerOptions()
     api_key = options.api_key or os.environ.get(API_KEY_ENV) or None
     metrics = Metrics()
@@ -318,11 +318,17 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
 
 
 def serve(
-    engine: Engine, host: str = "127.0.0.1", port: int = 8000, options: ServerOptions | None = None
+    engine: ServingEngine,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    options: ServerOptions | None = None,
 ) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(engine, options), host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(create_app(engine, options), host=host, port=port, log_level="info")
+    finally:
+        engine.close()
 
 
 @contextlib.contextmanager

@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from .chat import build_messages, format_chat
 from .errors import InvalidInput
 from .extract_config import ExtractionConfig
-from .generate import generate
-from .hooks import steer
+from .generation_engines import GenerationEngine, HFGeneration, Steering
 from .jsonl import repair
 from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
 from .traits import TraitSpec
@@ -116,9 +115,11 @@ def calibrate_vector(
     cfg: CalibrationConfig,
     out_dir: str | Path,
     progress: bool = True,
+    engine: GenerationEngine | None = None,
 ) -> CalibrationResult:
     """Run the grid (resuming from `out_dir/calibration.jsonl`) and return the choice; writes nothing else."""
     start = time.perf_counter()
+    engine = engine or HFGeneration(model, tokenizer, cfg.batch_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     layers = list(cfg.layers or default_layers(vector.num_layers))
@@ -131,22 +132,8 @@ def calibrate_vector(
         for layer, coef in tqdm(grid, desc=f"{spec.trait}: calibrate", disable=not progress):
             if (layer, coef) in done:
                 continue
-            if layer == 0:
-                gens = generate(
-                    model, tokenizer, prompts, cfg.max_new_tokens, temperature=0.0, batch_size=cfg.batch_size
-                )
-            else:
-                with steer(
-                    model, vector, layer=layer, coef=coef, positions=cfg.positions, coef_unit=cfg.coef_unit
-                ):
-                    gens = generate(
-                        model,
-                        tokenizer,
-                        prompts,
-                        cfg.max_new_tokens,
-                        temperature=0.0,
-                        batch_size=cfg.batch_size,
-                    )
+            steering = None if layer == 0 else Steering(vector, layer, coef, cfg.positions, cfg.coef_unit)
+            gens = engine.generate(prompts, cfg.max_new_tokens, temperature=0.0, steering=steering)
             items = [(q, g.response) for q, g in zip(questions, gens, strict=True)]
             trait = judge_responses(
                 judge, cache, spec.judge_rubric, items, cfg.judge_batch_size, progress=False
@@ -292,7 +279,14 @@ def calibration_figure(result: CalibrationResult, trait: str, coherence_threshol
 
 
 def calibrate_extracted(
-    cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, response_filter, path: Path, out_dir: Path
+    cfg: ExtractionConfig,
+    spec: TraitSpec,
+    model,
+    tokenizer,
+    response_filter,
+    path: Path,
+    out_dir: Path,
+    engine: GenerationEngine | None = None,
 ) -> None:
     """Calibrate the extracted vector at `path` (layer and coef) with the response filter's judge."""
     judge = getattr(response_filter, "judge", None)
@@ -309,7 +303,8 @@ def calibrate_extracted(
         coherence_threshold=getattr(response_filter, "coherence_threshold", cfg.coherence_threshold),
         judge_batch_size=cfg.judge_batch_size,
     )
-    result = calibrate_vector(model, tokenizer, PersonaVector.load(path), spec, judge, ccfg, out_dir)
+    vector = PersonaVector.load(path)
+    result = calibrate_vector(model, tokenizer, vector, spec, judge, ccfg, out_dir, engine=engine)
     apply_calibration(path, result, ccfg, getattr(judge, "cache_id", judge.model_id))
     table, plot = write_report(result, spec.trait, out_dir, ccfg.coherence_threshold)
     logger.info(

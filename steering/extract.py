@@ -26,7 +26,8 @@ from .chat import build_messages, format_chat
 from .errors import UserError
 from .extract_config import JUDGE_MODES, ExtractionConfig, ExtractionConfigError
 from .filtering import ResponseFilter, make_filter
-from .generate import check_new_tokens, generate
+from .generate import check_new_tokens
+from .generation_engines import GenerationEngine, HFGeneration, engine_for
 from .jsonl import repair
 from .layers import get_decoder_layers, hidden_size
 from .lock import output_lock
@@ -65,6 +66,7 @@ class ExtractionResult:
     separation: list[float]  # per layer, Cohen's d of pos vs neg projections (response_avg)
     filter: dict | None = None  # the filter's counts (kept / generated per polarity, judge AUC)
     heldout: dict | None = None  # projection AUC on the evaluation questions at the vector's layer
+    generation_seconds: float = 0.0  # of `seconds`, the time spent generating answers
 
     def vector(self, position: str = "response_avg") -> PersonaVector:
         return PersonaVector.load(self.paths[position])
@@ -167,6 +169,7 @@ def generate_responses(
     cfg: ExtractionConfig,
     out: Path,
     counts: GenerationCounts | None = None,
+    engine: GenerationEngine | None = None,
 ) -> list[dict]:
     """Generate (or reuse) responses for every question x instruction x polarity x sample.
 
@@ -182,7 +185,8 @@ def generate_responses(
     counts.reused = sum(job["content_key"] in done for job in jobs)
     if todo:
         logger.info("generating %d responses (%d reused from %s)", len(todo), counts.reused, out)
-    batches = [jobs[i : i + cfg.batch_size] for i in range(0, len(jobs), cfg.batch_size)]
+    engine = engine or HFGeneration(model, tokenizer, cfg.batch_size)
+    batches = [jobs[i : i + engine.batch_size] for i in range(0, len(jobs), engine.batch_size)]
     with (
         out.open("a") as f,
         tqdm(total=len(jobs), initial=counts.reused, desc=f"{spec.trait}: generate") as bar,
@@ -193,14 +197,11 @@ def generate_responses(
                 continue
             prompts = [format_chat(tokenizer, build_messages(j["question"], j["system"])) for j in batch]
             seeds = [sample_seed(j["content_key"]) for j in batch]
-            gens = generate(
-                model,
-                tokenizer,
+            gens = engine.generate(
                 prompts,
                 cfg.max_new_tokens,
                 cfg.temperature,
                 cfg.top_p,
-                cfg.batch_size,
                 seeds=seeds,
                 progress=f"{spec.trait}: decoding",  # a batch can take minutes on CPU
             )
@@ -236,7 +237,15 @@ def _cohens_d(pos: torch.Tensor, neg: torch.Tensor, direction: torch.Tensor) -> 
     return float((a.mean() - b.mean()) / pooled)
 
 
-def _heldout(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, path: Path, out_dir: Path) -> dict:
+def _heldout(
+    cfg: ExtractionConfig,
+    spec: TraitSpec,
+    model,
+    tokenizer,
+    path: Path,
+    out_dir: Path,
+    engine: GenerationEngine,
+) -> dict:
     """Answers to the held-out evaluation questions under the pos/neg prompts, projected at the layer.
 
     AUC of pos vs neg (labels: the system prompt) for the response average and the last prompt
@@ -250,7 +259,9 @@ def _heldout(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, path: Pat
     eval_cfg = replace(cfg, samples_per_prompt=1, seed=cfg.seed + 1)
     records = [
         r
-        for r in generate_responses(model, tokenizer, eval_spec, eval_cfg, out_dir / "heldout.jsonl")
+        for r in generate_responses(
+            model, tokenizer, eval_spec, eval_cfg, out_dir / "heldout.jsonl", engine=engine
+        )
         if r["response_ids"]
     ]
     prompt, response = project(
@@ -300,8 +311,20 @@ def extract(
         cfg = replace(cfg, max_new_tokens=capped)
     out_dir = cfg.trait_dir(spec.trait)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with output_lock(out_dir, "extract"):
-        return _extract_locked(cfg, spec, model, tokenizer, out_dir, response_filter, start)
+    with (
+        output_lock(out_dir, "extract"),
+        engine_for(
+            cfg.generation_engine,
+            cfg.model_name_or_path,
+            model,
+            tokenizer,
+            batch_size=cfg.batch_size,
+            dtype=cfg.generation_dtype or cfg.dtype,
+            base_url=cfg.generation_base_url,
+            seed=cfg.seed,
+        ) as engine,
+    ):
+        return _extract_locked(cfg, spec, model, tokenizer, out_dir, response_filter, start, engine)
 
 
 def extract_unless_done(cfg: ExtractionConfig) -> tuple[Path, bool]:
@@ -313,12 +336,14 @@ def extract_unless_done(cfg: ExtractionConfig) -> tuple[Path, bool]:
 
 
 def _extract_locked(
-    cfg, spec, model, tokenizer, out_dir: Path, response_filter, start: float
+    cfg, spec, model, tokenizer, out_dir: Path, response_filter, start: float, engine: GenerationEngine
 ) -> ExtractionResult:
     response_filter = response_filter or make_filter(cfg, spec, model, tokenizer, out_dir)
     gen_counts = GenerationCounts()
     generations = out_dir / "generations.jsonl"
-    records = generate_responses(model, tokenizer, spec, cfg, generations, gen_counts)
+    generation_start = time.perf_counter()
+    records = generate_responses(model, tokenizer, spec, cfg, generations, gen_counts, engine)
+    generation_seconds = time.perf_counter() - generation_start
 
     if hasattr(response_filter, "prepare"):
         response_filter.prepare(records)
@@ -393,12 +418,18 @@ def _extract_locked(
             .save(out_dir / "response_avg_incremental.safetensors")
         )
     if cfg.calibrate:
-        calibrate_extracted(cfg, spec, model, tokenizer, response_filter, paths["response_avg"], out_dir)
+        calibrate_extracted(
+            cfg, spec, model, tokenizer, response_filter, paths["response_avg"], out_dir, engine
+        )
     heldout = (
-        _heldout(cfg, spec, model, tokenizer, paths["response_avg"], out_dir) if cfg.heldout_eval else None
+        _heldout(cfg, spec, model, tokenizer, paths["response_avg"], out_dir, engine)
+        if cfg.heldout_eval
+        else None
     )
     seconds = time.perf_counter() - start
-    result = ExtractionResult(paths, len(pos), len(neg), seconds, separation, counts, heldout)
+    result = ExtractionResult(
+        paths, len(pos), len(neg), seconds, separation, counts, heldout, generation_seconds
+    )
     summary = {**asdict(result), "paths": {k: str(v) for k, v in paths.items()}, "config": asdict(cfg)}
     (out_dir / "extraction.json").write_text(json.dumps(summary, indent=2))
     return result

@@ -42,6 +42,23 @@ class ExtractionConfig:
     max_questions: int | None = field(
         default=None, metadata={"help": "Use at most this many extraction questions (default: all)."}
     )
+    generation_engine: str = field(
+        default="hf",
+        metadata={
+            "help": "Who generates the answers: hf (Hugging Face generate), vllm (the [vllm] extra; steered "
+            "calibration answers too) or openai:MODEL (any OpenAI-compatible server at --generation_base_url, "
+            "unsteered answers only). Activations are always read with the Hugging Face model."
+        },
+    )
+    generation_dtype: str | None = field(
+        default=None,
+        metadata={
+            "help": "generation_engine vllm: the dtype of its weights (default: dtype; bfloat16 is ~2x faster)."
+        },
+    )
+    generation_base_url: str | None = field(
+        default=None, metadata={"help": "Base URL of the server for generation_engine openai:MODEL."}
+    )
     dtype: str = field(default="float32", metadata={"help": "Model dtype (float32, bfloat16, float16)."})
     seed: int = field(default=0, metadata={"help": "Random seed of the sampling."})
     trust_remote_code: bool = field(
@@ -144,6 +161,11 @@ class ExtractionConfig:
             )
         if not 0 <= self.judge_min_mass <= 1:
             problems.append(f"judge_min_mass={self.judge_min_mass!r}: must be within 0..1")
+        engine = str(self.generation_engine)
+        if engine not in ("hf", "vllm") and not (engine.startswith("openai:") and len(engine) > 7):
+            problems.append(
+                f"generation_engine={engine!r}: expected hf, vllm or openai:MODEL (an OpenAI-compatible server)"
+            )
         if problems:
             raise ExtractionConfigError("; ".join(problems))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import residual_ops
 from .cli_args import command_name
 from .forward_call import ForwardCallReader, past_length
 from .layers import (
@@ -262,12 +263,12 @@ class Steerer:
                 if not torch.is_grad_enabled() or not hidden.requires_grad:
                     self._count(op, mask, hidden)
                 direction = op.on(hidden)
+                rows = None if mask is None else mask[..., 0]
                 if op.spec.mode == "add":
                     delta = direction * self.scale if self.scale != 1.0 else direction
-                    hidden = hidden + (delta if mask is None else mask * delta)
+                    hidden = residual_ops.add(hidden, delta, rows)
                 else:
-                    projection = (hidden @ direction).unsqueeze(-1) * direction * op.spec.coef
-                    hidden = hidden - (projection if mask is None else mask * projection)
+                    hidden = residual_ops.ablate(hidden, direction, op.spec.coef, rows)
             return with_block_hidden(output, hidden)
 
         return hook

@@ -389,5 +389,7 @@ def precheck(kind: str, recipe: str | None, argv: list[str]) -> None:
     source = (
         recipe if recipe and not overrides else "command line" if not recipe else f"{recipe} + command line"
     )
+    if fields is None:  # no schema for these versions: the full parse checks the flags first, then the rest
+        return
     check_values(merged, source)
     check_command(kind, merged, source)

@@ -101,6 +101,12 @@ def _parse(config_types: tuple[type, ...], path: str | Path | None, overrides: l
         path = resolve_recipe(path)
         load_recipe_file(path, config_types)
         args = ["--config", str(path), *overrides]
+    from .precheck import fields_of, parse_overrides
+
+    try:  # unknown flags first: a config's own checks (a missing vector file...) would hide them
+        parse_overrides(overrides, fields_of(config_types))
+    except RecipeError as e:
+        raise RecipeError(str(e)) from None
     parser = RecipeParser(config_types, allow_abbrev=False)  # no silent prefix matches of field names
     try:
         *configs, remaining = parser.parse_args_and_config(args, return_remaining_strings=True)
