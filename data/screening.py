@@ -17,6 +17,7 @@ writes the ranked `screened.jsonl`, `summary.json` and `report.html`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 
 from persona_vaccine.steering.activations import prompt_response_activations
 from persona_vaccine.steering.errors import InvalidInput
+from persona_vaccine.steering.generation_engines import GenerationEngine, engine_for
 from persona_vaccine.steering.jsonl import read_records, repair
 from persona_vaccine.steering.score import encode_sample
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
@@ -120,6 +122,7 @@ def score_chunk(
     method: str,
     base: BaseResponses | None,
     batch_size: int,
+    engine: GenerationEngine | None = None,
 ) -> list[dict]:
     """Scores of prompt-completion rows ({"index", "prompt", "completion", ...}) on every probe."""
     encoded = [encode_sample(tokenizer, r["prompt"], r["completion"]) for r in rows]
@@ -127,7 +130,7 @@ def score_chunk(
     base_rows: list[dict] = []
     if method == "response":
         assert base is not None
-        base_rows = base.get(model, tokenizer, [text for text, _, _ in encoded], batch_size)
+        base_rows = base.get(model, tokenizer, [text for text, _, _ in encoded], batch_size, engine)
         pairs += [(p_ids, b["response_ids"]) for (_, p_ids, _), b in zip(encoded, base_rows, strict=True)]
     acts = prompt_response_activations(model, pairs, tokenizer.pad_token_id, batch_size, progress=False)
     n = len(rows)
@@ -236,7 +239,21 @@ def screen_rows(
         base = BaseResponses(cache_dir, model_id, cfg.max_new_tokens, rank)
     shard = output_dir / "shards" / f"rank{rank}.jsonl"
     repair(shard)
+    generation = (
+        engine_for(
+            cfg.generation_engine,
+            model_id,
+            model,
+            tokenizer,
+            batch_size=cfg.batch_size,
+            dtype=cfg.generation_dtype or cfg.dtype,
+            base_url=cfg.generation_base_url,
+        )
+        if base is not None and todo
+        else contextlib.nullcontext(None)
+    )
     with (
+        generation as engine,
         shard.open("a") as f,
         tqdm(
             total=len(mine), initial=len(mine) - len(todo), desc=f"screen rank {rank}", position=rank
@@ -244,7 +261,8 @@ def screen_rows(
     ):
         for start in range(0, len(todo), cfg.chunk_size):
             chunk = todo[start : start + cfg.chunk_size]
-            for result in score_chunk(model, tokenizer, chunk, probes, cfg.method, base, cfg.batch_size):
+            results = score_chunk(model, tokenizer, chunk, probes, cfg.method, base, cfg.batch_size, engine)
+            for result in results:
                 f.write(json.dumps(result) + "\n")
             f.flush()
             bar.update(len(chunk))

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from persona_vaccine.steering.generate import generate
+from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration
 from persona_vaccine.steering.jsonl import read_records, repair
 
 
@@ -34,16 +34,22 @@ class BaseResponses:
     def key(self, prompt_text: str) -> str:
         return hashlib.sha1(f"{self.tag}|{prompt_text}".encode()).hexdigest()
 
-    def get(self, model, tokenizer, prompt_texts: Sequence[str], batch_size: int) -> list[dict]:
+    def get(
+        self,
+        model,
+        tokenizer,
+        prompt_texts: Sequence[str],
+        batch_size: int,
+        engine: GenerationEngine | None = None,
+    ) -> list[dict]:
         """{"response", "response_ids"} per prompt; missing ones generated greedily and appended."""
         todo = list(dict.fromkeys(p for p in prompt_texts if self.key(p) not in self.cache))
+        engine = engine or HFGeneration(model, tokenizer, batch_size)
         if todo:
             with self.path.open("a") as f:
-                for start in range(0, len(todo), batch_size):
-                    batch = todo[start : start + batch_size]
-                    for gen in generate(
-                        model, tokenizer, batch, self.max_new_tokens, 0.0, batch_size=batch_size
-                    ):
+                for start in range(0, len(todo), engine.batch_size):
+                    batch = todo[start : start + engine.batch_size]
+                    for gen in engine.generate(batch, self.max_new_tokens, 0.0):
                         row = {
                             "key": self.key(gen.prompt),
                             "response": gen.response,

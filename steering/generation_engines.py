@@ -139,13 +139,19 @@ class VllmGeneration:
     batch_size = 256  # continuous batching: hand it many prompts at once
 
     def __init__(
-        self, model_id: str, model: nn.Module, tokenizer: Any, dtype: str = "float32", seed: int = 0
+        self,
+        model_id: str,
+        model: nn.Module,
+        tokenizer: Any,
+        dtype: str = "float32",
+        seed: int = 0,
+        lora: str | None = None,
+        lora_rank: int = 16,
     ):
-        from persona_vaccine.monitoring.vllm_engine import require_vllm
-
         from .models import resolve_model_path
+        from .vllm_request import require_vllm
 
-        require_vllm()
+        require_vllm("generation_engine vllm")
         from vllm import LLM
 
         os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
@@ -163,7 +169,9 @@ class VllmGeneration:
             seed=seed,
             max_model_len=min(context_length(model) or 4096, 4096),
             gpu_memory_utilization=float(os.environ.get("PERSONA_VLLM_MEMORY", "0.2" if cpu else "0.5")),
+            **cast(dict[str, Any], {"enable_lora": True, "max_lora_rank": lora_rank} if lora else {}),
         )
+        self.lora = lora
         self.tmp = tempfile.TemporaryDirectory(prefix="persona-steer-")
         self.files: dict[int, str] = {}
 
@@ -185,7 +193,7 @@ class VllmGeneration:
     ) -> list[Generation]:
         from vllm import SamplingParams
 
-        from persona_vaccine.monitoring.vllm_request import PersonaRequest, SteerSpec
+        from .vllm_request import PersonaRequest, SteerSpec
 
         max_new_tokens = check_new_tokens(self.model, max_new_tokens)
         extra = None
@@ -208,7 +216,12 @@ class VllmGeneration:
         from vllm.inputs import TokensPrompt
 
         inputs = [cast(TokensPrompt, {"prompt_token_ids": p}) for p in ids]
-        outputs = self.llm.generate(inputs, params, use_tqdm=progress is not None)
+        lora = None
+        if self.lora:
+            from vllm.lora.request import LoRARequest
+
+            lora = LoRARequest("run", 1, self.lora)
+        outputs = self.llm.generate(inputs, params, use_tqdm=progress is not None, lora_request=lora)
         return _records(
             self.tokenizer, self.stop, prompts, ids, [list(o.outputs[0].token_ids) for o in outputs]
         )

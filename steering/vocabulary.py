@@ -110,3 +110,7 @@ def normalize_level(level: str, builder: str = "builder", extra: Mapping[str, Le
             "(deprecated aliases: mild = level1, severe = level2)"
         )
     return canonical(f"{builder}: level", key, aliases)  # type: ignore[return-value]  # a Level
+
+
+# what a watched trait does when its projection crosses the threshold (monitoring.guards describes each)
+GUARDS = ("alert", "cap", "steer", "stop")

@@ -203,6 +203,13 @@ class PreventativeSFTConfig(SFTConfig):
         },
     )
     judge_max_new_tokens: int = field(default=48, metadata={"help": "Length of the judged answers."})
+    generation_engine: str = field(
+        default="hf",
+        metadata={
+            "help": "Who writes the answers judged after training: hf, or vllm (the [vllm] extra; the run's LoRA "
+            "adapter through vLLM's LoRA support, a full fine-tune from a saved copy). Single-process runs."
+        },
+    )
     inference_steering_coef: float | None = field(
         default=None,
         metadata={
@@ -220,6 +227,7 @@ class PreventativeSFTConfig(SFTConfig):
         check_choice("steering_mode", self.steering_mode, MODES)
         check_choice("steering_positions", self.steering_positions, POSITIONS)
         check_choice("steering_coef_unit", self.steering_coef_unit, COEF_UNITS)
+        check_choice("generation_engine", self.generation_engine, ("hf", "vllm"))
         check_choice("steering_schedule", self.steering_schedule, SCHEDULES)
         self.margin_max_questions = check_questions(self.margin_max_questions, "margin_max_questions")
         self.judge_questions = check_questions(self.judge_questions, "judge_questions")

@@ -7,10 +7,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration, VllmGeneration
 from persona_vaccine.steering.hooks import steer
 
 from .capability import capability_metrics
@@ -92,6 +95,12 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     samples: dict[str, dict] = {}
     first, first_layer = (trainer.vectors[0], trainer.layers[0]) if trainer.vectors else (None, None)
     progress = post_training_progress(args, len(variants), len(trainer.vectors), wants_judge or wants_samples)
+    engines = contextlib.ExitStack()
+    engine = (
+        engines.enter_context(answer_engine(trainer, args, model_id))
+        if wants_judge or wants_samples
+        else None
+    )
     for suffix, coef in variants:
         context = (  # coef is set only when the run has vectors
             steer(model, first, layer=first_layer, coef=coef)
@@ -119,6 +128,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
                     steer_coef=coef, steer_layer=first_layer, steer_vector=first,
                     cache_path=Path(str(args.output_dir)) / "judgments.sqlite",
                     progress=None if args.disable_tqdm else f"answering{suffix} ({vector.trait})",
+                    engine=engine,
                 )  # fmt: skip
                 progress.update()
                 samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
@@ -132,9 +142,35 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
             if judge is not None:
                 out[f"trait_expression{suffix}"] = scores
     progress.close()
+    engines.close()
     if errors:
         out["capability_errors"] = errors
     return AfterTraining(out, samples, ran=True)
+
+
+@contextlib.contextmanager
+def answer_engine(trainer, args: PreventativeSFTConfig, model_id: str) -> Iterator[GenerationEngine]:
+    """Who writes the judged answers: the trained model itself (hf), or vLLM on a saved copy of it."""
+    model, tokenizer = trainer.model, trainer.processing_class
+    if args.generation_engine != "vllm" or trainer.accelerator.num_processes > 1:
+        if args.generation_engine == "vllm":
+            logger.warning("generation_engine vllm runs in single-process runs only: answering with hf")
+        yield HFGeneration(model, tokenizer, 16)
+        return
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    with tempfile.TemporaryDirectory(prefix="persona-eval-") as tmp:
+        if hasattr(model, "peft_config"):  # LoRA: the adapter on the base checkpoint, through vLLM's LoRA
+            model.save_pretrained(tmp)
+            rank = max(int(getattr(c, "r", 16)) for c in model.peft_config.values())
+            engine = VllmGeneration(model_id, model, tokenizer, dtype=dtype, lora=tmp, lora_rank=rank)
+        else:  # a full fine-tune: a saved copy of the weights
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            engine = VllmGeneration(tmp, model, tokenizer, dtype=dtype)
+        try:
+            yield engine
+        finally:
+            engine.close()
 
 
 def steered_behaviour(trainer, suffix: str) -> dict[str, dict]:

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from persona_vaccine.steering.chat import build_messages, format_chat
-from persona_vaccine.steering.generate import generate
-from persona_vaccine.steering.hooks import steer
+from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration, Steering
 from persona_vaccine.steering.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
 from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
@@ -38,6 +37,7 @@ def judged_expression(
     cache_path: str | Path | None = None,
     questions: Sequence[str] | None = None,
     progress: str | None = None,
+    engine: GenerationEngine | None = None,
 ) -> dict:
     """{"trait", "coherence" (means), "n_scored", "questions", "answers", "trait_scores",
     "coherence_scores" (one per answer)} on the trait's evaluation questions; with `judge=None`, the
@@ -50,23 +50,12 @@ def judged_expression(
     questions = list(questions or spec.evaluation_questions)[:n_questions]
     prompts = [format_chat(tokenizer, build_messages(q)) for q in questions]
 
-    def answer():
-        return generate(
-            model,
-            tokenizer,
-            prompts,
-            max_new_tokens,
-            temperature=0.0,
-            batch_size=batch_size,
-            progress=progress,
-        )
-
+    steering = None
     if steer_coef:
-        steering = steer_vector or vector
-        with steer(model, steering, layer=steer_layer or steering.default_layer(), coef=steer_coef):
-            gens = answer()
-    else:
-        gens = answer()
+        added = steer_vector or vector
+        steering = Steering(added, steer_layer or added.default_layer(), steer_coef)
+    engine = engine or HFGeneration(model, tokenizer, batch_size)
+    gens = engine.generate(prompts, max_new_tokens, temperature=0.0, steering=steering, progress=progress)
     items = [(q, g.response) for q, g in zip(questions, gens, strict=True)]
     if judge is None:
         nothing: list[float | None] = [None] * len(items)

