@@ -2,7 +2,8 @@
 
 Same trait, questions, samples and settings; each run starts from an empty folder. Prints the wall time
 of the whole extraction and of its generation stage for each engine, their ratios, and the cosine of
-the two response_avg vectors at the vector's layer (the samples differ: each engine draws its own).
+each vector with the Hugging Face one at the vector's layer (the samples differ: each engine draws its
+own), beside the cosine of two Hugging Face extractions with different seeds (the sampling noise).
 
     python bench/engine_extraction.py [--max_questions 5 --samples_per_prompt 2 --max_new_tokens 48]
 """
@@ -39,9 +40,12 @@ def main() -> None:
             max_new_tokens=args.max_new_tokens,
             heldout_eval=False,
         )
-        for engine, dtype in (("hf", None), ("vllm", None), ("vllm", "bfloat16")):
-            name = engine if dtype is None else f"{engine}-{dtype}"
-            cfg = replace(base, output_dir=f"{tmp}/{name}", generation_engine=engine, generation_dtype=dtype)
+        runs = (("hf", None, 0), ("hf", None, 1), ("vllm", None, 0), ("vllm", "bfloat16", 0))
+        for engine, dtype, seed in runs:
+            name = engine + (f"-{dtype}" if dtype else "") + (f"-seed{seed}" if seed else "")
+            cfg = replace(
+                base, output_dir=f"{tmp}/{name}", generation_engine=engine, generation_dtype=dtype, seed=seed
+            )
             start = time.perf_counter()
             result = extract(cfg, model=model, tokenizer=tokenizer)
             results[name] = (time.perf_counter() - start, result, result.vector())
@@ -52,6 +56,10 @@ def main() -> None:
             )
     hf_s, hf, hf_vector = results["hf"]
     layer = hf_vector.default_layer()
+    other_seed = results["hf-seed1"][2]
+    print(
+        f"hf with another seed: cosine with hf's vector at layer {layer}: {float(hf_vector.unit(layer) @ other_seed.unit(layer)):.3f}"
+    )
     for name in ("vllm", "vllm-bfloat16"):
         seconds, result, vector = results[name]
         cosine = float(hf_vector.unit(layer) @ vector.unit(layer))

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import persona_vaccine.steering.extract as extract_module
+import persona_vaccine.steering.generation_engines as engines_module
 from persona_vaccine.steering.extract import ExtractionConfig, ExtractionConfigError, extract
 from persona_vaccine.steering.judge import (
     JudgeCache,
@@ -34,7 +34,7 @@ from persona_vaccine.steering.traits import TraitSpecError, load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_GENERATE = extract_module.generate
+REAL_GENERATE = engines_module.generate
 
 
 def _spec_file(tmp_path: Path, **changes) -> Path:
@@ -97,7 +97,7 @@ def test_editing_one_question_regenerates_only_its_answers(
 ):
     spec = _spec_file(tmp_path)
     counter = CountingGenerate()
-    monkeypatch.setattr(extract_module, "generate", counter)
+    monkeypatch.setattr(engines_module, "generate", counter)
     extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert counter.prompts == 20  # 5 instruction pairs x 2 polarities x 2 questions
     before = {r["content_key"]: r for r in _records(tmp_path / "out")}
@@ -145,12 +145,12 @@ def test_resumed_extraction_equals_an_uninterrupted_one(
     whole = _records(tmp_path / "whole")
 
     crashing = CountingGenerate(crash_after_batches=1)  # a crash after the first 8 of 20 records
-    monkeypatch.setattr(extract_module, "generate", crashing)
+    monkeypatch.setattr(engines_module, "generate", crashing)
     with pytest.raises(SimulatedCrash):
         extract(_cfg(tmp_path, out="resumed"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert len(_records(tmp_path / "resumed")) == 8
     assert not (tmp_path / "resumed" / "evil" / LOCK_NAME).exists()  # released on the way out
-    monkeypatch.setattr(extract_module, "generate", CountingGenerate())
+    monkeypatch.setattr(engines_module, "generate", CountingGenerate())
     extract(_cfg(tmp_path, out="resumed"), model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert _records(tmp_path / "resumed") == whole
     for layer, tensor in _vector_tensors(tmp_path / "whole").items():

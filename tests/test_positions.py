@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from conftest import tiny_llama
@@ -122,6 +124,7 @@ def test_a_new_turn_on_top_of_a_kept_cache_is_prompt(model):
     vector = random_vector(model, scale=5.0)
     steerer = Steerer(model, [SteeringSpec(vector, [2], 1.0, positions="response")])
     cache = DynamicCache(config=model.config)
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     with steerer.active(), torch.no_grad():
         first = model.generate(
             input_ids=torch.tensor([[5, 6, 7]]),
@@ -129,8 +132,8 @@ def test_a_new_turn_on_top_of_a_kept_cache_is_prompt(model):
             min_new_tokens=3,
             do_sample=False,
             pad_token_id=0,
-            cache=cache,
             return_dict_in_generate=True,
+            **{name: cache},
         )
         after_first = steerer.steered_tokens[vector.trait]
         turn = torch.cat([first.sequences, torch.tensor([[20, 21, 22]])], dim=1)
@@ -140,7 +143,7 @@ def test_a_new_turn_on_top_of_a_kept_cache_is_prompt(model):
             min_new_tokens=3,
             do_sample=False,
             pad_token_id=0,
-            cache=first.cache,
+            **{name: getattr(first, name)},
         )
     assert after_first == 2
     assert steerer.steered_tokens[vector.trait] == 4

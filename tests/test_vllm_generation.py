@@ -174,33 +174,3 @@ def test_extraction_answers_from_an_openai_compatible_server(hf, vllm_serve, vec
     assert sum(a.response_ids[:4] == b.response_ids[:4] for a, b in zip(got, want, strict=True)) >= 2
     with pytest.raises(ValueError, match="can't steer"):
         remote.generate(prompts, 8, steering=Steering(vector, 1, 1.0))
-
-
-def test_answers_after_training_come_from_the_lora_adapter_on_vllm(hf):
-    """The judged answers after a LoRA run: vLLM with the run's adapter answers as the trained model does."""
-    from types import SimpleNamespace
-
-    from peft import LoraConfig, get_peft_model
-
-    from persona_vaccine.steering.models import load_model
-    from persona_vaccine.training.evaluation import answer_engine
-
-    model, tokenizer = load_model("smollm2-135m")
-    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    torch.manual_seed(0)
-    for name, param in peft.named_parameters():
-        if "lora_B" in name:  # a trained adapter is not zero
-            param.data.normal_(0, 0.02)
-    trainer = SimpleNamespace(
-        model=peft, processing_class=tokenizer, accelerator=SimpleNamespace(num_processes=1)
-    )
-    args = SimpleNamespace(generation_engine="vllm")
-    prompts = _prompts(tokenizer)
-    want = HFGeneration(peft, tokenizer).generate(prompts, 10)
-    base = HFGeneration(hf[0], tokenizer).generate(prompts, 10)
-    with answer_engine(trainer, args, "smollm2-135m") as engine:
-        assert engine.name == "vllm"
-        got = engine.generate(prompts, 10)
-    assert [g.response_ids for g in want] != [g.response_ids for g in base]  # the adapter changes answers
-    for a, b in zip(got, want, strict=True):
-        assert a.response_ids[:6] == b.response_ids[:6], (a.response, b.response)

@@ -101,12 +101,18 @@ def _parse(config_types: tuple[type, ...], path: str | Path | None, overrides: l
         path = resolve_recipe(path)
         load_recipe_file(path, config_types)
         args = ["--config", str(path), *overrides]
-    from .precheck import fields_of, parse_overrides
+    from .precheck import field_name, fields_of
 
-    try:  # unknown flags first: a config's own checks (a missing vector file...) would hide them
-        parse_overrides(overrides, fields_of(config_types))
-    except RecipeError as e:
-        raise RecipeError(str(e)) from None
+    fields = fields_of(config_types)  # unknown flags first: a config's own checks would hide them
+
+    def known(flag: str) -> bool:
+        name = field_name(flag)
+        return name in ("config", "model") or name in fields or name.removeprefix("no_") in fields
+
+    unknown = [a for a in overrides if a.startswith("--") and not known(a)]
+    if unknown:
+        message = _unknown(unknown, config_types)
+        raise RecipeError(f"{_blame(path, overrides, message)}: {message}")
     parser = RecipeParser(config_types, allow_abbrev=False)  # no silent prefix matches of field names
     try:
         *configs, remaining = parser.parse_args_and_config(args, return_remaining_strings=True)
