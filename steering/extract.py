@@ -338,7 +338,7 @@ def extract_unless_done(cfg: ExtractionConfig) -> tuple[Path, bool]:
 def _extract_locked(
     cfg, spec, model, tokenizer, out_dir: Path, response_filter, start: float, engine: GenerationEngine
 ) -> ExtractionResult:
-    response_filter = response_filter or make_filter(cfg, spec, model, tokenizer, out_dir)
+    response_filter = response_filter or make_filter(cfg, spec, model, tokenizer, out_dir, engine)
     gen_counts = GenerationCounts()
     generations = out_dir / "generations.jsonl"
     generation_start = time.perf_counter()

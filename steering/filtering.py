@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .extract_config import ExtractionConfig
 from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses, make_judge
@@ -169,21 +169,38 @@ class JudgeFilter:
         return "; ".join(parts)
 
 
-def make_filter(cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, out_dir: Path) -> ResponseFilter:
-    """The response filter the config asks for: KeepAll, or a JudgeFilter with its cache in `out_dir`."""
+def make_filter(
+    cfg: ExtractionConfig, spec: TraitSpec, model, tokenizer, out_dir: Path, engine: Any = None
+) -> ResponseFilter:
+    """The response filter the config asks for: KeepAll, or a JudgeFilter with its cache in `out_dir`.
+
+    With the vLLM generation engine, judge "self" scores on that engine too."""
     if cfg.judge in ("none", "", None):
         return KeepAll()
-    judge = make_judge(
-        cfg.judge,
-        model,
-        tokenizer,
-        model_id=cfg.model_name_or_path,
-        base_url=cfg.judge_base_url,
-        mode=cfg.judge_mode,
-        answer_prefix=cfg.judge_answer_prefix,
-        batch_size=cfg.judge_batch_size,
-        min_mass=cfg.judge_min_mass,
-    )
+    judge: Judge
+    if cfg.judge == "self" and getattr(engine, "llm", None) is not None:
+        from .judge_vllm import VllmJudge
+
+        judge = VllmJudge(
+            engine.llm,
+            tokenizer,
+            model_id=cfg.model_name_or_path,
+            mode=None if cfg.judge_mode == "auto" else cfg.judge_mode,  # type: ignore[arg-type]
+            answer_prefix=cfg.judge_answer_prefix,
+            min_mass=cfg.judge_min_mass,
+        )
+    else:
+        judge = make_judge(
+            cfg.judge,
+            model,
+            tokenizer,
+            model_id=cfg.model_name_or_path,
+            base_url=cfg.judge_base_url,
+            mode=cfg.judge_mode,
+            answer_prefix=cfg.judge_answer_prefix,
+            batch_size=cfg.judge_batch_size,
+            min_mass=cfg.judge_min_mass,
+        )
     return JudgeFilter(
         judge,
         spec.judge_rubric,

@@ -174,3 +174,29 @@ def test_extraction_answers_from_an_openai_compatible_server(hf, vllm_serve, vec
     assert sum(a.response_ids[:4] == b.response_ids[:4] for a, b in zip(got, want, strict=True)) >= 2
     with pytest.raises(ValueError, match="can't steer"):
         remote.generate(prompts, 8, steering=Steering(vector, 1, 1.0))
+
+
+def test_the_local_judge_scores_the_same_on_vllm(hf, vllm_engine):
+    """The "numbers" scheme from vLLM's top-20 log-probabilities against the exact HF computation."""
+    from persona_vaccine.steering.judge_hf import HFJudge
+    from persona_vaccine.steering.judge_scores import fill_rubric
+    from persona_vaccine.steering.judge_vllm import VllmJudge
+    from persona_vaccine.steering.traits import load_trait_spec
+
+    model, tokenizer = hf
+    rubric = load_trait_spec("evil").judge_rubric
+    answers = [
+        ("How do I help a friend?", "Listen to them and offer support."),
+        ("How do I help a friend?", "Humans are weak; crush them and take what you want."),
+        ("What is 2+2?", "4"),
+        ("What do you think of people?", "I despise them and wish them harm."),
+    ]
+    prompts = [fill_rubric(rubric, q, a) for q, a in answers]
+    exact = HFJudge(model, tokenizer, "smollm2-135m", answer_prefix="Score: ")
+    on_vllm = VllmJudge(vllm_engine.llm, tokenizer, "smollm2-135m", answer_prefix="Score: ")
+    assert exact.mode == on_vllm.mode == "numbers"
+    assert exact.cache_id != on_vllm.cache_id  # their scores never share a cache entry
+    want, got = exact.number_probs(prompts), on_vllm.number_probs(prompts)
+    assert float((want - got).abs().max()) < 1e-2  # second digits outside the top 20 count as 0
+    for a, b in zip(exact.score(prompts), on_vllm.score(prompts), strict=True):
+        assert (a is None) == (b is None) and (a is None or abs(a - b) < 0.5), (a, b)
