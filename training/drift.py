@@ -18,6 +18,8 @@ from persona_vaccine.steering.chat import build_messages, format_chat
 from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
 
+from .meters import with_shift
+
 
 @dataclass
 class DriftProbe:
@@ -102,13 +104,7 @@ class DriftMeter:
 
     def metrics(self, model: nn.Module) -> dict[str, float]:
         """`drift/<trait>/projection` and `drift/<trait>/shift` for the current model."""
-        current = self.projections(model)
-        out = {}
-        for name, value in current.items():
-            out[f"drift/{name}/projection"] = value
-            if name in self.base:
-                out[f"drift/{name}/shift"] = value - self.base[name]
-        return out
+        return with_shift("drift", "projection", "shift", self.projections(model), self.base)
 
     def records(self, metrics: dict[str, float]) -> dict[str, dict]:
         """Per probe, its summary.json record (layer, base and final projection, shift) from `metrics`."""

@@ -27,6 +27,8 @@ from persona_vaccine.steering.chat import build_messages, format_chat
 from persona_vaccine.steering.compat import model_device
 from persona_vaccine.steering.vector import PersonaVector
 
+from .meters import with_shift
+
 logger = logging.getLogger(__name__)
 
 PAIRS_FILE = "margin_pairs.jsonl"
@@ -221,11 +223,7 @@ class MarginMeter:
         whose weights do not change until the next one), measured once per step."""
         if step is not None and self._cache is not None and self._cache[0] == step:
             return dict(self._cache[1])
-        out = {}
-        for name, value in self.margins(model).items():
-            out[f"behaviour/{name}/margin"] = value
-            if name in self.base:
-                out[f"behaviour/{name}/margin_shift"] = value - self.base[name]
+        out = with_shift("behaviour", "margin", "margin_shift", self.margins(model), self.base)
         if step is not None:
             self._cache = (step, dict(out))
         return out

@@ -27,6 +27,7 @@ from .coef_controller import CoefController, balanced_start
 from .config import PreventativeSFTConfig
 from .drift import DriftMeter
 from .margin import MarginMeter
+from .meters import base_kept_or_measured
 from .run_ends import LogLastStep, base_row
 from .sizing import AUTO, margin_questions
 
@@ -255,27 +256,12 @@ class PreventativeSFTTrainer(SFTTrainer):
             questions, cfg.margin_data_pairs, beside_vectors=self.is_world_process_zero(),
         )  # fmt: skip
         path = Path(cfg.output_dir) / "margin_base.json"
-        if path.is_file():  # resumed run: keep the margins of the original base model
-            saved = json.loads(path.read_text())
-            if set(saved) == set(self.margin.pair_sets):
-                self.margin.base = saved
-                return
-        self.margin.measure_base(self.model)
-        if self.is_world_process_zero():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.margin.base, indent=2))
+        names = set(self.margin.pair_sets)
+        base_kept_or_measured(self.margin, self.model, path, names, self.is_world_process_zero())
 
     def _measure_base_drift(self) -> None:
-        path = self._base_path()
-        if path.is_file():  # resumed run: keep the projections of the original base model
-            saved = json.loads(path.read_text())
-            if set(saved) == {p.name for p in self.drift.probes}:
-                self.drift.base = saved
-                return
-        self.drift.measure_base(self.model)
-        if self.is_world_process_zero():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.drift.base, indent=2))
+        names = {p.name for p in self.drift.probes}
+        base_kept_or_measured(self.drift, self.model, self._base_path(), names, self.is_world_process_zero())
 
     def _start_coefs(self) -> None:
         """steering_auto_start: balanced: the controller starts at the loss-minimising coefficients."""
