@@ -26,7 +26,7 @@ from transformers import StoppingCriteria
 
 from persona_vaccine.steering import residual_ops
 from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
-from persona_vaccine.steering.layers import get_decoder_layers, unwrap_model
+from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, unwrap_model, with_block_hidden
 from persona_vaccine.steering.vector import vector_for_model
 
 from .readings import Alert, RequestReadings, TraitReading, Watch
@@ -121,7 +121,7 @@ class Monitor:
         entries = self.by_layer[layer]
 
         def hook(module: nn.Module, args: tuple, output):
-            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = block_hidden(output)
             batch, length = hidden.shape[:2]
             valid_cpu = self._valid
             if valid_cpu is None or valid_cpu.shape != (batch, length):  # not a call the pre-hook saw
@@ -136,7 +136,7 @@ class Monitor:
                 changed = self._guard(watch, unit, raw, proj, valid_cpu, act_from, changed)
             if changed is hidden:
                 return None
-            return (changed, *output[1:]) if isinstance(output, tuple) else changed
+            return with_block_hidden(output, changed)
 
         return hook
 

@@ -33,7 +33,7 @@ from .layers import get_decoder_layers, hidden_size
 from .lock import output_lock
 from .models import load_model
 from .traits import TraitSpec, load_trait_spec
-from .vector import POSITIONS, PersonaVector
+from .vector import VECTOR_POSITIONS, PersonaVector
 
 __all__ = [
     "JUDGE_MODES",
@@ -394,7 +394,7 @@ def _extract_locked(
     }
     paths: dict[str, Path] = {}
     separation: list[float] = []
-    for position in POSITIONS:
+    for position in VECTOR_POSITIONS:
         a = acts.at(position)
         diff = a[: len(pos)].mean(0) - a[len(pos) :].mean(0)  # [L, H]
         layers = {layer + 1: diff[layer].clone() for layer in range(n_layers)}

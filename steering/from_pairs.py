@@ -20,7 +20,7 @@ from torch import nn
 from .activations import prompt_response_activations
 from .chat import format_chat
 from .layers import get_decoder_layers, hidden_size, unwrap_model
-from .vector import POSITIONS, PersonaVector
+from .vector import VECTOR_POSITIONS, PersonaVector
 
 Message = dict[str, str]
 Sample = tuple[str, str] | Sequence[Message]
@@ -75,7 +75,7 @@ def vectors_from_pairs(
     n_pos = len(positive)
     norms = {layer: float(acts.mean_norms[layer - 1]) for layer in range(1, n_layers + 1)}
     out: dict[str, PersonaVector] = {}
-    for position in POSITIONS:
+    for position in VECTOR_POSITIONS:
         a = acts.at(position)
         diff = a[:n_pos].mean(0) - a[n_pos:].mean(0)
         out[position] = PersonaVector(
@@ -106,6 +106,6 @@ def vector_from_pairs(
     **kwargs,
 ) -> PersonaVector:
     """The persona vector of `trait` at one read position from positive and negative samples."""
-    if position not in POSITIONS:
-        raise ValueError(f"position={position!r}: expected one of {POSITIONS}")
+    if position not in VECTOR_POSITIONS:
+        raise ValueError(f"position={position!r}: expected one of {VECTOR_POSITIONS}")
     return vectors_from_pairs(model, tokenizer, positive, negative, trait=trait, **kwargs)[position]

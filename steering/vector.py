@@ -17,10 +17,10 @@ from .cli_args import command_name
 from .errors import NonFiniteValue, require_finite
 from .layers import check_layer, get_decoder_layers, hidden_size
 from .paths import VectorMismatch, missing_vector_message
-from .vocabulary import VECTOR_POSITIONS as POSITIONS
+from .vocabulary import VECTOR_POSITIONS
 
 logger = logging.getLogger(__name__)
-__all__ = ["FORMAT_VERSION", "POSITIONS", "PersonaVector", "VectorMismatch", "vector_for_model"]
+__all__ = ["FORMAT_VERSION", "VECTOR_POSITIONS", "PersonaVector", "VectorMismatch", "vector_for_model"]
 
 FORMAT_VERSION = "1"
 LAYER_CONVENTION = (
@@ -52,8 +52,8 @@ class PersonaVector:
     calibration: dict = field(default_factory=dict)  # the layer x coef grid behind `layer` and `coef`
 
     def __post_init__(self) -> None:
-        if self.position not in POSITIONS:
-            raise ValueError(f"position={self.position!r}: expected one of {POSITIONS}")
+        if self.position not in VECTOR_POSITIONS:
+            raise ValueError(f"position={self.position!r}: expected one of {VECTOR_POSITIONS}")
         for layer, tensor in self.layers.items():
             try:
                 check_layer(layer, self.num_layers, where=f"vector '{self.trait}' layer")

@@ -20,7 +20,7 @@ from trl import SFTTrainer
 
 from persona_vaccine.steering.errors import InvalidInput
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
-from persona_vaccine.steering.layers import check_layer, get_decoder_layers
+from persona_vaccine.steering.layers import block_hidden, check_layer, get_decoder_layers
 from persona_vaccine.steering.vector import PersonaVector, VectorMismatch, vector_for_model
 
 from .coef_controller import CoefController, balanced_start
@@ -193,7 +193,7 @@ class PreventativeSFTTrainer(SFTTrainer):
         captured: dict[str, torch.Tensor] = {}
 
         def hook(module, args, output):
-            captured["h"] = output[0] if isinstance(output, tuple) else output
+            captured["h"] = block_hidden(output)
 
         handle = get_decoder_layers(model)[self.layers[0] - 1].register_forward_hook(hook, prepend=True)
         try:
