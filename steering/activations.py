@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .compat import cache_kwarg_name, model_device
-from .layers import block_hidden, get_decoder_layers, unwrap_model
+from .layers import block_hidden, eval_mode, get_decoder_layers, unwrap_model
 
 
 class _StopForward(Exception):
@@ -228,9 +228,7 @@ def prompt_response_activations(
     norm_count = 0
     reducer = _Reducer(n_layers, device)
     stop_after = n_layers if _early_stop_allowed(model) else None
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with _on_blocks(model, range(1, n_layers + 1), reducer, stop_after=stop_after):
             for idx, shared in tqdm(
                 _plan(samples, batch_size, share_prefix), desc="activations", disable=not progress
@@ -256,8 +254,6 @@ def prompt_response_activations(
                     out = torch.empty(len(samples), n_layers, 3, reducer.batch.shape[-1])
                 out[idx] = reducer.batch.cpu()
                 norm_count += sum(n_resp)
-    finally:
-        model.train(was_training)
 
     if out is None:
         raise ValueError("prompt_response_activations needs at least one sample")
@@ -278,9 +274,7 @@ def last_prompt_activations(
     """
     device = model_device(model)
     out = []
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for start in range(0, len(prompts), batch_size):
             enc = tokenizer(
                 list(prompts[start : start + batch_size]),
@@ -296,6 +290,4 @@ def last_prompt_activations(
                     attention_mask=enc["attention_mask"].to(device),
                 )
             out.append(torch.stack([records[layer][:, -1].float().cpu() for layer in layers], dim=1))
-    finally:
-        model.train(was_training)
     return torch.cat(out)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from .layers import unwrap_model
+from .layers import eval_mode, unwrap_model
 
 logger = logging.getLogger(__name__)
 
@@ -132,50 +132,48 @@ def generate(
         else {"do_sample": False}
     )
     results = []
-    was_training = model.training
-    model.eval()
-    from tqdm.auto import tqdm
+    with eval_mode(model):
+        from tqdm.auto import tqdm
 
-    n_batches = -(-len(prompts) // batch_size)
-    bar = tqdm(total=n_batches * max_new_tokens, desc=progress, unit="step", disable=progress is None)
-    try:
-        for start in range(0, len(prompts), batch_size):
-            chunk = list(prompts[start : start + batch_size])
-            enc = tokenizer(
-                chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-            )
-            width = enc["input_ids"].shape[1]
-            new_tokens = max_new_tokens if limit is None else max(1, min(max_new_tokens, limit - width))
-            if new_tokens < max_new_tokens:
-                logger.warning("prompts of %d tokens leave room for %d new tokens", width, new_tokens)
-            kwargs = dict(sampling)
-            if seeds is not None and temperature > 0:
-                top_k = getattr(getattr(unwrap_model(model), "generation_config", None), "top_k", None)
-                sampler = SeededSampler(seeds[start : start + batch_size], temperature, top_p, top_k)
-                kwargs = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
-            if progress is not None:
-                kwargs["streamer"] = _StepCounter(bar)
-            with torch.no_grad():
-                out = model.generate(
-                    input_ids=enc["input_ids"].to(device),
-                    attention_mask=enc["attention_mask"].to(device),
-                    max_new_tokens=new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    **kwargs,
+        n_batches = -(-len(prompts) // batch_size)
+        bar = tqdm(total=n_batches * max_new_tokens, desc=progress, unit="step", disable=progress is None)
+        try:
+            for start in range(0, len(prompts), batch_size):
+                chunk = list(prompts[start : start + batch_size])
+                enc = tokenizer(
+                    chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
                 )
-            for row, prompt in enumerate(chunk):
-                prompt_ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
-                response_ids = []
-                for token in out[row, width:].tolist():
-                    if token in stop:
-                        break
-                    response_ids.append(token)
-                text = tokenizer.decode(response_ids, skip_special_tokens=True)
-                results.append(Generation(prompt, prompt_ids, response_ids, text))
-            bar.update((start // batch_size + 1) * max_new_tokens - bar.n)  # the batch's end
-    finally:
-        bar.close()
-        model.train(was_training)
+                width = enc["input_ids"].shape[1]
+                new_tokens = max_new_tokens if limit is None else max(1, min(max_new_tokens, limit - width))
+                if new_tokens < max_new_tokens:
+                    logger.warning("prompts of %d tokens leave room for %d new tokens", width, new_tokens)
+                kwargs = dict(sampling)
+                if seeds is not None and temperature > 0:
+                    top_k = getattr(getattr(unwrap_model(model), "generation_config", None), "top_k", None)
+                    sampler = SeededSampler(seeds[start : start + batch_size], temperature, top_p, top_k)
+                    kwargs = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
+                if progress is not None:
+                    kwargs["streamer"] = _StepCounter(bar)
+                with torch.no_grad():
+                    out = model.generate(
+                        input_ids=enc["input_ids"].to(device),
+                        attention_mask=enc["attention_mask"].to(device),
+                        max_new_tokens=new_tokens,
+                        pad_token_id=tokenizer.pad_token_id,
+                        **kwargs,
+                    )
+                for row, prompt in enumerate(chunk):
+                    prompt_ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
+                    response_ids = []
+                    for token in out[row, width:].tolist():
+                        if token in stop:
+                            break
+                        response_ids.append(token)
+                    text = tokenizer.decode(response_ids, skip_special_tokens=True)
+                    results.append(Generation(prompt, prompt_ids, response_ids, text))
+                bar.update((start // batch_size + 1) * max_new_tokens - bar.n)  # the batch's end
+        finally:
+            bar.close()
     return results
 
 

@@ -13,6 +13,8 @@ holds explicit overrides by model type; `layers_path` overrides everything.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -35,6 +37,17 @@ _NOT_THE_DECODER = ("vision", "visual", "audio", "image", "speech", "mtp", "draf
 
 class UnsupportedArchitecture(ValueError):
     """The model's decoder blocks can't be found."""
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode inside the block, its training mode given back after, however the block ends."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

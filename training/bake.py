@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from persona_vaccine.steering.errors import UserError
-from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, hidden_size, unwrap_model
+from persona_vaccine.steering.layers import (
+    block_hidden,
+    eval_mode,
+    get_decoder_layers,
+    hidden_size,
+    unwrap_model,
+)
 
 _BIAS_FLAGS = ("mlp_bias",)  # config switches that give MLP projections a bias at load time
 
@@ -68,12 +74,8 @@ def residual_write(model: nn.Module, layer: int) -> tuple[str, nn.Module]:
     if not has_switch and all(getattr(m, "bias", None) is None for _, m in candidates):
         raise _no_bias(base.config)
     ids = _probe_ids(base)
-    was_training = base.training
-    base.eval()
-    try:
+    with eval_mode(base):
         return _first_faithful(base, block, candidates, ids, size)
-    finally:
-        base.train(was_training)
 
 
 def _first_faithful(base, block, candidates, ids, size) -> tuple[str, nn.Module]:

@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from persona_vaccine.steering.chat import format_chat
 from persona_vaccine.steering.compat import forward_parameters, model_device
-from persona_vaccine.steering.layers import unwrap_model
+from persona_vaccine.steering.layers import eval_mode, unwrap_model
 
 from .capability_error import CapabilityError
 from .mc_items import LETTERS, cloze_prompt, mc_prompt
@@ -102,9 +102,7 @@ def continuation_logprobs(
         batch_size = 1
     order = sorted(range(len(requests)), key=lambda k: len(requests[k][0]))
     out: list[list[float]] = [[] for _ in requests]
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for start in range(0, len(order), max(1, batch_size)):
                 idx = order[start : start + max(1, batch_size)]
@@ -117,8 +115,6 @@ def continuation_logprobs(
                 )
                 for k, s in zip(idx, scores, strict=True):
                     out[k] = s
-    finally:
-        model.train(was_training)
     return out
 
 
@@ -229,9 +225,7 @@ def heldout_loss(
     device = model_device(model)
     pad_id = _pad_id(tokenizer)
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             for start in range(0, len(samples), max(1, batch_size)):
                 batch = samples[start : start + max(1, batch_size)]
@@ -247,6 +241,4 @@ def heldout_loss(
                 )
                 total += loss.item()
                 count += int(target.sum())
-    finally:
-        model.train(was_training)
     return total / count

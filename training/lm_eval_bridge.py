@@ -11,6 +11,8 @@ from pathlib import Path
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from persona_vaccine.steering.layers import eval_mode
+
 from .capability_error import CapabilityError
 
 logger = logging.getLogger(__name__)
@@ -138,8 +140,7 @@ def lm_eval_scores(
 
     manager = task_manager(tasks, include_paths)
     figures: dict[str, float] = {}
-    was_training = model.training
-    try:
+    with eval_mode(model):  # lm-eval runs the model in eval mode; training mode comes back after
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         for i, task in enumerate(tasks, 1):
             logger.info("lm-eval: task %s (%d of %d)", task, i, len(tasks))
@@ -159,6 +160,4 @@ def lm_eval_scores(
                     raise CapabilityError(message) from exc
                 logger.error(message)
                 errors[task] = message
-    finally:
-        model.train(was_training)
     return figures

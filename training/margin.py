@@ -25,6 +25,7 @@ from torch import nn
 
 from persona_vaccine.steering.chat import build_messages, format_chat
 from persona_vaccine.steering.compat import model_device
+from persona_vaccine.steering.layers import eval_mode
 from persona_vaccine.steering.vector import PersonaVector
 
 from .meters import with_shift
@@ -60,9 +61,7 @@ def mean_token_logprobs(
     (`on_batch(n)` after each batch of n items: a progress bar's update)."""
     device = model_device(model)
     out: list[float] = []
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             width = max(len(p) + len(r) for p, r in chunk)
@@ -80,8 +79,6 @@ def mean_token_logprobs(
             out.extend((picked * hit).sum(1).div(hit.sum(1).clamp_min(1)).tolist())
             if on_batch is not None:
                 on_batch(len(chunk))
-    finally:
-        model.train(was_training)
     return out
 
 
