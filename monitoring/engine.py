@@ -40,12 +40,52 @@ class GenerationParams:
 
 
 @dataclass
+class TokenEvent:
+    """One answer token as it is streamed: its text, each trait's reading and the alerts it raised."""
+
+    position: int  # 0-based answer position
+    token_id: int
+    text: str
+    projections: dict[str, float | None]
+    alerts: list[dict]
+
+
+@dataclass
+class Completion:
+    """A finished request: the answer, why it ended, token counts, readings per trait and alerts."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    readings: dict[str, dict]
+    alerts: list[dict]
+    seconds: float
+
+    def usage(self) -> dict[str, int]:
+        total = self.prompt_tokens + self.completion_tokens
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": total,
+        }
+
+
+@dataclass
+class Failure:
+    message: str
+
+
+Event = TokenEvent | Completion | Failure
+
+
+@dataclass
 class Job:
-    """One chat request. `on_event(kind, payload)` is called from the worker thread."""
+    """One chat request. `on_event(kind, event)` ("token", "done" or "error") is called from the engine's thread."""
 
     messages: list[dict]
     params: GenerationParams
-    on_event: Callable[[str, dict], None]
+    on_event: Callable[[str, Event], None]
     request_id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
     conversation_id: str | None = None
     cancelled: bool = False
@@ -139,14 +179,7 @@ class _Step(StoppingCriteria):
         alerts = m.alerts()[self.alerts_sent :]
         self.alerts_sent += len(alerts)
         self.job.on_event(
-            "token",
-            {
-                "position": k,
-                "token_id": token,
-                "text": delta,
-                "projections": projections,
-                "alerts": [self.engine.alert_dict(a) for a in alerts],
-            },
+            "token", TokenEvent(k, token, delta, projections, [self.engine.alert_dict(a) for a in alerts])
         )
         done = self.job.cancelled
         return cast(torch.BoolTensor, torch.tensor([done], dtype=torch.bool, device=input_ids.device))
@@ -250,9 +283,9 @@ class Engine:
                     job.on_event("done", result)
                 except Exception as e:  # a failing request must not stop the worker
                     logger.exception("request %s failed", job.request_id)
-                    job.on_event("error", {"message": f"{type(e).__name__}: {e}"})
+                    job.on_event("error", Failure(f"{type(e).__name__}: {e}"))
 
-    def _generate(self, job: Job) -> dict:
+    def _generate(self, job: Job) -> Completion:
         messages = prepare_messages(self.tokenizer, job.messages)
         ids = self.prompt_ids(messages)
         self.monitor.set_turns([turn_spans(self.tokenizer, messages)])
@@ -291,15 +324,15 @@ class Engine:
         readings = {t: r.to_dict() for t, r in self.monitor.readings().items()}
         alerts = [self.alert_dict(a) for a in self.monitor.alerts()]
         add_guard_actions(self.traits, readings, alerts)
-        return {
-            "text": self.tokenizer.decode(answer, skip_special_tokens=True),
-            "finish_reason": finish,
-            "prompt_tokens": len(ids),
-            "completion_tokens": len(out[0]) - len(ids),
-            "readings": readings,
-            "alerts": alerts,
-            "seconds": time.monotonic() - started,
-        }
+        return Completion(
+            self.tokenizer.decode(answer, skip_special_tokens=True),
+            finish,
+            len(ids),
+            len(out[0]) - len(ids),
+            readings,
+            alerts,
+            time.monotonic() - started,
+        )
 
     def close(self) -> None:
         self._queue.put(None)

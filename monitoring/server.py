@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .alerts import AlertDispatcher, JsonlAlertLog, Metrics, WebhookSink
 from .chat_request import RequestError, derive_conversation_id, error_response, parse_request
-from .engine import Job, ServingEngine
+from .engine import Completion, Event, Failure, Job, ServingEngine, TokenEvent
 
 logger = logging.getLogger(__name__)
 
@@ -158,13 +158,13 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
             "requests": requests,
         }
 
-    def persona_summary(result: dict, conversation_id: str) -> dict:
+    def persona_summary(result: Completion, conversation_id: str) -> dict:
         return {
             "conversation_id": conversation_id,
             "traits": {
-                t: {**engine.traits[t].to_dict(), **reading} for t, reading in result["readings"].items()
+                t: {**engine.traits[t].to_dict(), **reading} for t, reading in result.readings.items()
             },
-            "alerts": result["alerts"],
+            "alerts": result.alerts,
         }
 
     def on_alerts(alerts: list[dict], record: _Record) -> None:
@@ -179,12 +179,12 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
             record.alerts.append(full)
             dispatcher.dispatch(dict(full))
 
-    def observe(result: dict, record: _Record, stream: bool, started: float) -> None:
+    def observe(result: Completion, record: _Record, stream: bool, started: float) -> None:
         metrics.requests.labels("200").inc()
-        metrics.tokens.labels("prompt").inc(result["prompt_tokens"])
-        metrics.tokens.labels("completion").inc(result["completion_tokens"])
+        metrics.tokens.labels("prompt").inc(result.prompt_tokens)
+        metrics.tokens.labels("completion").inc(result.completion_tokens)
         metrics.latency.labels(str(stream).lower()).observe(time.monotonic() - started)
-        for trait, reading in result["readings"].items():
+        for trait, reading in result.readings.items():
             if reading["prompt_last"] is not None:
                 metrics.projection.labels(trait, "prompt_last").observe(reading["prompt_last"])
             for value in reading["tokens"][1:]:
@@ -193,9 +193,9 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
                 metrics.guard_actions.labels(trait, engine.traits[trait].guard).inc(reading["guard_actions"])
         record.readings = {
             t: {k: r[k] for k in ("prompt_last", "running_mean", "turns", "capped", "steered")}
-            for t, r in result["readings"].items()
+            for t, r in result.readings.items()
         }
-        record.finish_reason, record.seconds = result["finish_reason"], result["seconds"]
+        record.finish_reason, record.seconds = result.finish_reason, result.seconds
 
     def start_job(messages, params, stream, conversation) -> tuple[Job, asyncio.Queue, _Record, float]:
         loop = asyncio.get_running_loop()
@@ -204,17 +204,17 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
         record_box: list[_Record] = []
         first = [True]
 
-        def on_event(kind: str, payload: dict) -> None:  # worker thread
+        def on_event(kind: str, payload: Event) -> None:  # the engine's thread
             record = record_box[0]
-            if kind == "token":
+            if isinstance(payload, TokenEvent):
                 if first[0]:
                     metrics.first_token.observe(time.monotonic() - started)
                     first[0] = False
-                record.tokens.append({"text": payload["text"], "projections": payload["projections"]})
-                on_alerts(payload["alerts"], record)
-            elif kind == "done":
+                record.tokens.append({"text": payload.text, "projections": payload.projections})
+                on_alerts(payload.alerts, record)
+            elif isinstance(payload, Completion):
                 observe(payload, record, stream, started)
-            elif kind == "error":
+            else:
                 metrics.requests.labels("500").inc()
                 record.finish_reason = "error"
             loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
@@ -252,7 +252,8 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
             while True:
                 kind, payload = await events.get()
                 if kind == "error":
-                    return error_response(500, payload["message"], code="generation_failed")
+                    assert isinstance(payload, Failure)
+                    return error_response(500, payload.message, code="generation_failed")
                 if kind == "done":
                     break
             return {
@@ -261,16 +262,12 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": payload["text"]},
-                        "finish_reason": payload["finish_reason"],
+                        "message": {"role": "assistant", "content": payload.text},
+                        "finish_reason": payload.finish_reason,
                         "logprobs": None,
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": payload["prompt_tokens"],
-                    "completion_tokens": payload["completion_tokens"],
-                    "total_tokens": payload["prompt_tokens"] + payload["completion_tokens"],
-                },
+                "usage": payload.usage(),
                 "persona": persona_summary(payload, record.conversation_id),
             }
 
@@ -289,23 +286,19 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
                 while True:
                     kind, payload = await events.get()
                     if kind == "token":
-                        persona = {"position": payload["position"], "projections": payload["projections"]}
-                        if payload["alerts"]:
-                            persona["alerts"] = payload["alerts"]
-                        yield chunk({"content": payload["text"]}, persona=persona)
+                        persona = {"position": payload.position, "projections": payload.projections}
+                        if payload.alerts:
+                            persona["alerts"] = payload.alerts
+                        yield chunk({"content": payload.text}, persona=persona)
                     elif kind == "error":
-                        yield f"data: {json.dumps({'error': {'message': payload['message'], 'type': 'server_error'}})}\n\n"
+                        yield f"data: {json.dumps({'error': {'message': payload.message, 'type': 'server_error'}})}\n\n"
                         break
                     else:
                         yield chunk(
                             {},
-                            payload["finish_reason"],
+                            payload.finish_reason,
                             persona=persona_summary(payload, record.conversation_id),
-                            usage={
-                                "prompt_tokens": payload["prompt_tokens"],
-                                "completion_tokens": payload["completion_tokens"],
-                                "total_tokens": payload["prompt_tokens"] + payload["completion_tokens"],
-                            },
+                            usage=payload.usage(),
                         )
                         break
                 yield "data: [DONE]\n\n"

@@ -28,7 +28,7 @@ from persona_vaccine.steering.vllm_request import (
     require_vllm,
 )
 
-from .engine import Job, TraitInfo, add_guard_actions, turn_spans
+from .engine import Completion, Failure, Job, TokenEvent, TraitInfo, add_guard_actions, turn_spans
 from .guards import STOP_REASON, parse_guards
 from .thresholds import parse_manual, thresholds_for
 
@@ -165,9 +165,9 @@ class VllmEngine:
             job.on_event("done", await self._generate(job))
         except Exception as e:  # a failing request must not stop the others
             logger.exception("request %s failed", job.request_id)
-            job.on_event("error", {"message": f"{type(e).__name__}: {e}"})
+            job.on_event("error", Failure(f"{type(e).__name__}: {e}"))
 
-    async def _generate(self, job: Job) -> dict:
+    async def _generate(self, job: Job) -> Completion:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -200,16 +200,7 @@ class VllmEngine:
                     t: (r.tokens[k] if k < len(r.tokens) else None) for t, r in collected.readings.items()
                 }
                 delta = completion.text if i == 0 else ""
-                job.on_event(
-                    "token",
-                    {
-                        "position": k,
-                        "token_id": token,
-                        "text": delta,
-                        "projections": projections,
-                        "alerts": new_alerts,
-                    },
-                )
+                job.on_event("token", TokenEvent(k, token, delta, projections, new_alerts))
             text += completion.text
             finish = completion.finish_reason or finish
             if job.cancelled or (collected.stop and not out.finished):
@@ -223,15 +214,10 @@ class VllmEngine:
         completion_tokens = len(answer)
         if answer and answer[-1] == eos:
             answer.pop()
-        return {
-            "text": text,
-            "finish_reason": STOP_REASON if collected.stop else finish,
-            "prompt_tokens": len(ids),
-            "completion_tokens": completion_tokens,
-            "readings": readings,
-            "alerts": alerts,
-            "seconds": time.monotonic() - started,
-        }
+        finish = STOP_REASON if collected.stop else finish
+        return Completion(
+            text, finish, len(ids), completion_tokens, readings, alerts, time.monotonic() - started
+        )
 
     async def _readings(self, tag: str, count: int, traits: list[str]) -> Any:
         found = self.reader.collected.get(tag)
