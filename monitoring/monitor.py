@@ -26,7 +26,7 @@ from transformers import StoppingCriteria
 
 from persona_vaccine.steering import residual_ops
 from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
-from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, unwrap_model, with_block_hidden
+from persona_vaccine.steering.hook_core import attach
 from persona_vaccine.steering.vector import vector_for_model
 
 from .readings import Alert, RequestReadings, TraitReading, Watch
@@ -47,7 +47,7 @@ class Monitor:
     ):
         self.model = model
         self.watches = list(watches)
-        self.blocks = get_decoder_layers(model, layers_path)
+        self.layers_path = layers_path
         traits = [w.trait for w in self.watches]
         if len(set(traits)) != len(traits):
             raise ValueError(f"two vectors for the same trait: {traits}")
@@ -117,28 +117,22 @@ class Monitor:
             self._device_cache[key] = tensor.to(like.device)
         return self._device_cache[key]
 
-    def _layer_hook(self, layer: int):
+    def _watch(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        """Read every watch of `layer` and let its guard act; the changed stream, or None."""
         entries = self.by_layer[layer]
-
-        def hook(module: nn.Module, args: tuple, output):
-            hidden = block_hidden(output)
-            batch, length = hidden.shape[:2]
-            valid_cpu = self._valid
-            if valid_cpu is None or valid_cpu.shape != (batch, length):  # not a call the pre-hook saw
-                return None
-            projections = [
-                residual_ops.read(hidden, self._on(unit, hidden)[None])[..., 0] for _, unit, _ in entries
-            ]
-            values = [p.detach().cpu() for p in projections]
-            changed = hidden
-            for (watch, unit, raw), proj, vals in zip(entries, projections, values, strict=True):
-                act_from = self._read(watch, vals, valid_cpu)
-                changed = self._guard(watch, unit, raw, proj, valid_cpu, act_from, changed)
-            if changed is hidden:
-                return None
-            return with_block_hidden(output, changed)
-
-        return hook
+        batch, length = hidden.shape[:2]
+        valid_cpu = self._valid
+        if valid_cpu is None or valid_cpu.shape != (batch, length):  # not a call the pre-hook saw
+            return None
+        projections = [
+            residual_ops.read(hidden, self._on(unit, hidden)[None])[..., 0] for _, unit, _ in entries
+        ]
+        values = [p.detach().cpu() for p in projections]
+        changed = hidden
+        for (watch, unit, raw), proj, vals in zip(entries, projections, values, strict=True):
+            act_from = self._read(watch, vals, valid_cpu)
+            changed = self._guard(watch, unit, raw, proj, valid_cpu, act_from, changed)
+        return None if changed is hidden else changed
 
     def _read(self, watch: Watch, vals: torch.Tensor, valid: torch.Tensor) -> list[int | None]:
         """Record this call's readings; per row, the first position a steer guard acts on (or None)."""
@@ -190,14 +184,11 @@ class Monitor:
     @contextlib.contextmanager
     def active(self) -> Iterator[Monitor]:
         """Register the hooks for the duration of the block."""
-        handles = [unwrap_model(self.model).register_forward_pre_hook(self._pre_forward, with_kwargs=True)]
+        ops = {layer: [self._watch] for layer in self.by_layer}
         try:
-            for layer in sorted(self.by_layer):
-                handles.append(self.blocks[layer - 1].register_forward_hook(self._layer_hook(layer)))
-            yield self
+            with attach(self.model, ops, pre_forward=self._pre_forward, layers_path=self.layers_path):
+                yield self
         finally:
-            for handle in handles:
-                handle.remove()
             self._device_cache.clear()
 
 

@@ -11,7 +11,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .compat import cache_kwarg_name, model_device
-from .layers import block_hidden, eval_mode, get_decoder_layers, unwrap_model
+from .hook_core import attach
+from .layers import eval_mode, get_decoder_layers, unwrap_model
 
 
 class _StopForward(Exception):
@@ -36,22 +37,14 @@ def _on_blocks(
     stop_after: int | None = None,
 ) -> Iterator[None]:
     """Call `fn(layer, block_output)` for each given 1-based layer; raise `_StopForward` after `stop_after`."""
-    blocks = get_decoder_layers(model)
 
-    def make_hook(layer: int):
-        def hook(module, args, output):
-            fn(layer, block_hidden(output))
-            if layer == stop_after:
-                raise _StopForward
+    def read(layer: int, hidden: torch.Tensor) -> None:
+        fn(layer, hidden)
+        if layer == stop_after:
+            raise _StopForward
 
-        return hook
-
-    handles = [blocks[layer - 1].register_forward_hook(make_hook(layer)) for layer in sorted(set(layers))]
-    try:
+    with attach(model, {layer: [read] for layer in set(layers)}):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager

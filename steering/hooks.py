@@ -21,12 +21,9 @@ from torch import nn
 from . import residual_ops
 from .cli_args import command_name
 from .forward_call import ForwardCallReader, past_length
+from .hook_core import attach
 from .layers import (
-    block_hidden,
     check_layer,
-    get_decoder_layers,
-    unwrap_model,
-    with_block_hidden,
 )
 from .vector import PersonaVector, vector_for_model
 from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
@@ -125,8 +122,7 @@ class Steerer:
     """Holds steering ops for a model; `with steerer.active():` registers the hooks."""
 
     def __init__(self, model: nn.Module, specs: Sequence[SteeringSpec], layers_path: str | None = None):
-        self.model = model
-        self.blocks = get_decoder_layers(model, layers_path)
+        self.model, self.layers_path = model, layers_path
         self.ops: dict[int, list[_Op]] = {}
         for spec in specs:
             vector_for_model(spec.vector, model, layers_path=layers_path)
@@ -253,25 +249,20 @@ class Steerer:
         """Per trait: token positions steered so far outside autograd (summed over its layers)."""
         return {trait: int(n) for trait, n in self._counts.items()}
 
-    def _hook(self, layer: int):
-        ops = self.ops[layer]
-
-        def hook(module: nn.Module, args: tuple, output):
-            hidden = block_hidden(output)
-            for op in ops:
-                mask = self._mask(op.spec.positions, hidden)
-                if not torch.is_grad_enabled() or not hidden.requires_grad:
-                    self._count(op, mask, hidden)
-                direction = op.on(hidden)
-                rows = None if mask is None else mask[..., 0]
-                if op.spec.mode == "add":
-                    delta = direction * self.scale if self.scale != 1.0 else direction
-                    hidden = residual_ops.add(hidden, delta, rows)
-                else:
-                    hidden = residual_ops.ablate(hidden, direction, op.spec.coef, rows)
-            return with_block_hidden(output, hidden)
-
-        return hook
+    def _apply(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
+        """The steering ops of `layer` applied to the residual stream after that block."""
+        for op in self.ops[layer]:
+            mask = self._mask(op.spec.positions, hidden)
+            if not torch.is_grad_enabled() or not hidden.requires_grad:
+                self._count(op, mask, hidden)
+            direction = op.on(hidden)
+            rows = None if mask is None else mask[..., 0]
+            if op.spec.mode == "add":
+                delta = direction * self.scale if self.scale != 1.0 else direction
+                hidden = residual_ops.add(hidden, delta, rows)
+            else:
+                hidden = residual_ops.ablate(hidden, direction, op.spec.coef, rows)
+        return hidden
 
     def set_coef(self, spec: SteeringSpec, coef: float) -> None:
         """Change one spec's coefficient in place (used by the automatic coefficient controller)."""
@@ -284,16 +275,12 @@ class Steerer:
     @contextlib.contextmanager
     def active(self) -> Iterator[Steerer]:
         """Register the hooks for the duration of the block (forward and backward)."""
-        target = unwrap_model(self.model)
-        handles = [target.register_forward_pre_hook(self._capture, with_kwargs=True)]
         self._call, self._last_ids = _Call(None, 0, None), None
+        ops = {layer: [self._apply] for layer in self.ops}
         try:
-            for layer in sorted(self.ops):
-                handles.append(self.blocks[layer - 1].register_forward_hook(self._hook(layer)))
-            yield self
+            with attach(self.model, ops, pre_forward=self._capture, layers_path=self.layers_path):
+                yield self
         finally:
-            for handle in handles:
-                handle.remove()
             self._mask_cache.clear()
             self._last_ids = self._last_cache = None
 

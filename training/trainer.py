@@ -19,8 +19,9 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from persona_vaccine.steering.errors import InvalidInput
+from persona_vaccine.steering.hook_core import attach
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
-from persona_vaccine.steering.layers import block_hidden, check_layer, get_decoder_layers
+from persona_vaccine.steering.layers import check_layer, get_decoder_layers
 from persona_vaccine.steering.vector import PersonaVector, VectorMismatch, vector_for_model
 
 from .coef_controller import CoefController, balanced_start
@@ -192,14 +193,11 @@ class PreventativeSFTTrainer(SFTTrainer):
         """Capture the penalty layer's block output, before any steering hook on that block adds to it."""
         captured: dict[str, torch.Tensor] = {}
 
-        def hook(module, args, output):
-            captured["h"] = block_hidden(output)
+        def capture(layer: int, hidden: torch.Tensor) -> None:
+            captured["h"] = hidden
 
-        handle = get_decoder_layers(model)[self.layers[0] - 1].register_forward_hook(hook, prepend=True)
-        try:
+        with attach(model, {self.layers[0]: [capture]}, first=True):
             yield captured
-        finally:
-            handle.remove()
 
     def _response_projection(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample mean projection of the response tokens on the first vector."""
