@@ -1,7 +1,8 @@
 """Sweep transformers' causal-LM model zoo with tiny random models: discovery, steering, ablation, training.
 
-Run `python tests/architecture_sweep.py [--train] [--json FILE]` to print the table (docs/RESULTS.md has
-it); tests/test_architecture_sweep.py runs the same checks in the suite.
+Run `python tests/architecture_sweep.py [--train] [--json FILE]` to print the table (docs/RESULTS.md,
+"Architecture sweep", has its latest results); tests/test_architecture_sweep.py runs the same checks in
+the suite.
 """
 
 from __future__ import annotations
