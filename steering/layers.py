@@ -13,7 +13,7 @@ holds explicit overrides by model type; `layers_path` overrides everything.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -45,9 +45,9 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         if hasattr(model, "get_base_model") and callable(model.get_base_model):  # PEFT
             model = model.get_base_model()
         elif hasattr(model, "_orig_mod"):  # torch.compile
-            model = model._orig_mod
+            model = cast(nn.Module, model._orig_mod)
         elif type(model).__name__ in {"DeepSpeedEngine", "DistributedDataParallel", "PipelineEngine"}:
-            model = model.module
+            model = cast(nn.Module, model.module)
     return model
 
 
