@@ -243,9 +243,11 @@ def prompt_response_activations(
                     _forward(
                         model, input_ids=ids.to(device), use_cache=cache is not None, **{cache_kwarg: cache}
                     )
+                batch = reducer.batch
+                assert batch is not None  # filled by the block hooks during the forward
                 if out is None:
-                    out = torch.empty(len(samples), n_layers, 3, reducer.batch.shape[-1])
-                out[idx] = reducer.batch.cpu()
+                    out = torch.empty(len(samples), n_layers, 3, batch.shape[-1])
+                out[idx] = batch.cpu()
                 norm_count += sum(n_resp)
 
     if out is None:

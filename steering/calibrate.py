@@ -154,11 +154,11 @@ def calibrate_vector(
     cells = []
     for layer, coef in grid:
         row = done[(layer, coef)]
-        trait, n = _mean(row["trait"])
-        coherence, _ = _mean(row["coherence"])
+        trait_mean, n = _mean(row["trait"])
+        coherence_mean, _ = _mean(row["coherence"])
         cells.append(
             Cell(
-                layer, coef, trait, coherence, n,
+                layer, coef, trait_mean, coherence_mean, n,
                 _standard_error(row["trait"]), _standard_error(row["coherence"]),
             )
         )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from transformers import PreTrainedTokenizerBase
 
 from .errors import UserError
@@ -61,12 +63,13 @@ def format_chat(
             f"Tokenizer '{tokenizer.name_or_path}' has no chat template. Use an instruct/chat model, or set "
             "tokenizer.chat_template (SFTConfig.chat_template_path in a recipe)."
         )
-    return tokenizer.apply_chat_template(
+    text = tokenizer.apply_chat_template(
         prepare_messages(tokenizer, messages),
         tokenize=False,
         add_generation_prompt=add_generation_prompt,
         enable_thinking=False,  # Qwen3-style templates; ignored by the others
     )
+    return cast(str, text)  # tokenize=False: the rendered text
 
 
 def build_messages(question: str, system: str | None = None) -> list[Message]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ class Generation:
 
 
 def _stop_ids(model: nn.Module, tokenizer) -> set[int]:
-    ids = set()
+    ids: set[int] = set()
     for source in (getattr(unwrap_model(model), "generation_config", None), tokenizer):
         eos = getattr(source, "eos_token_id", None)
         if eos is not None:
@@ -93,7 +94,7 @@ class SeededSampler(LogitsProcessor):
         ]
         out = torch.full_like(scores, -float("inf"))
         out[torch.arange(len(drawn)), torch.tensor(drawn, device=scores.device)] = 0.0
-        return out
+        return cast(torch.FloatTensor, out)
 
 
 def generate(
@@ -126,7 +127,7 @@ def generate(
     limit = context_length(model)
     device = next(unwrap_model(model).parameters()).device
     stop = _stop_ids(model, tokenizer)
-    sampling = (
+    sampling: dict[str, Any] = (
         {"do_sample": True, "temperature": temperature, "top_p": top_p}
         if temperature > 0
         else {"do_sample": False}
@@ -147,7 +148,7 @@ def generate(
                 new_tokens = max_new_tokens if limit is None else max(1, min(max_new_tokens, limit - width))
                 if new_tokens < max_new_tokens:
                     logger.warning("prompts of %d tokens leave room for %d new tokens", width, new_tokens)
-                kwargs = dict(sampling)
+                kwargs: dict[str, Any] = dict(sampling)
                 if seeds is not None and temperature > 0:
                     top_k = getattr(getattr(unwrap_model(model), "generation_config", None), "top_k", None)
                     sampler = SeededSampler(seeds[start : start + batch_size], temperature, top_p, top_k)
@@ -155,7 +156,7 @@ def generate(
                 if progress is not None:
                     kwargs["streamer"] = _StepCounter(bar)
                 with torch.no_grad():
-                    out = model.generate(
+                    out = cast(Callable[..., torch.Tensor], model.generate)(  # a transformers/PEFT model
                         input_ids=enc["input_ids"].to(device),
                         attention_mask=enc["attention_mask"].to(device),
                         max_new_tokens=new_tokens,

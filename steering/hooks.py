@@ -113,7 +113,7 @@ class _Op:
 class _Call:
     """What one forward call of the model covers: absolute positions [start, start + length)."""
 
-    attention_mask: torch.Tensor | None
+    attention_mask: object  # a [B, T] tensor, or whatever else the forward got (checked in _mask)
     start: int  # tokens already in the KV cache before this call
     prompt_length: int | None  # tokens of the prompt, in the same (padded) coordinates; None = unknown
 
@@ -317,7 +317,7 @@ def steer(
     prompt + response, for positions "response" / "prompt".
     """
     if isinstance(vector, PersonaVector):
-        layers = [vector.default_layer()] if layer is None else layer
+        layers = [vector.default_layer()] if layer is None else [layer] if isinstance(layer, int) else layer
         strength = (1.0 if coef is None else coef) if mode == "ablate" else _resolve_coef(vector, coef)
         specs = [SteeringSpec(vector, layers, strength, mode, positions, coef_unit)]
     else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -58,9 +58,9 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         if hasattr(model, "get_base_model") and callable(model.get_base_model):  # PEFT
             model = model.get_base_model()
         elif hasattr(model, "_orig_mod"):  # torch.compile
-            model = model._orig_mod
+            model = cast(nn.Module, model._orig_mod)
         elif type(model).__name__ in {"DeepSpeedEngine", "DistributedDataParallel", "PipelineEngine"}:
-            model = model.module
+            model = cast(nn.Module, model.module)
     return model
 
 

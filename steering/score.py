@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -108,7 +109,8 @@ def calibrate(
             [v for v, p in zip(vals, is_pos, strict=True) if p],
             [v for v, p in zip(vals, is_pos, strict=True) if not p],
         )
-        for name, vals in (("prompt", prompt), ("response", response))
+        # every record kept has response_ids, so no response projection is None
+        for name, vals in (("prompt", prompt), ("response", cast(list[float], response)))
     }
     result = Calibration(
         layer=layer,

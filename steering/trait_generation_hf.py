@@ -6,7 +6,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from .chat import format_chat
 from .trait_prompts import INSTRUCTIONS, RUBRIC_TEMPLATE
@@ -156,6 +156,20 @@ def _example_turns(name: str, pairs: int = 2, questions: int = 4) -> tuple[list[
     }
 
 
+class HFBackend(Protocol):
+    """`(prompt, feedback) -> spec dict`, with `stats`: the counts of its last call."""
+
+    stats: dict[str, int]
+
+    def __call__(self, prompt: str, feedback: str) -> dict: ...
+
+
+def _prompt_field(pattern: str, prompt: str, flags: int = 0) -> str:
+    match = re.search(pattern, prompt, flags)
+    assert match is not None  # the prompt is built from INSTRUCTIONS, which holds every field
+    return match.group(1)
+
+
 def hf_backend(
     model,
     tokenizer,
@@ -166,7 +180,7 @@ def hf_backend(
     tries: int = 4,
     example: bool = True,
     seed: int | None = None,
-) -> Callable[[str, str], dict]:
+) -> HFBackend:
     """Schema-constrained decoding on a local model: we write the JSON skeleton, the model fills each string.
 
     The trait name and the user's description are written as given; every other string is sampled after
@@ -188,10 +202,10 @@ def hf_backend(
     masks = _token_masks(model, tokenizer)
 
     def ask(prompt: str, feedback: str) -> dict:
-        name = re.search(r'Trait name: "([^"]+)"', prompt).group(1)
-        description = re.search(r"Description: (.*?)\n\nReturn ONLY", prompt, re.DOTALL).group(1)
-        n_pairs = int(re.search(r"exactly (\d+) objects", prompt).group(1))
-        n_questions = int(re.search(r"exactly (\d+) distinct", prompt).group(1))
+        name = _prompt_field(r'Trait name: "([^"]+)"', prompt)
+        description = _prompt_field(r"Description: (.*?)\n\nReturn ONLY", prompt, re.DOTALL)
+        n_pairs = int(_prompt_field(r"exactly (\d+) objects", prompt))
+        n_questions = int(_prompt_field(r"exactly (\d+) distinct", prompt))
         turns, seen = _example_turns(name) if example else ([], set())
         messages = [*turns, {"role": "user", "content": prompt}]
         sampler = _StringSampler(model, tokenizer, masks, generator)
@@ -226,7 +240,8 @@ def hf_backend(
                 sampler.commit(json.dumps(fallback)[1:-1] + '"')
             return text or fallback
 
-        data = {"trait": name, "description": description}  # the user's description, not a small model's
+        # the user's description, not a small model's
+        data: dict[str, Any] = {"trait": name, "description": description}
         sampler.commit(f'"trait": "{name}", "description": {json.dumps(description)}')
         data["instruction_pairs"] = []
         sampler.commit(', "instruction_pairs": [')
@@ -253,7 +268,7 @@ def hf_backend(
                     break
             sampler.commit("]")
         data["judge_rubric"] = RUBRIC_TEMPLATE.format(name=name, explanation=data["description"])
-        ask.stats = stats
+        backend.stats = stats
         logger.info(
             "hf backend: %d candidates resampled, %d kept after repair, %d question slots skipped",
             stats["resampled"],
@@ -262,5 +277,6 @@ def hf_backend(
         )
         return data
 
-    ask.stats = {}  # counts of the last call: resampled candidates, repaired ones, skipped question slots
-    return ask
+    backend = cast(HFBackend, ask)  # a function with a `stats` attribute
+    backend.stats = {}  # counts of the last call: resampled candidates, repaired ones, skipped question slots
+    return backend

@@ -63,7 +63,7 @@ class DriftMeter:
         max_questions: int | None = None,
         batch_size: int = 32,
     ) -> DriftMeter:
-        probes = []
+        probes: list[DriftProbe] = []
         for vector, layer in zip(vectors, layers, strict=True):
             questions = evaluation_questions(vector, questions_spec, max_questions)
             prompts = [format_chat(tokenizer, build_messages(q)) for q in questions]

@@ -77,9 +77,11 @@ def _scalar_ok(value: object, kind: str) -> bool:
     if kind == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True
+        if not isinstance(value, str):
+            return False
         try:
             float(value)  # YAML reads 1e-4 as a string
-            return isinstance(value, str)
+            return True
         except (TypeError, ValueError):
             return False
     if kind == "str":
@@ -230,14 +232,15 @@ def parse_overrides(argv: list[str], fields: dict[str, str] | None) -> dict[str,
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise RecipeError(f"command line: unknown override '{arg[2:].split('=', 1)[0]}'{hint}")
             out[name] = arg.split("=", 1)[1] if "=" in arg else []
-        elif name is not None and isinstance(out[name], list):
-            out[name].append(arg)
+        elif name is not None and isinstance(values := out[name], list):
+            values.append(arg)
     return {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- values and paths
 def _numbers(value: object) -> list[float]:
-    values = value if isinstance(value, list) else [value]
+    # any YAML value: float() decides which are numbers
+    values: list[typing.Any] = value if isinstance(value, list) else [value]
     out = []
     for v in values:
         try:

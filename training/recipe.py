@@ -29,6 +29,11 @@ from .precheck import (
 )
 from .precheck import load_recipe_file as _load_recipe_file
 
+# transformers types the parser's dataclasses as DataClassType, a NewType no plain class matches:
+# the config classes are cast to it where a RecipeParser is built
+if typing.TYPE_CHECKING:
+    from transformers.hf_argparser import DataClassType
+
 __all__ = [
     "RECIPE_TYPES",
     "RecipeError",
@@ -113,7 +118,8 @@ def _parse(config_types: tuple[type, ...], path: str | Path | None, overrides: l
     if unknown:
         message = _unknown(unknown, config_types)
         raise RecipeError(f"{_blame(path, overrides, message)}: {message}")
-    parser = RecipeParser(config_types, allow_abbrev=False)  # no silent prefix matches of field names
+    # allow_abbrev=False: no silent prefix matches of field names
+    parser = RecipeParser(typing.cast("tuple[DataClassType, ...]", config_types), allow_abbrev=False)
     try:
         *configs, remaining = parser.parse_args_and_config(args, return_remaining_strings=True)
     except RecipeError as e:
@@ -156,7 +162,9 @@ def parse_config(config_type: type, path: str | Path | None, overrides: list[str
 
 def print_config_help(config_type: type, prog: str, description: str | None = None) -> None:
     """The `--help` of a command whose fields come from one config dataclass (YAML file + overrides)."""
-    parser = RecipeParser((config_type,), prog=prog, description=description)
+    parser = RecipeParser(
+        typing.cast("tuple[DataClassType]", (config_type,)), prog=prog, description=description
+    )
     parser.print_help()
     print(
         "\nEvery field can be set in the YAML file or overridden on the command line as --field_name value "
@@ -170,7 +178,9 @@ def print_recipe_help() -> None:
         f"usage: {cli_args.prog('train')} RECIPE.yaml [--field value ...]\n\nAny field below can be set in the "
         "recipe or overridden on the command line as --field_name value or --field-name value.\n"
     )
-    RecipeParser(RECIPE_TYPES, prog=cli_args.prog("train")).print_help()
+    RecipeParser(
+        typing.cast("tuple[DataClassType, ...]", RECIPE_TYPES), prog=cli_args.prog("train")
+    ).print_help()
 
 
 def parse_extraction_recipe(path: str | Path, overrides: list[str] | None = None):
