@@ -131,6 +131,35 @@ class ServingEngine(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass
+class ServeSetup:
+    """What `serve` reads from its flags before any engine starts: vectors, guards, hand-set thresholds."""
+
+    vectors: list[tuple[PersonaVector, str]]
+    guards: dict[str, str]
+    manual: dict[str, tuple[float | None, float | None]]
+    name: str  # the model id clients send
+
+    @classmethod
+    def parse(
+        cls,
+        model_id: str,
+        vector_paths: list[str],
+        guard_specs: list[str] | None,
+        threshold_specs: list[str] | None,
+        model_name: str | None = None,
+    ) -> ServeSetup:
+        vectors = [(PersonaVector.load(p), p) for p in vector_paths]
+        traits = [v.trait for v, _ in vectors]
+        guards = parse_guards(guard_specs, traits)
+        manual = parse_manual(threshold_specs)
+        unknown = set(manual) - set(traits)
+        if unknown:
+            raise ValueError(f"--threshold names {sorted(unknown)}, which no vector has (traits: {traits})")
+        name = model_name or (Path(model_id).name if Path(model_id).exists() else model_id)
+        return cls(vectors, guards, manual, name)
+
+
 def add_guard_actions(traits: dict[str, TraitInfo], readings: dict[str, dict], alerts: list[dict]) -> None:
     """Each reading's `guard_actions`: tokens capped or steered, or 1 when a stop guard ended the answer."""
     for trait, info in traits.items():
@@ -240,18 +269,13 @@ class Engine:
         layers_path: str | None = None,
         **kwargs,
     ) -> Engine:
-        vectors = [(PersonaVector.load(p), p) for p in vector_paths]
-        traits = [v.trait for v, _ in vectors]
-        guards = parse_guards(guard_specs, traits)
-        manual = parse_manual(threshold_specs)
-        unknown = set(manual) - set(traits)
-        if unknown:
-            raise ValueError(f"--threshold names {sorted(unknown)}, which no vector has (traits: {traits})")
-        model, tokenizer = load_model(model_id, dtype=dtype, device=device, layers_path=layers_path)
-        name = kwargs.pop("model_name", None) or (
-            Path(model_id).name if Path(model_id).exists() else model_id
+        setup = ServeSetup.parse(
+            model_id, vector_paths, guard_specs, threshold_specs, kwargs.pop("model_name", None)
         )
-        return cls(model, tokenizer, vectors, guards, manual, model_name=name, **kwargs)
+        model, tokenizer = load_model(model_id, dtype=dtype, device=device, layers_path=layers_path)
+        return cls(
+            model, tokenizer, setup.vectors, setup.guards, setup.manual, model_name=setup.name, **kwargs
+        )
 
     def _eos_ids(self) -> list[int]:
         eos = getattr(self.model.generation_config, "eos_token_id", None)

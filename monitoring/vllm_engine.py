@@ -28,9 +28,9 @@ from persona_vaccine.steering.vllm_request import (
     require_vllm,
 )
 
-from .engine import Completion, Failure, Job, TokenEvent, TraitInfo, add_guard_actions, turn_spans
-from .guards import STOP_REASON, parse_guards
-from .thresholds import parse_manual, thresholds_for
+from .engine import Completion, Failure, Job, ServeSetup, TokenEvent, TraitInfo, add_guard_actions, turn_spans
+from .guards import STOP_REASON
+from .thresholds import thresholds_for
 
 logger = logging.getLogger(__name__)
 
@@ -138,16 +138,10 @@ class VllmEngine:
         threshold_specs: list[str] | None = None,
         **kwargs: Any,
     ) -> VllmEngine:
-        vectors = [(PersonaVector.load(p), p) for p in vector_paths]
-        traits = [v.trait for v, _ in vectors]
-        manual = parse_manual(threshold_specs)
-        unknown = set(manual) - set(traits)
-        if unknown:
-            raise ValueError(f"--threshold names {sorted(unknown)}, which no vector has (traits: {traits})")
-        name = kwargs.pop("model_name", None) or (
-            Path(model_id).name if Path(model_id).exists() else model_id
+        setup = ServeSetup.parse(
+            model_id, vector_paths, guard_specs, threshold_specs, kwargs.pop("model_name", None)
         )
-        return cls(model_id, vectors, parse_guards(guard_specs, traits), manual, model_name=name, **kwargs)
+        return cls(model_id, setup.vectors, setup.guards, setup.manual, model_name=setup.name, **kwargs)
 
     # --- requests -----------------------------------------------------------------------------
     def prompt_ids(self, messages: list[dict]) -> list[int]:

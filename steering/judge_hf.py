@@ -14,6 +14,7 @@ from .judge_scores import (
     MIN_NUMBER_MASS,
     TOP_LOGPROBS,
     JudgeMode,
+    local_cache_id,
     parse_sampled_score,
     score_from_number_probs,
     score_from_probs,
@@ -96,12 +97,7 @@ class HFJudge:
     @property
     def cache_id(self) -> str:
         """Cache key part: the model and how it is asked (different schemes must not share scores)."""
-        mass = (
-            ""
-            if self.mode == "sample" or self.min_mass == MIN_NUMBER_MASS
-            else f"|min_mass={self.min_mass:g}"
-        )
-        return f"{self.model_id}|{self.mode}|{self.answer_prefix}{mass}"
+        return local_cache_id(self.model_id, self.mode, self.answer_prefix, self.min_mass)
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         texts = [

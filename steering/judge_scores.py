@@ -123,6 +123,12 @@ class Judge(Protocol):
     def score(self, prompts: list[str]) -> list[float | None]: ...
 
 
+def local_cache_id(model_id: str, mode: str, answer_prefix: str, min_mass: float) -> str:
+    """A local judge's cache key part: the model and how it is asked (different schemes never share scores)."""
+    mass = "" if mode == "sample" or min_mass == MIN_NUMBER_MASS else f"|min_mass={min_mass:g}"
+    return f"{model_id}|{mode}|{answer_prefix}{mass}"
+
+
 def score_from_number_probs(probs: torch.Tensor, min_mass: float = MIN_NUMBER_MASS) -> float | None:
     """Weighted mean of 0..100 from P(answer == n); None when the numbers hold less than `min_mass`."""
     mass = float(probs.sum())

@@ -21,6 +21,7 @@ from .judge_scores import (
     MIN_NUMBER_MASS,
     TOP_LOGPROBS,
     JudgeMode,
+    local_cache_id,
     parse_sampled_score,
     score_from_number_probs,
     score_from_probs,
@@ -53,12 +54,7 @@ class VllmJudge:
     @property
     def cache_id(self) -> str:
         """Not shared with `HFJudge`: top-k truncation and another engine's numerics change the scores."""
-        mass = (
-            ""
-            if self.mode == "sample" or self.min_mass == MIN_NUMBER_MASS
-            else f"|min_mass={self.min_mass:g}"
-        )
-        return f"{self.model_id}|{self.mode}|{self.answer_prefix}{mass}|vllm"
+        return local_cache_id(self.model_id, self.mode, self.answer_prefix, self.min_mass) + "|vllm"
 
     def _ids(self, prompts: Sequence[str]) -> list[list[int]]:
         texts = [
