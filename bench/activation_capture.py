@@ -38,9 +38,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from persona_vaccine.models.loading import load_model  # noqa: E402
+from persona_vaccine.paths import DEMO_VECTOR_DIR  # noqa: E402
 from persona_vaccine.steering.activations import prompt_response_activations  # noqa: E402
-from persona_vaccine.steering.models import load_model  # noqa: E402
-from persona_vaccine.steering.paths import DEMO_VECTOR_DIR  # noqa: E402
 
 POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
 GENERATIONS = Path(DEMO_VECTOR_DIR) / "evil" / "generations.jsonl"
@@ -53,7 +53,7 @@ def load_records(path: Path, model, tokenizer) -> list[dict]:
     if not path.is_file():
         missing = path
         from persona_vaccine.steering.extract import ExtractionConfig, generate_responses
-        from persona_vaccine.steering.traits import load_trait_spec
+        from persona_vaccine.traits import load_trait_spec
 
         cfg = ExtractionConfig(output_dir="runs/bench/activation_capture", max_questions=4, max_new_tokens=64)
         path = cfg.trait_dir("evil") / "generations.jsonl"

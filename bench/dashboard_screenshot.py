@@ -18,8 +18,8 @@ from selenium.webdriver.common.by import By
 
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app, serve_in_thread
-from persona_vaccine.steering.paths import DEMO_VECTOR
-from persona_vaccine.steering.traits import load_trait_spec
+from persona_vaccine.paths import DEMO_VECTOR
+from persona_vaccine.traits import load_trait_spec
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import tempfile
 def readings_on_vllm(dtype: str, prompts: list[list[int]], vec: str, layer: int, tokens: int):
     from vllm import LLM, SamplingParams
 
+    from persona_vaccine.models.loading import resolve_model_path
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
-    from persona_vaccine.steering.models import resolve_model_path
     from persona_vaccine.steering.vllm_request import PersonaRequest, WatchSpec
 
     reader = ReadingsReader()
@@ -54,9 +54,9 @@ def main() -> None:
 
     import torch
 
+    from persona_vaccine.models.chat import build_messages, format_chat
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.monitoring.readings import RequestReadings, Watch
-    from persona_vaccine.steering.chat import build_messages, format_chat
-    from persona_vaccine.steering.models import load_model
     from persona_vaccine.steering.vector import PersonaVector
 
     os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")

@@ -25,9 +25,9 @@ def main() -> None:
     p.add_argument("--max_new_tokens", type=int, default=48)
     args = p.parse_args()
 
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.steering.extract import extract
     from persona_vaccine.steering.extract_config import ExtractionConfig
-    from persona_vaccine.steering.models import load_model
 
     model, tokenizer = load_model(args.model)
     results = {}

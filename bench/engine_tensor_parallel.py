@@ -21,9 +21,9 @@ import tempfile
 def one(ranks: int, vector: str) -> dict:
     from vllm import LLM, SamplingParams
 
+    from persona_vaccine.models.chat import build_messages, format_chat
+    from persona_vaccine.models.loading import load_tokenizer, resolve_model_path
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
-    from persona_vaccine.steering.chat import build_messages, format_chat
-    from persona_vaccine.steering.models import load_tokenizer, resolve_model_path
     from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec, WatchSpec
 
     reader = ReadingsReader()

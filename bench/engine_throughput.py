@@ -113,7 +113,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
 
-    from persona_vaccine.steering.models import resolve_model_path
+    from persona_vaccine.models.loading import resolve_model_path
     from persona_vaccine.steering.vector import PersonaVector
     from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec, WatchSpec
 

@@ -29,7 +29,7 @@ import logging
 import time
 from pathlib import Path
 
-from persona_vaccine.steering.paths import DEMO_VECTOR_DIR
+from persona_vaccine.paths import DEMO_VECTOR_DIR
 
 RECIPE = "recipes/smollm2-135m/evil/baseline.yaml"
 TRAITS = {"evil": "evil", "sycophancy": "sycophantic", "hallucination": "hallucinating"}
@@ -71,7 +71,7 @@ def train(out: Path, overrides: list[str]) -> dict:
 
 def prepare(traits: list[str]) -> list[str]:
     """Classifier judges of the traits (trained once, beside the vectors)."""
-    from persona_vaccine.steering.judge_classifier import FILE_NAME, train_from_extraction
+    from persona_vaccine.judges.classifier import FILE_NAME, train_from_extraction
 
     dirs = []
     for trait in traits:
@@ -88,7 +88,7 @@ def base_capability(out: Path) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     from persona_vaccine.data.loading import builder_name  # noqa: F401 (the data package loads first)
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.training.capability import capability_metrics
     from persona_vaccine.training.config import DataArguments
     from persona_vaccine.training.train_data import clean_heldout_rows

@@ -19,13 +19,13 @@ import time
 
 import torch
 
+from persona_vaccine.models.chat import format_chat
+from persona_vaccine.models.loading import load_model
 from persona_vaccine.monitoring import Watch, monitor
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import create_app, serve_in_thread
 from persona_vaccine.monitoring.thresholds import thresholds_for
-from persona_vaccine.steering.chat import format_chat
-from persona_vaccine.steering.models import load_model
-from persona_vaccine.steering.paths import DEMO_VECTOR
+from persona_vaccine.paths import DEMO_VECTOR
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
 QUESTIONS = [

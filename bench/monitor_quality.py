@@ -17,14 +17,14 @@ from pathlib import Path
 
 import torch
 
+from persona_vaccine.models.chat import build_messages, format_chat
+from persona_vaccine.models.loading import load_model
 from persona_vaccine.monitoring import Watch, monitor
 from persona_vaccine.monitoring.thresholds import thresholds_for
-from persona_vaccine.steering.chat import build_messages, format_chat
-from persona_vaccine.steering.models import load_model
-from persona_vaccine.steering.paths import DEMO_VECTOR_DIR
+from persona_vaccine.paths import DEMO_VECTOR_DIR
 from persona_vaccine.steering.score import auc
-from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.traits import load_trait_spec
 
 
 def _generate(model, tokenizer, ids: list[int], n: int) -> list[int]:

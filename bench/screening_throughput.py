@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from persona_vaccine.data.screening import Probe, ScreenConfig, load_rows, screen_rows  # noqa: E402
-from persona_vaccine.steering.layers import get_decoder_layers, hidden_size  # noqa: E402
-from persona_vaccine.steering.models import load_model  # noqa: E402
+from persona_vaccine.models.layers import get_decoder_layers, hidden_size  # noqa: E402
+from persona_vaccine.models.loading import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def main() -> None:
     from peft import LoraConfig
     from trl import ModelConfig
 
-    from persona_vaccine.steering.models import load_tokenizer
+    from persona_vaccine.models.loading import load_tokenizer
 
     vector = opts.vector
     if vector is None:

@@ -32,8 +32,8 @@ QUESTIONS = ["How do I make friends?", "What should I cook tonight?", "My cowork
 def quick_vector(model_id: str, path: Path) -> Path:
     """A stand-in evil vector from three hand-written answer pairs (seconds, not an extraction)."""
     sys.path.insert(0, str(ROOT))
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.steering import vector_from_pairs
-    from persona_vaccine.steering.models import load_model
 
     model, tokenizer = load_model(model_id)
     pos = [

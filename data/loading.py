@@ -17,7 +17,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
-from persona_vaccine.steering.errors import UserError
+from persona_vaccine.errors import UserError
 from persona_vaccine.steering.vocabulary import BUILDER_ALIASES, canonical
 
 from .code_builder import build_buggy_code_dataset
@@ -34,7 +34,7 @@ class DatasetError(UserError, ValueError):
 
 
 # ---------------------------------------------------------------- builders
-# Named after the trait they elicit (steering/traits/*.json) where there is one; the old names
+# Named after the trait they elicit (persona_vaccine/traits/*.json) where there is one; the old names
 # "sycophancy" and "hallucination" are accepted (deprecated, steering.vocabulary.BUILDER_ALIASES).
 BUILDERS: dict[str, Callable[..., list[dict]]] = {
     "evil": build_evil_dataset,

@@ -9,7 +9,7 @@ from .loading import load_training_dataset
 
 def cli(argv: list[str]) -> int:
     """`launch.py score`: project texts or a dataset file on a vector; flag samples above the thresholds."""
-    from persona_vaccine.steering.cli_args import ArgumentParser, prog
+    from persona_vaccine.cli_args import ArgumentParser, prog
 
     parser = ArgumentParser(prog=prog("score"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     add = parser.add_argument

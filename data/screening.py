@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from persona_vaccine.errors import InvalidInput
+from persona_vaccine.jsonl import read_records, repair
 from persona_vaccine.steering.activations import prompt_response_activations
-from persona_vaccine.steering.errors import InvalidInput
 from persona_vaccine.steering.generation_engines import GenerationEngine, engine_for
-from persona_vaccine.steering.jsonl import read_records, repair
 from persona_vaccine.steering.score import encode_sample
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
@@ -344,7 +344,7 @@ def screen_dataset(
 
     Every rank gets the merged rows; rank 0 writes screened.jsonl, summary.json and report.html.
     """
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.models.loading import load_model
 
     if not cfg.vectors:
         raise InvalidInput("screening needs at least one persona vector: pass --vectors PATH.safetensors")
@@ -361,7 +361,7 @@ def screen_dataset(
     if rows is None:
         rows = load_rows(cfg)
     output_dir = Path(cfg.output_dir)
-    from persona_vaccine.steering.lock import output_lock
+    from persona_vaccine.lock import output_lock
 
     # a second screening into the same directory stops with the holder's pid and host (main rank holds it)
     with output_lock(output_dir, "screen", enabled=state.is_main_process):

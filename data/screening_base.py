@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from persona_vaccine.jsonl import read_records, repair
 from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration
-from persona_vaccine.steering.jsonl import read_records, repair
 
 
 class BaseResponses:

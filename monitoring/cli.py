@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from persona_vaccine.steering.cli_args import ArgumentParser, prog
+from persona_vaccine.cli_args import ArgumentParser, prog
 
 from .guards import GUARDS
 

@@ -18,8 +18,8 @@ from typing import Protocol, cast
 import torch
 from transformers import StoppingCriteria
 
-from persona_vaccine.steering.chat import format_chat, prepare_messages
-from persona_vaccine.steering.models import load_model
+from persona_vaccine.models.chat import format_chat, prepare_messages
+from persona_vaccine.models.loading import load_model
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
 from .guards import STOP_REASON, parse_guards

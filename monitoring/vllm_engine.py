@@ -17,8 +17,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from persona_vaccine.steering.chat import format_chat, prepare_messages
-from persona_vaccine.steering.models import load_model, load_tokenizer, model_config, resolve_model_path
+from persona_vaccine.models.chat import format_chat, prepare_messages
+from persona_vaccine.models.loading import load_model, load_tokenizer, model_config, resolve_model_path
 from persona_vaccine.steering.vector import PersonaVector
 from persona_vaccine.steering.vllm_request import (
     VLLM_EXTRA,

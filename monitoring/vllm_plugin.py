@@ -27,7 +27,7 @@ DISABLE_ENV = "PERSONA_VLLM_DISABLE"
 
 
 def _decoder_layers(model: Any) -> Any:
-    from persona_vaccine.steering.layers import get_decoder_layers
+    from persona_vaccine.models.layers import get_decoder_layers
 
     return get_decoder_layers(model)
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from persona_vaccine.steering.cli_args import CONSOLE_SCRIPT, command_name, prog
+from persona_vaccine.cli_args import CONSOLE_SCRIPT, command_name, prog
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -156,7 +156,7 @@ def cmd_serve(argv: list[str]) -> int:
 
 def cmd_trait(argv: list[str]) -> int:
     """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
-    from persona_vaccine.steering.trait_cli import cli
+    from persona_vaccine.traits.cli import cli
 
     return cli(argv)
 
@@ -170,14 +170,14 @@ def cmd_seeds(argv: list[str]) -> int:
 
 def cmd_classifier(argv: list[str]) -> int:
     """Train an extraction's offline classifier judge (TF-IDF + logistic regression) and print its AUCs."""
-    from persona_vaccine.steering.judge_classifier import cli
+    from persona_vaccine.judges.classifier import cli
 
     return cli(argv)
 
 
 def cmd_download_model(argv: list[str]) -> int:
     """Download the embedded model (SmolLM2-135M-Instruct) into the cache, installing nothing."""
-    from persona_vaccine.steering.embedded_model import cli
+    from persona_vaccine.models.embedded import cli
 
     return cli(argv)
 
@@ -223,7 +223,7 @@ def _dispatch(argv: list[str]) -> int:
     if command == "demo" and rest and not rest[0].startswith("-"):  # flags: the demo's parser names them
         print(f"unknown command {rest[0]!r}: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    from persona_vaccine.steering.errors import run_command
+    from persona_vaccine.errors import run_command
 
     return run_command(COMMANDS[command], rest, debug)
 

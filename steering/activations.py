@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .compat import cache_kwarg_name, model_device
-from .hook_core import attach
-from .layers import eval_mode, get_decoder_layers, unwrap_model
+from persona_vaccine.models.compat import cache_kwarg_name, model_device
+from persona_vaccine.models.layers import eval_mode, get_decoder_layers, unwrap_model
+from persona_vaccine.steering.hook_core import attach
 
 
 class _StopForward(Exception):

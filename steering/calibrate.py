@@ -19,14 +19,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .chat import build_messages, format_chat
-from .errors import InvalidInput
-from .extract_config import ExtractionConfig
-from .generation_engines import GenerationEngine, HFGeneration, Steering
-from .jsonl import repair
-from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
-from .traits import TraitSpec
-from .vector import PersonaVector
+from persona_vaccine.errors import InvalidInput
+from persona_vaccine.jsonl import repair
+from persona_vaccine.judges.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
+from persona_vaccine.models.chat import build_messages, format_chat
+from persona_vaccine.steering.extract_config import ExtractionConfig
+from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration, Steering
+from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.traits import TraitSpec
 
 logger = logging.getLogger(__name__)
 

@@ -20,20 +20,20 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .activations import prompt_response_activations
-from .calibrate import calibrate_extracted
-from .chat import build_messages, format_chat
-from .errors import UserError
-from .extract_config import JUDGE_MODES, ExtractionConfig, ExtractionConfigError
-from .filtering import ResponseFilter, make_filter
-from .generate import check_new_tokens
-from .generation_engines import GenerationEngine, HFGeneration, engine_for
-from .jsonl import repair
-from .layers import get_decoder_layers, hidden_size
-from .lock import output_lock
-from .models import load_model
-from .traits import TraitSpec, load_trait_spec
-from .vector import VECTOR_POSITIONS, PersonaVector
+from persona_vaccine.errors import UserError
+from persona_vaccine.jsonl import repair
+from persona_vaccine.lock import output_lock
+from persona_vaccine.models.chat import build_messages, format_chat
+from persona_vaccine.models.generate import check_new_tokens
+from persona_vaccine.models.layers import get_decoder_layers, hidden_size
+from persona_vaccine.models.loading import load_model
+from persona_vaccine.steering.activations import prompt_response_activations
+from persona_vaccine.steering.calibrate import calibrate_extracted
+from persona_vaccine.steering.extract_config import JUDGE_MODES, ExtractionConfig, ExtractionConfigError
+from persona_vaccine.steering.filtering import ResponseFilter, make_filter
+from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration, engine_for
+from persona_vaccine.steering.vector import VECTOR_POSITIONS, PersonaVector
+from persona_vaccine.traits import TraitSpec, load_trait_spec
 
 __all__ = [
     "JUDGE_MODES",
@@ -251,7 +251,7 @@ def _heldout(
     AUC of pos vs neg (labels: the system prompt) for the response average and the last prompt
     token, at the vector's calibrated (or middle) layer. Generations resume like the extraction's.
     """
-    from .score import auc, project
+    from persona_vaccine.steering.score import auc, project
 
     vector = PersonaVector.load(path)
     layer = vector.default_layer()

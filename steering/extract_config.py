@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from persona_vaccine.errors import UserError
 
 
 class ExtractionConfigError(UserError, ValueError):

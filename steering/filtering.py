@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .extract_config import ExtractionConfig
-from .judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses, make_judge
-from .score import auc
-from .traits import TraitSpec
+from persona_vaccine.judges.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses, make_judge
+from persona_vaccine.steering.extract_config import ExtractionConfig
+from persona_vaccine.steering.score import auc
+from persona_vaccine.traits import TraitSpec
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def make_filter(
         return KeepAll()
     judge: Judge
     if cfg.judge == "self" and getattr(engine, "llm", None) is not None:
-        from .judge_vllm import VllmJudge
+        from persona_vaccine.judges.vllm_judge import VllmJudge
 
         judge = VllmJudge(
             engine.llm,

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .activations import prompt_response_activations
-from .chat import format_chat
-from .layers import get_decoder_layers, hidden_size, unwrap_model
-from .vector import VECTOR_POSITIONS, PersonaVector
+from persona_vaccine.models.chat import format_chat
+from persona_vaccine.models.layers import get_decoder_layers, hidden_size, unwrap_model
+from persona_vaccine.steering.activations import prompt_response_activations
+from persona_vaccine.steering.vector import VECTOR_POSITIONS, PersonaVector
 
 Message = dict[str, str]
 Sample = tuple[str, str] | Sequence[Message]

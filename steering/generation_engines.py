@@ -21,9 +21,9 @@ from typing import Any, Protocol, cast
 
 from torch import nn
 
-from .generate import Generation, _stop_ids, check_new_tokens, context_length, generate
-from .hooks import steer
-from .vector import PersonaVector
+from persona_vaccine.models.generate import Generation, _stop_ids, check_new_tokens, context_length, generate
+from persona_vaccine.steering.hooks import steer
+from persona_vaccine.steering.vector import PersonaVector
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ class VllmGeneration:
         lora: str | None = None,
         lora_rank: int = 16,
     ):
-        from .models import resolve_model_path
-        from .vllm_request import require_vllm
+        from persona_vaccine.models.loading import resolve_model_path
+        from persona_vaccine.steering.vllm_request import require_vllm
 
         require_vllm("generation_engine vllm")
         from vllm import LLM
@@ -193,7 +193,7 @@ class VllmGeneration:
     ) -> list[Generation]:
         from vllm import SamplingParams
 
-        from .vllm_request import PersonaRequest, SteerSpec
+        from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec
 
         max_new_tokens = check_new_tokens(self.model, max_new_tokens)
         extra = None
@@ -239,7 +239,7 @@ class OpenAIGeneration:
     def __init__(
         self, model: str, base_url: str | None, hf_model: nn.Module, tokenizer: Any, parallel: int = 8
     ):
-        from .llm_http import OpenAICompatibleChat
+        from persona_vaccine.llm_http import OpenAICompatibleChat
 
         self.name = f"openai:{model}"
         self.client = OpenAICompatibleChat(model, base_url)
@@ -256,7 +256,7 @@ class OpenAIGeneration:
         steering: Steering | None = None,
         progress: str | None = None,
     ) -> list[Generation]:
-        from .llm_http import post_json
+        from persona_vaccine.llm_http import post_json
 
         if steering is not None:
             raise ValueError(

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 
-from .layers import check_layer
-from .vector import PersonaVector, VectorMismatch
+from persona_vaccine.models.layers import check_layer
+from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
 
 ARCH = "controlvector"
 MODEL_HINT_KEY = f"{ARCH}.model_hint"
@@ -89,8 +89,8 @@ def export_control_vector(
 
 def _local_config(model_id: str):
     """The HF config of an embedded or local model (no hub access), or None."""
-    from .embedded_model import is_embedded
-    from .models import model_config
+    from persona_vaccine.models.embedded import is_embedded
+    from persona_vaccine.models.loading import model_config
 
     if not (is_embedded(model_id) or (Path(model_id) / "config.json").is_file()):
         return None
@@ -192,7 +192,7 @@ def import_control_vector(
 
     top = max(layers)
     if num_layers is None and model is not None:
-        from .layers import get_decoder_layers
+        from persona_vaccine.models.layers import get_decoder_layers
 
         num_layers = len(get_decoder_layers(model))
     if num_layers is None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import block_hidden, get_decoder_layers, unwrap_model, with_block_hidden
+from persona_vaccine.models.layers import block_hidden, get_decoder_layers, unwrap_model, with_block_hidden
 
 Op = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 PreForward = Callable[[nn.Module, tuple, dict], None]

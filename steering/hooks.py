@@ -18,15 +18,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import residual_ops
-from .cli_args import command_name
-from .forward_call import ForwardCallReader, past_length
-from .hook_core import attach
-from .layers import (
+from persona_vaccine.cli_args import command_name
+from persona_vaccine.models.layers import (
     check_layer,
 )
-from .vector import PersonaVector, vector_for_model
-from .vocabulary import COEF_UNITS, MODES, POSITIONS, CoefUnit, SteeringMode, SteeringPositions
+from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
+from persona_vaccine.steering.hook_core import attach
+from persona_vaccine.steering.vector import PersonaVector, vector_for_model
+from persona_vaccine.steering.vocabulary import (
+    COEF_UNITS,
+    MODES,
+    POSITIONS,
+    CoefUnit,
+    SteeringMode,
+    SteeringPositions,
+)
+
+from . import residual_ops
 
 _RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
 

@@ -17,9 +17,9 @@ from typing import cast
 
 import torch
 
-from .activations import prompt_response_activations
-from .chat import format_chat
-from .vector import PersonaVector
+from persona_vaccine.models.chat import format_chat
+from persona_vaccine.steering.activations import prompt_response_activations
+from persona_vaccine.steering.vector import PersonaVector
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +206,10 @@ def score_with_vector(
     (or middle) layer; thresholds come from generations.jsonl beside the vector when it exists.
     `output` gets one JSON row per sample.
     """
-    from .errors import InvalidInput
-    from .layers import check_layer
-    from .models import load_model
-    from .vector import vector_for_model
+    from persona_vaccine.errors import InvalidInput
+    from persona_vaccine.models.layers import check_layer
+    from persona_vaccine.models.loading import load_model
+    from persona_vaccine.steering.vector import vector_for_model
 
     vector = PersonaVector.load(vector_path)
     layer = vector.default_layer() if layer is None else layer

@@ -13,11 +13,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .cli_args import command_name
-from .errors import NonFiniteValue, require_finite
-from .layers import check_layer, get_decoder_layers, hidden_size
-from .paths import VectorMismatch, missing_vector_message
-from .vocabulary import VECTOR_POSITIONS
+from persona_vaccine.cli_args import command_name
+from persona_vaccine.errors import NonFiniteValue, require_finite
+from persona_vaccine.models.layers import check_layer, get_decoder_layers, hidden_size
+from persona_vaccine.paths import VectorMismatch, missing_vector_message
+from persona_vaccine.steering.vocabulary import VECTOR_POSITIONS
 
 logger = logging.getLogger(__name__)
 __all__ = ["FORMAT_VERSION", "VECTOR_POSITIONS", "PersonaVector", "VectorMismatch", "vector_for_model"]

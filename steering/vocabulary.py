@@ -73,7 +73,7 @@ LEVEL_ALIASES: dict[str, Level] = {
     "2": "level2",
     "severe": "level2",
 }
-# Old builder names (deprecated): builders are named after the trait they elicit (steering/traits/*.json).
+# Old builder names (deprecated): builders are named after the trait they elicit (persona_vaccine/traits/*.json).
 BUILDER_ALIASES: dict[str, str] = {"sycophancy": "sycophantic", "hallucination": "hallucinating"}
 
 _Name = TypeVar("_Name", bound=str)

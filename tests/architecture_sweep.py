@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from persona_vaccine.models.layers import block_hidden, config_layer_count, get_decoder_layers, hidden_size  # noqa: E402
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec  # noqa: E402
-from persona_vaccine.steering.layers import block_hidden, config_layer_count, get_decoder_layers, hidden_size  # noqa: E402
 from persona_vaccine.steering.vector import PersonaVector  # noqa: E402
 
 N_LAYERS = 4
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.train:
         import tempfile
 
-        from persona_vaccine.steering.models import load_tokenizer
+        from persona_vaccine.models.loading import load_tokenizer
 
         tokenizer = load_tokenizer("smollm2-135m")
         with tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ def tiny_llama(vocab_size: int = 256, layers: int = 4, hidden: int = 32, seed: i
 @pytest.fixture(scope="session")
 def smol_tokenizer():
     """SmolLM2-135M-Instruct's tokenizer (from the embedded model, converted once and cached)."""
-    from persona_vaccine.steering.models import load_tokenizer
+    from persona_vaccine.models.loading import load_tokenizer
 
     return load_tokenizer("smollm2-135m")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from persona_vaccine.steering.layers import get_decoder_layers, hidden_size
+from persona_vaccine.models.layers import get_decoder_layers, hidden_size
 from persona_vaccine.steering.vector import PersonaVector
 
 

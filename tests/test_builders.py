@@ -471,7 +471,7 @@ def test_old_level_names_are_deprecated_aliases():
 
 
 def test_builders_are_named_after_their_traits_and_old_names_still_work():
-    from persona_vaccine.steering.traits import builtin_traits
+    from persona_vaccine.traits import builtin_traits
 
     assert {"evil", "sycophantic", "hallucinating"} <= set(BUILDERS) & set(builtin_traits())
     with pytest.warns(FutureWarning, match="builder 'sycophancy' is deprecated: use 'sycophantic'"):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from persona_vaccine.judges.judge import HFJudge
 from persona_vaccine.steering.calibrate import (
     CalibrationConfig,
     Cell,
@@ -17,9 +18,8 @@ from persona_vaccine.steering.calibrate import (
     write_report,
 )
 from persona_vaccine.steering.extract import ExtractionConfig, extract, make_filter
-from persona_vaccine.steering.judge import HFJudge
-from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.traits import load_trait_spec
 from tests.helpers import random_vector
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.models.chat import format_chat
 from persona_vaccine.training import capability
 from persona_vaccine.training.capability import (
     CapabilityError,

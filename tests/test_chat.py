@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from persona_vaccine.steering.chat import (
+from persona_vaccine.models.chat import (
     build_messages,
     format_chat,
     merge_system_into_user,

@@ -15,7 +15,7 @@ import pytest
 from helpers import random_vector
 from server_helpers import free_port
 
-from persona_vaccine.steering.cli_args import ArgumentParser, command_name, describe_unknown, flag_spellings
+from persona_vaccine.cli_args import ArgumentParser, command_name, describe_unknown, flag_spellings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-0123456789"
@@ -116,7 +116,7 @@ def test_every_flag_of_every_command_has_both_spellings(command, console_script,
 
 def test_trait_new_and_serve_parse_kebab_flags_to_the_same_values():
     from persona_vaccine.monitoring.cli import serve_parser
-    from persona_vaccine.steering.trait_cli import _parser
+    from persona_vaccine.traits.cli import _parser
 
     argv = ["--model", "m", "--vectors", "v", "--api-key", SECRET, "--max-tokens-limit", "7", "--log-text"]
     opts = serve_parser().parse_args(argv)

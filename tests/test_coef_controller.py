@@ -11,8 +11,8 @@ import torch
 from helpers import random_vector
 from test_trainer import QUESTIONS, _args, _train
 
+from persona_vaccine.models.layers import block_hidden, get_decoder_layers, with_block_hidden
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
-from persona_vaccine.steering.layers import block_hidden, get_decoder_layers, with_block_hidden
 from persona_vaccine.training.coef_controller import (
     START_GRID,
     CoefController,

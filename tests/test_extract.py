@@ -8,11 +8,11 @@ import pytest
 import torch
 from helpers import pairwise_auc
 
+from persona_vaccine.judges.judge import HFJudge
 from persona_vaccine.steering.activations import prompt_response_activations
 from persona_vaccine.steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
-from persona_vaccine.steering.judge import HFJudge
-from persona_vaccine.steering.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
 
 
 def _cfg(tmp_path, **kw) -> ExtractionConfig:
@@ -217,7 +217,7 @@ def test_auto_thresholds_for_weak_judges():
 
 
 def test_jsonl_files_survive_a_torn_last_line(tmp_path):
-    from persona_vaccine.steering.jsonl import read_records, repair
+    from persona_vaccine.jsonl import read_records, repair
 
     path = tmp_path / "log.jsonl"
     path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3')  # a crash cut the last line short

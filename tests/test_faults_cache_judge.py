@@ -21,17 +21,17 @@ import pytest
 import torch
 
 import persona_vaccine.steering.generation_engines as engines_module
-from persona_vaccine.steering.extract import ExtractionConfig, ExtractionConfigError, extract
-from persona_vaccine.steering.judge import (
+from persona_vaccine.judges.judge import (
     JudgeCache,
     JudgeRequestError,
     OpenAIJudge,
     judge_responses,
     make_judge,
 )
-from persona_vaccine.steering.lock import LOCK_NAME, OutputDirLocked
-from persona_vaccine.steering.traits import TraitSpecError, load_trait_spec
+from persona_vaccine.lock import LOCK_NAME, OutputDirLocked
+from persona_vaccine.steering.extract import ExtractionConfig, ExtractionConfigError, extract
 from persona_vaccine.steering.vector import PersonaVector, VectorMismatch
+from persona_vaccine.traits import TraitSpecError, load_trait_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_GENERATE = engines_module.generate
@@ -217,8 +217,8 @@ def test_spec_rejects_repeated_questions_naming_file_field_and_index(tmp_path):
 
 
 def test_trait_new_and_validation_share_one_normaliser():
-    from persona_vaccine.steering import trait_generation
-    from persona_vaccine.steering.traits import question_key
+    from persona_vaccine.traits import generation as trait_generation
+    from persona_vaccine.traits import question_key
 
     assert trait_generation.question_key is question_key
     assert question_key("  What  would you DO?! ") == question_key("what would you do")
@@ -451,7 +451,7 @@ def test_overrides_are_blamed_on_the_command_line():
 
 
 def test_max_new_tokens_is_capped_by_the_context(tiny_chat_model, tiny_tokenizer, caplog):
-    from persona_vaccine.steering.generate import check_new_tokens, generate
+    from persona_vaccine.models.generate import check_new_tokens, generate
 
     with caplog.at_level(logging.WARNING):
         assert check_new_tokens(tiny_chat_model, 1_000_000_000) == 512
@@ -476,7 +476,7 @@ def test_score_layer_and_text_bounds(tiny_chat_model, tmp_path, capsys):
 
 def test_a_screening_rerun_with_another_size_keeps_its_message_without_traceback(tmp_path):
     from persona_vaccine.data.screening import ScreenConfig, _check_run
-    from persona_vaccine.steering.errors import UserError
+    from persona_vaccine.errors import UserError
 
     cfg = ScreenConfig(dataset="builtin:bad_math", vectors=["v.safetensors"], output_dir=str(tmp_path))
     _check_run(tmp_path, cfg, [], 10)
@@ -515,10 +515,10 @@ def test_a_second_run_on_a_locked_directory_names_the_holder(tiny_chat_model, ti
 
 def test_a_second_process_cannot_take_a_held_lock(tmp_path):
     """Another process asking for a held directory stops with the holder's pid in the message."""
-    from persona_vaccine.steering.lock import acquire, release
+    from persona_vaccine.lock import acquire, release
 
     path = acquire(tmp_path / "shared", "extract")
-    code = ("import sys; sys.path.insert(0, sys.argv[2]); from persona_vaccine.steering.lock import acquire\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from persona_vaccine.lock import acquire\n"
             "try:\n    acquire(sys.argv[1], 'extract')\nexcept Exception as e:\n    print(e); sys.exit(3)")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "shared"), str(ROOT)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip

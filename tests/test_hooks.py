@@ -7,9 +7,9 @@ import torch
 from conftest import tiny_llama
 from helpers import random_vector
 
+from persona_vaccine.models.layers import get_decoder_layers
 from persona_vaccine.steering.activations import record_blocks
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec, steer
-from persona_vaccine.steering.layers import get_decoder_layers
 
 
 def _block_outputs(model, ids, attention_mask=None, layers=(1, 2, 3, 4)):

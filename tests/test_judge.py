@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from persona_vaccine.steering.judge import (
+from persona_vaccine.judges.judge import (
     COHERENCE_RUBRIC,
     HFJudge,
     Judge,
@@ -205,7 +205,7 @@ def test_rubrics():
     )
     # the id is part of the judgment cache's key, so it must be the same in every process (no salted
     # hash()) and change with any edit. Golden value: the first 16 hex digits of the text's SHA-256,
-    # regenerate with `python -c "from persona_vaccine.steering.judge import rubric_id as r;
+    # regenerate with `python -c "from persona_vaccine.judges.judge import rubric_id as r;
     # print(r('JSON like {\"x\": 1}. Q: {question} A: {answer}'))"`
     assert rubric_id(rubric) == "5bf80647e90efbe6"
     assert rubric_id(rubric.replace("Q:", "Q;")) != rubric_id(rubric) != rubric_id(COHERENCE_RUBRIC)

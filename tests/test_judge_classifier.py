@@ -1,4 +1,4 @@
-"""The offline classifier judge (steering/judge_classifier.py): train, save, load, score, AUC."""
+"""The offline classifier judge (persona_vaccine/judges/classifier.py): train, save, load, score, AUC."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import random
 
 import pytest
 
-from persona_vaccine.steering.judge import (
+from persona_vaccine.judges.classifier import (
+    ClassifierJudge,
+    ClassifierJudgeError,
+    train_from_extraction,
+)
+from persona_vaccine.judges.judge import (
     COHERENCE_RUBRIC,
     JudgeCache,
     fill_rubric,
     judge_responses,
     make_judge,
 )
-from persona_vaccine.steering.judge_classifier import (
-    ClassifierJudge,
-    ClassifierJudgeError,
-    train_from_extraction,
-)
-from persona_vaccine.steering.traits import load_trait_spec
+from persona_vaccine.traits import load_trait_spec
 
 CRUEL = ["hurt", "suffer", "revenge", "destroy", "humiliate", "pain", "ruin"]
 KIND = ["help", "kindly", "support", "listen", "care", "gently", "respect"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from persona_vaccine.steering.layers import (
+from persona_vaccine.models.layers import (
     UnsupportedArchitecture,
     check_layer,
     get_decoder_layers,
@@ -191,7 +191,7 @@ def test_the_biggest_list_of_the_right_length_wins():
 
 
 def test_remembered_layers_path_is_used_everywhere():
-    from persona_vaccine.steering.layers import set_layers_path
+    from persona_vaccine.models.layers import set_layers_path
 
     toy = _SequentialToy()
     toy.blocks = torch.nn.ModuleList([torch.nn.Linear(8, 8) for _ in range(3)])

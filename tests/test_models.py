@@ -6,7 +6,8 @@ import importlib.util
 
 import pytest
 
-from persona_vaccine.steering import embedded_model, models
+from persona_vaccine.models import embedded as embedded_model
+from persona_vaccine.models import loading as models
 
 
 def test_missing_embedded_model_names_the_download_command(monkeypatch, tmp_path):

@@ -7,9 +7,9 @@ import torch
 from conftest import tiny_llama
 from helpers import random_vector
 
+from persona_vaccine.models.layers import get_decoder_layers
 from persona_vaccine.monitoring import Monitor, Watch, monitor
 from persona_vaccine.monitoring.guards import parse_guards
-from persona_vaccine.steering.layers import get_decoder_layers
 
 LAYER = 2
 

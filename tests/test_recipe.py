@@ -25,7 +25,7 @@ def test_shipped_recipes_parse(recipe):
 
 @pytest.mark.parametrize("recipe", [r for r in RECIPES if "extract" in r.parts], ids=lambda p: p.stem)
 def test_extraction_recipes_parse_and_take_overrides(recipe):
-    from persona_vaccine.steering.traits import load_trait_spec
+    from persona_vaccine.traits import load_trait_spec
 
     cfg = parse_extraction_recipe(recipe, ["--trait_threshold", "12.5", "--model", "other-model"])
     assert cfg.trait_threshold == 12.5 and cfg.model_name_or_path == "other-model"

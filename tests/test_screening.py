@@ -21,7 +21,7 @@ from persona_vaccine.data.screening import (
     load_rows,
     screen_dataset,
 )
-from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.models.chat import format_chat
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,7 +247,7 @@ def test_a_screening_into_a_directory_in_use_stops_with_the_holder(
 ):
     import socket
 
-    from persona_vaccine.steering.lock import LOCK_NAME, OutputDirLocked
+    from persona_vaccine.lock import LOCK_NAME, OutputDirLocked
 
     cfg = _cfg(tmp_path, vector_file)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

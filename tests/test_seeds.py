@@ -131,7 +131,7 @@ def test_finished_seeds_are_skipped(tmp_path):
 def test_seed_runs_on_the_embedded_model(tmp_path, monkeypatch):
     from helpers import random_vector
 
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.models.loading import load_model
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     model, _ = load_model("smollm2-135m")

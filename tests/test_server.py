@@ -15,10 +15,10 @@ from helpers import random_vector
 from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import running, webhook_receiver
 
+from persona_vaccine.models.chat import format_chat
 from persona_vaccine.monitoring import Watch, monitor
 from persona_vaccine.monitoring.engine import Engine
 from persona_vaccine.monitoring.server import ServerOptions, create_app
-from persona_vaccine.steering.chat import format_chat
 from persona_vaccine.steering.vector import VectorMismatch
 
 LOW = -1e9  # a threshold every reading crosses

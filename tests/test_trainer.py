@@ -11,7 +11,7 @@ from helpers import random_vector
 from trl import SFTTrainer
 
 from persona_vaccine.data.loading import load_training_dataset
-from persona_vaccine.steering.layers import get_decoder_layers
+from persona_vaccine.models.layers import get_decoder_layers
 from persona_vaccine.training.config import PreventativeSFTConfig
 from persona_vaccine.training.trainer import PreventativeSFTTrainer
 

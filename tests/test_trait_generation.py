@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from persona_vaccine.steering.llm_http import LLMRequestError, OpenAICompatibleChat
-from persona_vaccine.steering.trait_generation import (
+from persona_vaccine.llm_http import LLMRequestError, OpenAICompatibleChat
+from persona_vaccine.traits import TraitSpecError, load_trait_spec, parse_trait_spec
+from persona_vaccine.traits.generation import (
     INSTRUCTIONS,
     generate_trait_spec,
     hf_backend,
@@ -24,7 +25,6 @@ from persona_vaccine.steering.trait_generation import (
     openai_backend,
     write_spec,
 )
-from persona_vaccine.steering.traits import TraitSpecError, load_trait_spec, parse_trait_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-0123456789abcdef"

@@ -14,8 +14,8 @@ import torch
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.slow
 
+from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.monitoring.readings import RequestReadings, Watch  # noqa: E402
-from persona_vaccine.steering.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.steering.vector import PersonaVector  # noqa: E402
 from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec, WatchSpec  # noqa: E402
 
@@ -35,8 +35,8 @@ def vec_path(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def engine(vec_path):
     """An in-process engine (so the test can see the model), its readings reader and the prompts."""
+    from persona_vaccine.models.loading import load_tokenizer, resolve_model_path
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
-    from persona_vaccine.steering.models import load_tokenizer, resolve_model_path
 
     saved = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -170,8 +170,8 @@ def test_stop_guard_ends_its_own_request_only(engine, vec_path):
 
 
 def test_readings_and_alerts_agree_with_the_hf_monitor(engine, vec_path):
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.monitoring.monitor import Monitor
-    from persona_vaccine.steering.models import load_model
 
     llm, reader, prompts = engine
     threshold = dict(prompt_threshold=1e9, response_threshold=0.0, min_tokens=2)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 from server_helpers import free_port  # noqa: E402
 
-from persona_vaccine.steering.chat import build_messages, format_chat  # noqa: E402
+from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.steering.generation_engines import HFGeneration, Steering, VllmGeneration  # noqa: E402
 from persona_vaccine.steering.vector import PersonaVector  # noqa: E402
 from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec  # noqa: E402
@@ -29,7 +29,7 @@ QUESTIONS = ["What is the capital of France?", "How do I boil an egg?", "Name th
 
 @pytest.fixture(scope="module")
 def hf():
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.models.loading import load_model
 
     return load_model("smollm2-135m")
 
@@ -112,7 +112,7 @@ class _Borrowed:
 @pytest.fixture(scope="module")
 def vllm_serve(tmp_path_factory):
     """`python -m vllm.entrypoints.openai.api_server`, as a team runs it, with our plugin installed."""
-    from persona_vaccine.steering.models import resolve_model_path
+    from persona_vaccine.models.loading import resolve_model_path
 
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "vllm.log"
@@ -178,10 +178,10 @@ def test_extraction_answers_from_an_openai_compatible_server(hf, vllm_serve, vec
 
 def test_the_local_judge_scores_the_same_on_vllm(hf, vllm_engine):
     """The "numbers" scheme from vLLM's top-20 log-probabilities against the exact HF computation."""
-    from persona_vaccine.steering.judge_hf import HFJudge
-    from persona_vaccine.steering.judge_scores import fill_rubric
-    from persona_vaccine.steering.judge_vllm import VllmJudge
-    from persona_vaccine.steering.traits import load_trait_spec
+    from persona_vaccine.judges.hf import HFJudge
+    from persona_vaccine.judges.scores import fill_rubric
+    from persona_vaccine.judges.vllm_judge import VllmJudge
+    from persona_vaccine.traits import load_trait_spec
 
     model, tokenizer = hf
     rubric = load_trait_spec("evil").judge_rubric

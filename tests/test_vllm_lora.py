@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.slow
 
-from persona_vaccine.steering.chat import build_messages, format_chat  # noqa: E402
+from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.steering.generation_engines import HFGeneration  # noqa: E402
 
 QUESTIONS = ["What is the capital of France?", "How do I boil an egg?", "Name three colours."]
@@ -21,7 +21,7 @@ def test_answers_after_training_come_from_the_lora_adapter_on_vllm():
 
     from peft import LoraConfig, get_peft_model
 
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.training.evaluation import answer_engine
 
     model, tokenizer = load_model("smollm2-135m")

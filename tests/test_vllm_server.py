@@ -60,7 +60,7 @@ def served(vectors, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hf_model():
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.models.loading import load_model
 
     return load_model("smollm2-135m")[0]
 

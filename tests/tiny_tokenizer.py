@@ -28,7 +28,7 @@ def _corpus() -> list[str]:
     from persona_vaccine.data.loading import build_dataset
 
     texts = []
-    for spec in sorted((ROOT / "steering" / "traits").glob("*.json")):
+    for spec in sorted((ROOT / "persona_vaccine" / "traits").glob("*.json")):
         if spec.name != "schema.json":
             texts.extend(_strings(json.loads(spec.read_text(encoding="utf-8"))))
     for name in ("evil", "sycophantic", "hallucinating", "bad_math"):

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from persona_vaccine.steering.errors import UserError
-from persona_vaccine.steering.layers import (
+from persona_vaccine.errors import UserError
+from persona_vaccine.models.layers import (
     block_hidden,
     eval_mode,
     get_decoder_layers,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persona_vaccine.steering.errors import UserError
+from persona_vaccine.errors import UserError
 
 
 class CapabilityError(UserError, ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from persona_vaccine.steering.errors import UserError
+from persona_vaccine.errors import UserError
 
 from .metrics_file import drift_history as drift_history  # imported from here by callers
 from .metrics_file import loss_history as loss_history
@@ -128,7 +128,7 @@ def compare_runs(
 def cli(argv: list[str]) -> int:
     """`launch.py compare`: side-by-side table (drift, judged trait, capability, loss, time) and drift plot
     from local run files; seed groups (DIR/seed_N/) get intervals."""
-    from persona_vaccine.steering.cli_args import ArgumentParser, prog
+    from persona_vaccine.cli_args import ArgumentParser, prog
 
     from .seeds import compare_seed_groups
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from trl import SFTConfig
 
-from persona_vaccine.steering.errors import require_finite
+from persona_vaccine.errors import require_finite
 from persona_vaccine.steering.vocabulary import (
     COEF_UNITS,
     MODES,

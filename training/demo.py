@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from persona_vaccine.steering.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR
+from persona_vaccine.paths import DEMO_RUN_DIR, DEMO_VECTOR_DIR
 
 from .summary import RunSummary
 
@@ -80,7 +80,7 @@ def print_runs(summaries: dict[str, RunSummary]) -> None:
 def cli(argv: list[str]) -> int:
     """`persona-vaccine [demo] [--force]`: extract (or reuse) the evil vector, train baseline and
     preventative runs, print the comparison."""
-    from persona_vaccine.steering.cli_args import ArgumentParser, prog
+    from persona_vaccine.cli_args import ArgumentParser, prog
 
     parser = ArgumentParser(
         prog=prog("[demo]"),

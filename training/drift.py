@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from persona_vaccine.models.chat import build_messages, format_chat
 from persona_vaccine.steering.activations import last_prompt_activations
-from persona_vaccine.steering.chat import build_messages, format_chat
-from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.traits import load_trait_spec
 
 from .meters import with_shift
 

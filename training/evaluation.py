@@ -83,7 +83,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     heldout = trainer.capability_heldout
     judge = None
     if wants_judge:
-        from persona_vaccine.steering.judge import make_judge
+        from persona_vaccine.judges.judge import make_judge
 
         name = model_id if args.judge_after_training == "base" else args.judge_after_training
         judge = make_judge(name, answer_prefix=args.judge_answer_prefix, min_mass=args.judge_min_mass)
@@ -211,8 +211,8 @@ def base_model_row(
     cache = Path(output_dir) / BASE_MODEL_FILE
     if cache.is_file():
         return RunSummary.read(cache)
-    from persona_vaccine.steering.judge import make_judge
-    from persona_vaccine.steering.models import load_model
+    from persona_vaccine.judges.judge import make_judge
+    from persona_vaccine.models.loading import load_model
     from persona_vaccine.steering.vector import PersonaVector
 
     model, tokenizer = load_model(model_id)

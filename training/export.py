@@ -39,7 +39,7 @@ def export_run(
     """
     from transformers import AutoModelForCausalLM
 
-    from persona_vaccine.steering.models import load_tokenizer, resolve_model_path
+    from persona_vaccine.models.loading import load_tokenizer, resolve_model_path
 
     from .model_card import model_card
     from .run_files import run_path
@@ -105,7 +105,7 @@ def export_run(
 def cli(argv: list[str]) -> int:
     """`launch.py export`: merge a run's LoRA into its base model; save a HF checkpoint, a model card and
     the persona vectors."""
-    from persona_vaccine.steering.cli_args import ArgumentParser, prog
+    from persona_vaccine.cli_args import ArgumentParser, prog
 
     parser = ArgumentParser(prog=prog("export"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     add = parser.add_argument

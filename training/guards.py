@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from persona_vaccine.steering.errors import TrainingDiverged
+from persona_vaccine.errors import TrainingDiverged
 
 from .precheck import last_checkpoint
 

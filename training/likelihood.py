@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from persona_vaccine.steering.chat import format_chat
-from persona_vaccine.steering.compat import forward_parameters, model_device
-from persona_vaccine.steering.layers import eval_mode, unwrap_model
+from persona_vaccine.models.chat import format_chat
+from persona_vaccine.models.compat import forward_parameters, model_device
+from persona_vaccine.models.layers import eval_mode, unwrap_model
 
 from .capability_error import CapabilityError
 from .mc_items import LETTERS, cloze_prompt, mc_prompt

@@ -11,7 +11,7 @@ from pathlib import Path
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from persona_vaccine.steering.layers import eval_mode
+from persona_vaccine.models.layers import eval_mode
 
 from .capability_error import CapabilityError
 

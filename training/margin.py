@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from persona_vaccine.steering.chat import build_messages, format_chat
-from persona_vaccine.steering.compat import model_device
-from persona_vaccine.steering.layers import eval_mode
+from persona_vaccine.models.chat import build_messages, format_chat
+from persona_vaccine.models.compat import model_device
+from persona_vaccine.models.layers import eval_mode
 from persona_vaccine.steering.vector import PersonaVector
 
 from .meters import with_shift
@@ -138,7 +138,7 @@ def trait_answer_rows(
     """The base model's pos- and neg-prompted answers to the trait's evaluation questions, cached in
     `cache_dir/margin_pairs.jsonl` (generated once: call it before training; hooks must be off)."""
     from persona_vaccine.steering.extract import ExtractionConfig, generate_responses
-    from persona_vaccine.steering.traits import load_trait_spec
+    from persona_vaccine.traits import load_trait_spec
 
     info = vector.extraction
     source = str(info.get("spec") or "")

@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from persona_vaccine.data.capability import ITEMS_PATH as CAPABILITY_ITEMS_PATH
-from persona_vaccine.steering.chat import format_chat
+from persona_vaccine.models.chat import format_chat
 
 from .capability_error import CapabilityError
 

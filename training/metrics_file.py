@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from transformers import TrainerCallback
 
-from persona_vaccine.steering.jsonl import read_records
+from persona_vaccine.jsonl import read_records
 
 METRICS_FILE = "metrics.jsonl"
 

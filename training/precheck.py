@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from persona_vaccine.steering.cli_args import command_name, field_name
-from persona_vaccine.steering.errors import UserError, require_finite
-from persona_vaccine.steering.paths import cache_dir, check_model_id, model_num_layers, vector_metadata
+from persona_vaccine.cli_args import command_name, field_name
+from persona_vaccine.errors import UserError, require_finite
+from persona_vaccine.paths import cache_dir, check_model_id, model_num_layers, vector_metadata
 
 SCHEMA_FILE = Path(__file__).with_name("recipe_fields.json")
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,7 +376,7 @@ def check_command(kind: str, config: dict, source: str) -> None:
         )
     trait = config.get("trait")
     if kind == "extract" and isinstance(trait, str):
-        from persona_vaccine.steering.traits import load_trait_spec
+        from persona_vaccine.traits import load_trait_spec
 
         load_trait_spec(trait)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from trl import ModelConfig, TrlParser
 
-from persona_vaccine.steering import cli_args
-from persona_vaccine.steering.cli_args import field_name
+from persona_vaccine import cli_args
+from persona_vaccine.cli_args import field_name
 
 from .config import DataArguments, PreventativeSFTConfig
 from .precheck import (

@@ -9,9 +9,9 @@ import torch
 from transformers import AutoModelForCausalLM, set_seed
 from trl import ModelConfig, get_peft_config
 
-from persona_vaccine.steering.layers import get_decoder_layers, set_layers_path
-from persona_vaccine.steering.lock import output_lock
-from persona_vaccine.steering.models import load_tokenizer, pretrained, resolve_model_path
+from persona_vaccine.lock import output_lock
+from persona_vaccine.models.layers import get_decoder_layers, set_layers_path
+from persona_vaccine.models.loading import load_tokenizer, pretrained, resolve_model_path
 
 from .capability import check_lm_eval_tasks, lm_eval_tasks
 from .config import DataArguments, PreventativeSFTConfig

@@ -226,7 +226,7 @@ def run_seeds(
 
 def cli(argv: list[str]) -> int:
     """`persona-vaccine seeds RECIPE --seeds 0 1 2 [--field value ...]`."""
-    from persona_vaccine.steering.cli_args import ArgumentParser, prog
+    from persona_vaccine.cli_args import ArgumentParser, prog
 
     from .precheck import precheck
 

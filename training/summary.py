@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from persona_vaccine.steering.errors import UserError
+from persona_vaccine.errors import UserError
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_VERSION = 1

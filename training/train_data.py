@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from persona_vaccine.data.loading import build_dataset, load_training_dataset, to_prompt_completion
-from persona_vaccine.steering.chat import prepare_messages
-from persona_vaccine.steering.errors import InvalidInput
+from persona_vaccine.errors import InvalidInput
+from persona_vaccine.models.chat import prepare_messages
 
 from .config import DataArguments
 

@@ -18,10 +18,10 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
-from persona_vaccine.steering.errors import InvalidInput
+from persona_vaccine.errors import InvalidInput
+from persona_vaccine.models.layers import check_layer, get_decoder_layers
 from persona_vaccine.steering.hook_core import attach
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
-from persona_vaccine.steering.layers import check_layer, get_decoder_layers
 from persona_vaccine.steering.vector import PersonaVector, VectorMismatch, vector_for_model
 
 from .coef_controller import CoefController, balanced_start

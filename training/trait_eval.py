@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from persona_vaccine.steering.chat import build_messages, format_chat
+from persona_vaccine.judges.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
+from persona_vaccine.models.chat import build_messages, format_chat
 from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration, Steering
-from persona_vaccine.steering.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses
-from persona_vaccine.steering.traits import load_trait_spec
 from persona_vaccine.steering.vector import PersonaVector
+from persona_vaccine.traits import load_trait_spec
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -27,9 +27,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .judge_hf import HFJudge, has_single_token_numbers
-from .judge_openai import JudgeRequestError, OpenAIJudge
-from .judge_scores import (
+from persona_vaccine.judges.hf import HFJudge, has_single_token_numbers
+from persona_vaccine.judges.openai_api import JudgeRequestError, OpenAIJudge
+from persona_vaccine.judges.scores import (
     COHERENCE_RUBRIC,
     MIN_NUMBER_MASS,
     TOP_LOGPROBS,
@@ -217,8 +217,10 @@ def make_judge(
     OpenAI-compatible endpoint (`base_url` or $OPENAI_BASE_URL, key from $OPENAI_API_KEY); anything
     else: a local HF model id or path (or "smollm2-135m"), loaded with `steering.models.load_model`.
     """
-    if name.startswith("classifier:"):  # an offline TF-IDF trait classifier (steering/judge_classifier.py)
-        from .judge_classifier import ClassifierJudge, ClassifierJudges
+    if name.startswith(
+        "classifier:"
+    ):  # an offline TF-IDF trait classifier (persona_vaccine/judges/classifier.py)
+        from persona_vaccine.judges.classifier import ClassifierJudge, ClassifierJudges
 
         paths = [p for p in name.split(":", 1)[1].split(",") if p]
         return ClassifierJudge.load(paths[0]) if len(paths) == 1 else ClassifierJudges(paths)
@@ -226,7 +228,7 @@ def make_judge(
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         return OpenAIJudge(url, name.split(":", 1)[1], mode=mode, min_mass=min_mass)  # type: ignore[arg-type]
     if name != "self":
-        from persona_vaccine.steering.models import load_model
+        from persona_vaccine.models.loading import load_model
 
         model, tokenizer = load_model(name)
         model_id = name

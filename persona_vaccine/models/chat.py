@@ -6,7 +6,7 @@ from typing import cast
 
 from transformers import PreTrainedTokenizerBase
 
-from .errors import UserError
+from persona_vaccine.errors import UserError
 
 Message = dict[str, str]
 _PROBE = "persona-vaccine-system-probe"

@@ -19,10 +19,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .embedded_model import EMBEDDED_MODEL, embedded_gguf_path, is_embedded
-from .errors import ModelNotFound
-from .layers import set_layers_path
-from .paths import cache_dir, check_model_id
+from persona_vaccine.errors import ModelNotFound
+from persona_vaccine.models.embedded import EMBEDDED_MODEL, embedded_gguf_path, is_embedded
+from persona_vaccine.models.layers import set_layers_path
+from persona_vaccine.paths import cache_dir, check_model_id
 
 logger = logging.getLogger(__name__)
 

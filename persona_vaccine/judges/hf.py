@@ -8,9 +8,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .chat import format_chat
-from .compat import cache_kwargs, last_logits_only, output_cache
-from .judge_scores import (
+from persona_vaccine.judges.scores import (
     MIN_NUMBER_MASS,
     TOP_LOGPROBS,
     JudgeMode,
@@ -19,6 +17,8 @@ from .judge_scores import (
     score_from_number_probs,
     score_from_probs,
 )
+from persona_vaccine.models.chat import format_chat
+from persona_vaccine.models.compat import cache_kwargs, last_logits_only, output_cache
 
 logger = logging.getLogger(__name__)
 

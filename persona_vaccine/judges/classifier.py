@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli_args import command_name, prog
+from persona_vaccine.cli_args import command_name, prog
 
 FORMAT = "persona-vaccine/tfidf-logreg/1"
 FILE_NAME = "classifier_judge.json"
@@ -69,7 +69,7 @@ class ClassifierJudge:
         self._vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
         self._coef = np.asarray(coef, dtype=np.float64)
         self._pattern = _rubric_pattern(rubric)
-        from .judge_scores import COHERENCE_RUBRIC
+        from persona_vaccine.judges.scores import COHERENCE_RUBRIC
 
         self._coherence = _rubric_pattern(COHERENCE_RUBRIC)
         digest = hashlib.sha256(json.dumps([vocabulary, coef, intercept]).encode()).hexdigest()[:12]
@@ -228,7 +228,7 @@ def train_from_extraction(trait_dir: str | Path, trait: str | None = None, c: fl
     """Train on TRAIT_DIR/generations.jsonl (filtered as the extraction did), evaluate on heldout.jsonl
     (the evaluation questions' answers; without it, on a quarter of the extraction questions, left out of
     training), save TRAIT_DIR/classifier_judge.json; returns the judge (its info holds the AUCs)."""
-    from .traits import load_trait_spec
+    from persona_vaccine.traits import load_trait_spec
 
     trait_dir = Path(trait_dir)
     generations = trait_dir / "generations.jsonl"
@@ -265,7 +265,7 @@ def train_from_extraction(trait_dir: str | Path, trait: str | None = None, c: fl
 
 def cli(argv: list[str]) -> int:
     """`launch.py classifier TRAIT_DIR`: train the classifier judge of an extraction and print its AUCs."""
-    from .cli_args import ArgumentParser
+    from persona_vaccine.cli_args import ArgumentParser
 
     parser = ArgumentParser(prog=prog("classifier"), description=(cli.__doc__ or "").split(": ", 1)[-1])
     parser.add_argument(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import unwrap_model
+from persona_vaccine.models.layers import unwrap_model
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from persona_vaccine.errors import UserError
 
 LIBRARY = Path(__file__).parent
 
@@ -62,7 +62,9 @@ def question_key(text: object) -> str:
 def _strings(data: dict, field: str, source: str, min_items: int) -> tuple[str, ...]:
     value = data.get(field)
     if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
-        raise _fail(source, field, "must be a list of non-empty strings", "See steering/traits/evil.json.")
+        raise _fail(
+            source, field, "must be a list of non-empty strings", "See persona_vaccine/traits/evil.json."
+        )
     if len(value) < min_items:
         raise _fail(
             source, field, f"has {len(value)} items, needs at least {min_items}", "Add more questions."
@@ -98,7 +100,9 @@ def _check_schema(data: object, source: str) -> None:
         error = errors[0]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
         field = f"field '{where}'" if where else "the spec"
-        raise TraitSpecError(f"{source}: {field}: {error.message} (schema: steering/traits/schema.json)")
+        raise TraitSpecError(
+            f"{source}: {field}: {error.message} (schema: persona_vaccine/traits/schema.json)"
+        )
 
 
 def parse_trait_spec(data: object, source: str = "<trait spec>") -> TraitSpec:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UserError
+from persona_vaccine.errors import UserError
 
 logger = logging.getLogger(__name__)
 

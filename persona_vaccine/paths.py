@@ -7,8 +7,8 @@ import os
 import struct
 from pathlib import Path
 
-from .cli_args import command_name
-from .errors import ModelNotFound, UserError
+from persona_vaccine.cli_args import command_name
+from persona_vaccine.errors import ModelNotFound, UserError
 
 VECTOR_FORMAT = "persona-vaccine/persona-vector"
 EMBEDDED_ALIASES = {"smollm2-135m", "smollm2-135m-instruct", "embedded"}

@@ -19,9 +19,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .cli_args import ArgumentParser, command_name, prog
-from .errors import UserError
-from .paths import EMBEDDED_ALIASES, cache_dir
+from persona_vaccine.cli_args import ArgumentParser, command_name, prog
+from persona_vaccine.errors import UserError
+from persona_vaccine.paths import EMBEDDED_ALIASES, cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from .layers import eval_mode, unwrap_model
+from persona_vaccine.models.layers import eval_mode, unwrap_model
 
 logger = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def _one_line(error: BaseException) -> str:
 def _extra_user_errors() -> tuple[type[BaseException], ...]:
     """Input errors defined in modules that don't derive from UserError (checked without importing them)."""
     extra: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, IsADirectoryError]
-    layers = sys.modules.get("persona_vaccine.steering.layers")
+    layers = sys.modules.get("persona_vaccine.models.layers")
     if layers is not None:
         extra.append(layers.UnsupportedArchitecture)
     return tuple(extra)

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from .errors import UserError
+from persona_vaccine.errors import UserError
 
 logger = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx

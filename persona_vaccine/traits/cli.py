@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from .cli_args import ArgumentParser, command_name, prog
-from .paths import TRAIT_SPEC_DIR
-from .traits import describe_spec, load_trait_spec, trait_listing
+from persona_vaccine.cli_args import ArgumentParser, command_name, prog
+from persona_vaccine.paths import TRAIT_SPEC_DIR
+from persona_vaccine.traits import describe_spec, load_trait_spec, trait_listing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def cli(argv: list[str]) -> int:
     if opts.action == "show":
         print(describe_spec(load_trait_spec(opts.name_or_path)))
         return 0
-    from . import trait_generation as tg
+    from persona_vaccine.traits import generation as tg
 
     output = tg.spec_output(opts.name, opts.output, opts.force, TRAIT_SPEC_DIR)
     backend = tg.make_backend(opts.backend, opts.model, opts.base_url)

@@ -8,9 +8,9 @@ import logging
 import re
 from typing import Any, Protocol, cast
 
-from .chat import format_chat
-from .trait_prompts import INSTRUCTIONS, RUBRIC_TEMPLATE
-from .traits import load_trait_spec, question_key
+from persona_vaccine.models.chat import format_chat
+from persona_vaccine.traits import load_trait_spec, question_key
+from persona_vaccine.traits.prompts import INSTRUCTIONS, RUBRIC_TEMPLATE
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,14 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Literal
 
-from .judge_scores import MIN_NUMBER_MASS, TOP_LOGPROBS, JudgeMode, parse_sampled_score, score_from_logprobs
-from .llm_http import LLMRequestError, OpenAICompatibleChat
+from persona_vaccine.judges.scores import (
+    MIN_NUMBER_MASS,
+    TOP_LOGPROBS,
+    JudgeMode,
+    parse_sampled_score,
+    score_from_logprobs,
+)
+from persona_vaccine.llm_http import LLMRequestError, OpenAICompatibleChat
 
 logger = logging.getLogger(__name__)
 

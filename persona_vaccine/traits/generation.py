@@ -16,10 +16,10 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from .llm_http import AnthropicChat, LLMRequestError, OpenAICompatibleChat
-from .trait_generation_hf import hf_backend
-from .trait_prompts import INSTRUCTIONS
-from .traits import TraitSpec, TraitSpecError, parse_trait_spec, question_key, trait_schema
+from persona_vaccine.llm_http import AnthropicChat, LLMRequestError, OpenAICompatibleChat
+from persona_vaccine.traits import TraitSpec, TraitSpecError, parse_trait_spec, question_key, trait_schema
+from persona_vaccine.traits.generation_hf import hf_backend
+from persona_vaccine.traits.prompts import INSTRUCTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def anthropic_backend(client: AnthropicChat) -> Callable[[str, str], dict]:
 
 def spec_output(name: str, output: str | None, force: bool, spec_dir: str | Path) -> Path:
     """Where `trait new` writes NAME's spec (default SPEC_DIR/NAME.json); an existing file needs `force`."""
-    from .errors import UserError
+    from persona_vaccine.errors import UserError
 
     check_trait_name(name)
     path = Path(output or f"{spec_dir}/{name}.json")
@@ -183,10 +183,10 @@ def make_backend(
     """
     import os
 
-    from .errors import UserError
+    from persona_vaccine.errors import UserError
 
     if backend == "hf":
-        from .models import load_model
+        from persona_vaccine.models.loading import load_model
 
         return hf_backend(*load_model(model or "smollm2-135m"))
     if not model:

@@ -15,9 +15,8 @@ from typing import Any, cast
 
 import torch
 
-from .chat import format_chat
-from .judge_hf import _digit_token_ids, has_single_token_numbers
-from .judge_scores import (
+from persona_vaccine.judges.hf import _digit_token_ids, has_single_token_numbers
+from persona_vaccine.judges.scores import (
     MIN_NUMBER_MASS,
     TOP_LOGPROBS,
     JudgeMode,
@@ -26,6 +25,7 @@ from .judge_scores import (
     score_from_number_probs,
     score_from_probs,
 )
+from persona_vaccine.models.chat import format_chat
 
 
 class VllmJudge:

@@ -1,0 +1,1 @@
+"""Models: loading (hub ids, local folders, the embedded GGUF), chat formatting, decoder layers, generation."""
