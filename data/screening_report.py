@@ -84,28 +84,25 @@ def rank_rows(rows: Sequence[dict], trait: str, score: str) -> list[dict]:
     return [{**r, "rank": k + 1, "percentile": 100.0 * (n - k) / n} for k, r in enumerate(ranked)]
 
 
-def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, score: str, top: int) -> None:
-    """A self-contained HTML page: dataset-level scores, a histogram and the riskiest samples."""
+def _histogram_png(ranked: Sequence[dict], trait: str, score: str, levels: list) -> str:
+    """The scores' histogram (one colour per level when the dataset has levels), base64 PNG."""
     import base64
-    import html
     import io
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    levels = sorted({r.get("meta", {}).get("level") for r in ranked} - {None}, key=level_key)
     groups = {
         lv: [r["scores"][trait][score] for r in ranked if r.get("meta", {}).get("level") == lv]
         for lv in levels
     }
     if len(groups) < 2:
         groups = {"all samples": [r["scores"][trait][score] for r in ranked]}
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
-
     every = [v for values in groups.values() for v in values]
     bins = np.histogram_bin_edges(every, bins=min(30, max(5, len(every) // 3)))  # shared by the levels
     for name, values in groups.items():
@@ -119,7 +116,12 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    image = base64.b64encode(buffer.getvalue()).decode()
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _stats_rows(summary: dict) -> list[str]:
+    """Dataset-level table rows: each trait's scores, then per level."""
+    import html
 
     e = html.escape
     stats_rows = []
@@ -144,6 +146,13 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
                     f"<td>{s['std']:.3f}</td><td>{s['median']:+.3f}</td><td>{s['max']:+.3f}</td>"
                     f"<td>{s['n']}{' (' + aucs + ')' if aucs else ''}</td></tr>"
                 )
+    return stats_rows
+
+
+def _sample_rows(ranked: Sequence[dict], trait: str, score: str, top: int, levels: list) -> list[str]:
+    import html
+
+    e = html.escape
     sample_rows = []
     for r in ranked[:top]:
         s = r["scores"][trait]
@@ -162,6 +171,18 @@ def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, 
             f"<tr><td>{r['rank']}</td><td>{r['index']}</td><td>{s[score]:+.3f}</td><td>{level}</td>"
             f"<td><div class='text prompt'>{e(r['prompt'])}</div><div class='text'>{e(r['response'])}</div>{base}</td></tr>"
         )
+    return sample_rows
+
+
+def write_report(path: Path, ranked: Sequence[dict], summary: dict, trait: str, score: str, top: int) -> None:
+    """A self-contained HTML page: dataset-level scores, a histogram and the riskiest samples."""
+    import html
+
+    levels = sorted({r.get("meta", {}).get("level") for r in ranked} - {None}, key=level_key)
+    image = _histogram_png(ranked, trait, score, levels)
+    stats_rows = _stats_rows(summary)
+    sample_rows = _sample_rows(ranked, trait, score, top, levels)
+    e = html.escape
     path.write_text(
         f"""<!doctype html><html><head><meta charset="utf-8"><title>screening: {e(trait)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}td,th{{border-bottom:1px solid #ddd;

@@ -65,33 +65,174 @@ class _Record:
         return dict(self.__dict__)
 
 
-def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> FastAPI:
-    options = options or ServerOptions()
-    api_key = options.api_key or os.environ.get(API_KEY_ENV) or None
-    metrics = Metrics()
-    sinks: list = [metrics]
-    if options.alert_log:
-        sinks.append(JsonlAlertLog(options.alert_log))
-    webhook = WebhookSink(options.webhook, retries=options.webhook_retries) if options.webhook else None
-    if webhook:
-        sinks.append(webhook)
-    dispatcher = AlertDispatcher(sinks, include_text=options.log_text)
-    history: collections.deque[_Record] = collections.deque(maxlen=options.history)
-    history_lock = threading.Lock()
+class _Service:
+    """What the routes share: the engine, the metrics, the alert sinks and the dashboard's history."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        dispatcher.close()
+    def __init__(self, engine: ServingEngine, options: ServerOptions):
+        self.engine = engine
+        self.metrics = Metrics()
+        sinks: list = [self.metrics]
+        if options.alert_log:
+            sinks.append(JsonlAlertLog(options.alert_log))
+        self.webhook = (
+            WebhookSink(options.webhook, retries=options.webhook_retries) if options.webhook else None
+        )
+        if self.webhook:
+            sinks.append(self.webhook)
+        self.dispatcher = AlertDispatcher(sinks, include_text=options.log_text)
+        self.history: collections.deque[_Record] = collections.deque(maxlen=options.history)
+        self.history_lock = threading.Lock()
 
-    app = FastAPI(title="persona-vaccine monitor", version="1", lifespan=lifespan)
-    app.state.engine, app.state.metrics, app.state.webhook, app.state.dispatcher = (
-        engine,
-        metrics,
-        webhook,
-        dispatcher,
-    )
+    def state(self) -> dict:
+        with self.history_lock:
+            requests = [r.to_dict() for r in self.history]
+        return {
+            "model": self.engine.model_name,
+            "traits": {t: info.to_dict() for t, info in self.engine.traits.items()},
+            "requests": requests,
+        }
 
+    def persona_summary(self, result: Completion, conversation_id: str) -> dict:
+        traits = self.engine.traits
+        return {
+            "conversation_id": conversation_id,
+            "traits": {t: {**traits[t].to_dict(), **reading} for t, reading in result.readings.items()},
+            "alerts": result.alerts,
+        }
+
+    def on_alerts(self, alerts: list[dict], record: _Record) -> None:
+        for alert in alerts:
+            full = {
+                "time": time.time(),
+                "request_id": record.id,
+                "conversation_id": record.conversation_id,
+                "model": self.engine.model_name,
+                **alert,
+            }
+            record.alerts.append(full)
+            self.dispatcher.dispatch(dict(full))
+
+    def observe(self, result: Completion, record: _Record, stream: bool, started: float) -> None:
+        metrics = self.metrics
+        metrics.requests.labels("200").inc()
+        metrics.tokens.labels("prompt").inc(result.prompt_tokens)
+        metrics.tokens.labels("completion").inc(result.completion_tokens)
+        metrics.latency.labels(str(stream).lower()).observe(time.monotonic() - started)
+        for trait, reading in result.readings.items():
+            if reading["prompt_last"] is not None:
+                metrics.projection.labels(trait, "prompt_last").observe(reading["prompt_last"])
+            for value in reading["tokens"][1:]:
+                metrics.projection.labels(trait, "token").observe(value)
+            if reading.get("guard_actions"):
+                guard = self.engine.traits[trait].guard
+                metrics.guard_actions.labels(trait, guard).inc(reading["guard_actions"])
+        record.readings = {
+            t: {k: r[k] for k in ("prompt_last", "running_mean", "turns", "capped", "steered")}
+            for t, r in result.readings.items()
+        }
+        record.finish_reason, record.seconds = result.finish_reason, result.seconds
+
+    def start_job(self, messages, params, stream: bool, conversation) -> tuple[Job, asyncio.Queue, _Record]:
+        """Submit one request; its events arrive on the returned queue, on this event loop."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        started = time.monotonic()
+        record = _Record("", derive_conversation_id(messages, conversation), time.time(), stream)
+        first = [True]
+
+        def on_event(kind: str, payload: Event) -> None:  # the engine's thread
+            if isinstance(payload, TokenEvent):
+                if first[0]:
+                    self.metrics.first_token.observe(time.monotonic() - started)
+                    first[0] = False
+                record.tokens.append({"text": payload.text, "projections": payload.projections})
+                self.on_alerts(payload.alerts, record)
+            elif isinstance(payload, Completion):
+                self.observe(payload, record, stream, started)
+            else:
+                self.metrics.requests.labels("500").inc()
+                record.finish_reason = "error"
+            loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
+
+        job = Job(messages, params, on_event)
+        record.id = job.request_id
+        with self.history_lock:
+            self.history.append(record)
+        job.conversation_id = record.conversation_id
+        self.engine.submit(job)
+        return job, events, record
+
+    def check_context(self, messages, params) -> None:
+        prompt_len = len(self.engine.prompt_ids(messages))
+        if prompt_len + params.max_tokens > self.engine.context_length:
+            raise RequestError(
+                400,
+                f"prompt ({prompt_len} tokens) + max_tokens ({params.max_tokens}) exceeds the context length "
+                f"{self.engine.context_length}",
+                "max_tokens",
+                "context_length_exceeded",
+            )
+
+
+def _chunk(base: dict, delta: dict, finish: str | None = None, **extra) -> str:
+    body = {
+        **base,
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        **extra,
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _completion_body(service: _Service, base: dict, events: asyncio.Queue, record: _Record):
+    """The non-streamed answer: one chat.completion, or an OpenAI-style error."""
+    while True:
+        kind, payload = await events.get()
+        if kind == "error":
+            assert isinstance(payload, Failure)
+            return error_response(500, payload.message, code="generation_failed")
+        if kind == "done":
+            break
+    return {
+        **base,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": payload.text},
+                "finish_reason": payload.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": payload.usage(),
+        "persona": service.persona_summary(payload, record.conversation_id),
+    }
+
+
+async def _sse(service: _Service, base: dict, job: Job, events: asyncio.Queue, record: _Record):
+    """The streamed answer: chat.completion.chunk events, each token's projections in `persona`."""
+    try:
+        yield _chunk(base, {"role": "assistant", "content": ""})
+        while True:
+            kind, payload = await events.get()
+            if kind == "token":
+                persona = {"position": payload.position, "projections": payload.projections}
+                if payload.alerts:
+                    persona["alerts"] = payload.alerts
+                yield _chunk(base, {"content": payload.text}, persona=persona)
+            elif kind == "error":
+                yield f"data: {json.dumps({'error': {'message': payload.message, 'type': 'server_error'}})}\n\n"
+                break
+            else:
+                summary = service.persona_summary(payload, record.conversation_id)
+                yield _chunk(base, {}, payload.finish_reason, persona=summary, usage=payload.usage())
+                break
+        yield "data: [DONE]\n\n"
+    finally:
+        job.cancelled = True  # a client that went away stops its generation (no-op when done)
+
+
+def _add_auth_and_errors(app: FastAPI, service: _Service, api_key: str | None) -> None:
     def authorised(request: Request) -> bool:
         if not api_key:
             return True
@@ -110,7 +251,7 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, e: RequestError):
-        metrics.requests.labels(str(e.status)).inc()
+        service.metrics.requests.labels(str(e.status)).inc()
         return error_response(e.status, e.message, e.param, e.code)
 
     @app.exception_handler(404)
@@ -121,13 +262,17 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
     async def bad_method(request: Request, e):
         return error_response(405, f"method {request.method} not allowed on {request.url.path}")
 
+
+def _add_info_routes(app: FastAPI, service: _Service) -> None:
+    engine = service.engine
+
     @app.get("/healthz")
     async def healthz():
         return {"status": "ok", "model": engine.model_name, "traits": list(engine.traits)}
 
     @app.get("/metrics")
     async def prometheus():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     async def models():
@@ -145,168 +290,50 @@ def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> F
 
     @app.get("/dashboard/dashboard.js")
     async def dashboard_js():
-        js = _static("dashboard.js")
-        return PlainTextResponse(js, media_type="application/javascript")
+        return PlainTextResponse(_static("dashboard.js"), media_type="application/javascript")
 
     @app.get("/dashboard/api/state")
     async def state():
-        with history_lock:
-            requests = [r.to_dict() for r in history]
-        return {
-            "model": engine.model_name,
-            "traits": {t: info.to_dict() for t, info in engine.traits.items()},
-            "requests": requests,
-        }
+        return service.state()
 
-    def persona_summary(result: Completion, conversation_id: str) -> dict:
-        return {
-            "conversation_id": conversation_id,
-            "traits": {
-                t: {**engine.traits[t].to_dict(), **reading} for t, reading in result.readings.items()
-            },
-            "alerts": result.alerts,
-        }
 
-    def on_alerts(alerts: list[dict], record: _Record) -> None:
-        for alert in alerts:
-            full = {
-                "time": time.time(),
-                "request_id": record.id,
-                "conversation_id": record.conversation_id,
-                "model": engine.model_name,
-                **alert,
-            }
-            record.alerts.append(full)
-            dispatcher.dispatch(dict(full))
-
-    def observe(result: Completion, record: _Record, stream: bool, started: float) -> None:
-        metrics.requests.labels("200").inc()
-        metrics.tokens.labels("prompt").inc(result.prompt_tokens)
-        metrics.tokens.labels("completion").inc(result.completion_tokens)
-        metrics.latency.labels(str(stream).lower()).observe(time.monotonic() - started)
-        for trait, reading in result.readings.items():
-            if reading["prompt_last"] is not None:
-                metrics.projection.labels(trait, "prompt_last").observe(reading["prompt_last"])
-            for value in reading["tokens"][1:]:
-                metrics.projection.labels(trait, "token").observe(value)
-            if reading.get("guard_actions"):
-                metrics.guard_actions.labels(trait, engine.traits[trait].guard).inc(reading["guard_actions"])
-        record.readings = {
-            t: {k: r[k] for k in ("prompt_last", "running_mean", "turns", "capped", "steered")}
-            for t, r in result.readings.items()
-        }
-        record.finish_reason, record.seconds = result.finish_reason, result.seconds
-
-    def start_job(messages, params, stream, conversation) -> tuple[Job, asyncio.Queue, _Record, float]:
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        started = time.monotonic()
-        record_box: list[_Record] = []
-        first = [True]
-
-        def on_event(kind: str, payload: Event) -> None:  # the engine's thread
-            record = record_box[0]
-            if isinstance(payload, TokenEvent):
-                if first[0]:
-                    metrics.first_token.observe(time.monotonic() - started)
-                    first[0] = False
-                record.tokens.append({"text": payload.text, "projections": payload.projections})
-                on_alerts(payload.alerts, record)
-            elif isinstance(payload, Completion):
-                observe(payload, record, stream, started)
-            else:
-                metrics.requests.labels("500").inc()
-                record.finish_reason = "error"
-            loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
-
-        job = Job(messages, params, on_event)
-        record = _Record(job.request_id, derive_conversation_id(messages, conversation), time.time(), stream)
-        record_box.append(record)
-        with history_lock:
-            history.append(record)
-        job.conversation_id = record.conversation_id
-        engine.submit(job)
-        return job, events, record, started
-
+def _add_chat_route(app: FastAPI, service: _Service) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        messages, params, stream, conversation = parse_request(await request.body(), engine)
-        prompt_len = len(engine.prompt_ids(messages))
-        if prompt_len + params.max_tokens > engine.context_length:
-            raise RequestError(
-                400,
-                f"prompt ({prompt_len} tokens) + max_tokens ({params.max_tokens}) exceeds the context length "
-                f"{engine.context_length}",
-                "max_tokens",
-                "context_length_exceeded",
-            )
-        job, events, record, _ = start_job(messages, params, stream, conversation)
-        created = int(time.time())
+        messages, params, stream, conversation = parse_request(await request.body(), service.engine)
+        service.check_context(messages, params)
+        job, events, record = service.start_job(messages, params, stream, conversation)
         base = {
             "id": job.request_id,
-            "created": created,
-            "model": engine.model_name,
+            "created": int(time.time()),
+            "model": service.engine.model_name,
             "system_fingerprint": None,
         }
         if not stream:
-            while True:
-                kind, payload = await events.get()
-                if kind == "error":
-                    assert isinstance(payload, Failure)
-                    return error_response(500, payload.message, code="generation_failed")
-                if kind == "done":
-                    break
-            return {
-                **base,
-                "object": "chat.completion",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": payload.text},
-                        "finish_reason": payload.finish_reason,
-                        "logprobs": None,
-                    }
-                ],
-                "usage": payload.usage(),
-                "persona": persona_summary(payload, record.conversation_id),
-            }
+            return await _completion_body(service, base, events, record)
+        return StreamingResponse(
+            _sse(service, base, job, events, record),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
 
-        def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-            body = {
-                **base,
-                "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-                **extra,
-            }
-            return f"data: {json.dumps(body)}\n\n"
 
-        async def sse():
-            try:
-                yield chunk({"role": "assistant", "content": ""})
-                while True:
-                    kind, payload = await events.get()
-                    if kind == "token":
-                        persona = {"position": payload.position, "projections": payload.projections}
-                        if payload.alerts:
-                            persona["alerts"] = payload.alerts
-                        yield chunk({"content": payload.text}, persona=persona)
-                    elif kind == "error":
-                        yield f"data: {json.dumps({'error': {'message': payload.message, 'type': 'server_error'}})}\n\n"
-                        break
-                    else:
-                        yield chunk(
-                            {},
-                            payload.finish_reason,
-                            persona=persona_summary(payload, record.conversation_id),
-                            usage=payload.usage(),
-                        )
-                        break
-                yield "data: [DONE]\n\n"
-            finally:
-                job.cancelled = True  # a client that went away stops its generation (no-op when done)
+def create_app(engine: ServingEngine, options: ServerOptions | None = None) -> FastAPI:
+    """The monitor's OpenAI-compatible app around `engine`."""
+    options = options or ServerOptions()
+    service = _Service(engine, options)
 
-        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.dispatcher.close()
 
+    app = FastAPI(title="persona-vaccine monitor", version="1", lifespan=lifespan)
+    app.state.engine, app.state.metrics = engine, service.metrics
+    app.state.webhook, app.state.dispatcher = service.webhook, service.dispatcher
+    _add_auth_and_errors(app, service, options.api_key or os.environ.get(API_KEY_ENV) or None)
+    _add_info_routes(app, service)
+    _add_chat_route(app, service)
     return app
 
 

@@ -335,16 +335,8 @@ def extract_unless_done(cfg: ExtractionConfig) -> tuple[Path, bool]:
     return extract(cfg).paths["response_avg"], False
 
 
-def _extract_locked(
-    cfg, spec, model, tokenizer, out_dir: Path, response_filter, start: float, engine: GenerationEngine
-) -> ExtractionResult:
-    response_filter = response_filter or make_filter(cfg, spec, model, tokenizer, out_dir, engine)
-    gen_counts = GenerationCounts()
-    generations = out_dir / "generations.jsonl"
-    generation_start = time.perf_counter()
-    records = generate_responses(model, tokenizer, spec, cfg, generations, gen_counts, engine)
-    generation_seconds = time.perf_counter() - generation_start
-
+def _kept_pairs(records: list[dict], response_filter, spec, cfg) -> tuple[list[dict], list[dict], dict]:
+    """The pos and neg answers the filter keeps, and its counts; too few of either is an error."""
     if hasattr(response_filter, "prepare"):
         response_filter.prepare(records)
     kept = [r for r in records if response_filter.keep(r)]
@@ -364,15 +356,12 @@ def _extract_locked(
             "--coherence_threshold, raise --samples_per_prompt or --max_questions, lower --min_kept, or use a "
             "stronger --judge. Generations and judgments are cached: a rerun only redoes the filtering."
         )
-    acts = prompt_response_activations(
-        model,
-        [(r["prompt_ids"], r["response_ids"]) for r in pos + neg],
-        tokenizer.pad_token_id,
-        batch_size=cfg.activation_batch_size,
-    )
-    n_layers, size = len(get_decoder_layers(model)), hidden_size(model)
-    mean_norms = {layer + 1: float(acts.mean_norms[layer]) for layer in range(n_layers)}
-    info = {
+    return pos, neg, counts
+
+
+def _extraction_info(cfg, spec, counts: dict, pos, neg, records, generations: Path, gen_counts) -> dict:
+    """What a vector file records about how it was extracted."""
+    return {
         "method": "difference of means",
         "spec": spec.source,
         "filter": counts,
@@ -392,14 +381,20 @@ def _extract_locked(
         },
         "evaluation_questions": list(spec.evaluation_questions),
     }
+
+
+def _save_vectors(cfg, spec, model, acts, n_pos: int, info: dict, out_dir: Path) -> tuple[dict, list[float]]:
+    """One difference-of-means vector per read position; the per-layer separation of `response_avg`."""
+    n_layers, size = len(get_decoder_layers(model)), hidden_size(model)
+    mean_norms = {layer + 1: float(acts.mean_norms[layer]) for layer in range(n_layers)}
     paths: dict[str, Path] = {}
     separation: list[float] = []
     for position in VECTOR_POSITIONS:
         a = acts.at(position)
-        diff = a[: len(pos)].mean(0) - a[len(pos) :].mean(0)  # [L, H]
+        diff = a[:n_pos].mean(0) - a[n_pos:].mean(0)  # [L, H]
         layers = {layer + 1: diff[layer].clone() for layer in range(n_layers)}
         if position == "response_avg":
-            separation = [_cohens_d(a[: len(pos), i], a[len(pos) :, i], diff[i]) for i in range(n_layers)]
+            separation = [_cohens_d(a[:n_pos, i], a[n_pos:, i], diff[i]) for i in range(n_layers)]
         vector = PersonaVector(
             trait=spec.trait,
             model_id=cfg.model_name_or_path,
@@ -417,6 +412,27 @@ def _extract_locked(
             .incremental()
             .save(out_dir / "response_avg_incremental.safetensors")
         )
+    return paths, separation
+
+
+def _extract_locked(
+    cfg, spec, model, tokenizer, out_dir: Path, response_filter, start: float, engine: GenerationEngine
+) -> ExtractionResult:
+    response_filter = response_filter or make_filter(cfg, spec, model, tokenizer, out_dir, engine)
+    gen_counts = GenerationCounts()
+    generations = out_dir / "generations.jsonl"
+    generation_start = time.perf_counter()
+    records = generate_responses(model, tokenizer, spec, cfg, generations, gen_counts, engine)
+    generation_seconds = time.perf_counter() - generation_start
+    pos, neg, counts = _kept_pairs(records, response_filter, spec, cfg)
+    acts = prompt_response_activations(
+        model,
+        [(r["prompt_ids"], r["response_ids"]) for r in pos + neg],
+        tokenizer.pad_token_id,
+        batch_size=cfg.activation_batch_size,
+    )
+    info = _extraction_info(cfg, spec, counts, pos, neg, records, generations, gen_counts)
+    paths, separation = _save_vectors(cfg, spec, model, acts, len(pos), info, out_dir)
     if cfg.calibrate:
         calibrate_extracted(
             cfg, spec, model, tokenizer, response_filter, paths["response_avg"], out_dir, engine

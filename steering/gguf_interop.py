@@ -133,6 +133,30 @@ def _string_field(reader: GGUFReader, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _directions(reader: GGUFReader, path: Path) -> dict[int, torch.Tensor]:
+    """The file's `direction.N` tensors as layer N+1 -> float32 vector, all of one size."""
+    layers: dict[int, torch.Tensor] = {}
+    for t in reader.tensors:
+        prefix, _, index = t.name.partition(".")
+        if prefix != "direction" or not index.isdigit():
+            raise VectorMismatch(f"{path}: unexpected tensor '{t.name}' (expected direction.N)")
+        if t.tensor_type not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+            raise VectorMismatch(f"{path}: tensor '{t.name}' has type {t.tensor_type.name}, expected F32")
+        if len(t.shape) != 1:
+            raise VectorMismatch(f"{path}: tensor '{t.name}' is not 1-D (shape {list(t.shape)})")
+        layer = int(index) + 1
+        if layer in layers:
+            raise VectorMismatch(f"{path}: tensor '{t.name}' appears twice")
+        layers[layer] = torch.from_numpy(np.array(t.data, dtype=np.float32).reshape(-1))  # copy off the mmap
+    if not layers:
+        raise VectorMismatch(f"{path}: control vector has no direction.N tensors")
+    sizes = {layer: v.numel() for layer, v in layers.items()}
+    if len(set(sizes.values())) != 1:
+        raise VectorMismatch(f"{path}: direction tensors have different sizes: {dict(sorted(sizes.items()))}")
+
+    return layers
+
+
 def import_control_vector(
     path: str | Path,
     trait: str,
@@ -171,25 +195,8 @@ def import_control_vector(
             f"{path}: control vector is for model type {model_hint!r}, expected {expected_model_hint!r}"
         )
 
-    layers: dict[int, torch.Tensor] = {}
-    for t in reader.tensors:
-        prefix, _, index = t.name.partition(".")
-        if prefix != "direction" or not index.isdigit():
-            raise VectorMismatch(f"{path}: unexpected tensor '{t.name}' (expected direction.N)")
-        if t.tensor_type not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
-            raise VectorMismatch(f"{path}: tensor '{t.name}' has type {t.tensor_type.name}, expected F32")
-        if len(t.shape) != 1:
-            raise VectorMismatch(f"{path}: tensor '{t.name}' is not 1-D (shape {list(t.shape)})")
-        layer = int(index) + 1
-        if layer in layers:
-            raise VectorMismatch(f"{path}: tensor '{t.name}' appears twice")
-        layers[layer] = torch.from_numpy(np.array(t.data, dtype=np.float32).reshape(-1))  # copy off the mmap
-    if not layers:
-        raise VectorMismatch(f"{path}: control vector has no direction.N tensors")
+    layers = _directions(reader, path)
     sizes = {layer: v.numel() for layer, v in layers.items()}
-    if len(set(sizes.values())) != 1:
-        raise VectorMismatch(f"{path}: direction tensors have different sizes: {dict(sorted(sizes.items()))}")
-
     top = max(layers)
     if num_layers is None and model is not None:
         from persona_vaccine.models.layers import get_decoder_layers

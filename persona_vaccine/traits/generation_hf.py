@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from persona_vaccine.models.chat import format_chat
@@ -170,6 +171,81 @@ def _prompt_field(pattern: str, prompt: str, flags: int = 0) -> str:
     return match.group(1)
 
 
+@dataclass(frozen=True)
+class _Sampling:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    tries: int
+
+
+class _SchemaFiller:
+    """Fills the JSON skeleton's strings one at a time, with the resampling and repair rules of `hf_backend`."""
+
+    def __init__(self, sampler: _StringSampler, sampling: _Sampling):
+        self.sampler, self.sampling = sampler, sampling
+        self.stats = {"resampled": 0, "repaired": 0, "skipped": 0}
+
+    def fill(self, prefix: str, avoid: set[str], question: bool, min_words: int) -> str | None:
+        """Sample the string after `prefix` + '"'; commit it with its closing quote if one is kept."""
+        sp, sampler = self.sampling, self.sampler
+        sampler.commit(prefix + '"')
+        candidates = []
+        for attempt in range(sp.tries):
+            text, closed = sampler.sample(
+                sp.max_tokens, sp.temperature + 0.2 * attempt, sp.top_p, sp.top_k, end="?" if question else ""
+            )
+            text = _clean(text, question)
+            if _sentence_ok(text, min_words) and question_key(text) not in avoid:
+                if _strict_ok(text, closed, question):
+                    break
+                candidates.append(text)
+            self.stats["resampled"] += attempt < sp.tries - 1
+        else:
+            if not candidates:
+                return None
+            text = _repair(candidates[0], question)
+            self.stats["repaired"] += 1
+        sampler.commit(json.dumps(text)[1:-1] + '"')
+        return text
+
+    def sentence(self, prefix: str, fallback: str, avoid: set[str]) -> str:
+        text = self.fill(prefix, avoid, question=False, min_words=3)
+        if text is None:  # nothing usable: write the fallback so the context stays well-formed
+            self.sampler.commit(json.dumps(fallback)[1:-1] + '"')
+        return text or fallback
+
+    def pairs(self, name: str, n_pairs: int, used: set[str]) -> list[dict[str, str]]:
+        pairs = []
+        self.sampler.commit(', "instruction_pairs": [')
+        for i in range(n_pairs):
+            pos = self.sentence(("{" if i == 0 else ", {") + '"pos": ', f"Be very {name}.", used)
+            neg = self.sentence(', "neg": ', f"Never be {name}.", used | {question_key(pos)})
+            used |= {question_key(pos), question_key(neg)}
+            self.sampler.commit("}")
+            pairs.append({"pos": pos, "neg": neg})
+        self.sampler.commit("]")
+        return pairs
+
+    def questions(self, key: str, n_questions: int, seen: set[str]) -> list[str]:
+        """Up to n distinct questions; up to n // 2 extra slots make up for skipped ones."""
+        self.sampler.commit(f', "{key}": [')
+        questions: list[str] = []
+        for slot in range(n_questions + n_questions // 2):
+            text = self.fill(", " if slot else "", seen, question=True, min_words=4)
+            if text is None:
+                self.stats["skipped"] += 1
+                self.sampler.commit('"')  # close the abandoned string (the context only)
+                continue
+            seen.add(question_key(text))
+            questions.append(text)
+            if len(questions) == n_questions:
+                break
+        self.sampler.commit("]")
+        return questions
+
+
 def hf_backend(
     model,
     tokenizer,
@@ -200,6 +276,7 @@ def hf_backend(
 
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     masks = _token_masks(model, tokenizer)
+    sampling = _Sampling(max_tokens, temperature, top_p, top_k, tries)
 
     def ask(prompt: str, feedback: str) -> dict:
         name = _prompt_field(r'Trait name: "([^"]+)"', prompt)
@@ -208,72 +285,21 @@ def hf_backend(
         n_questions = int(_prompt_field(r"exactly (\d+) distinct", prompt))
         turns, seen = _example_turns(name) if example else ([], set())
         messages = [*turns, {"role": "user", "content": prompt}]
-        sampler = _StringSampler(model, tokenizer, masks, generator)
-        sampler.commit(format_chat(tokenizer, messages) + "{")
-        stats = {"resampled": 0, "repaired": 0, "skipped": 0}
-
-        def fill(prefix: str, avoid: set[str], question: bool, min_words: int) -> str | None:
-            """Sample the string after `prefix` + '"'; commit it with its closing quote if one is kept."""
-            sampler.commit(prefix + '"')
-            candidates = []
-            for attempt in range(tries):
-                text, closed = sampler.sample(
-                    max_tokens, temperature + 0.2 * attempt, top_p, top_k, end="?" if question else ""
-                )
-                text = _clean(text, question)
-                if _sentence_ok(text, min_words) and question_key(text) not in avoid:
-                    if _strict_ok(text, closed, question):
-                        break
-                    candidates.append(text)
-                stats["resampled"] += attempt < tries - 1
-            else:
-                if not candidates:
-                    return None
-                text = _repair(candidates[0], question)
-                stats["repaired"] += 1
-            sampler.commit(json.dumps(text)[1:-1] + '"')
-            return text
-
-        def sentence(prefix: str, fallback: str, avoid: set[str]) -> str:
-            text = fill(prefix, avoid, question=False, min_words=3)
-            if text is None:  # nothing usable: write the fallback so the context stays well-formed
-                sampler.commit(json.dumps(fallback)[1:-1] + '"')
-            return text or fallback
-
+        filler = _SchemaFiller(_StringSampler(model, tokenizer, masks, generator), sampling)
+        filler.sampler.commit(format_chat(tokenizer, messages) + "{")
         # the user's description, not a small model's
         data: dict[str, Any] = {"trait": name, "description": description}
-        sampler.commit(f'"trait": "{name}", "description": {json.dumps(description)}')
-        data["instruction_pairs"] = []
-        sampler.commit(', "instruction_pairs": [')
-        used = set(seen)  # no copies of the example
-        for i in range(n_pairs):
-            pos = sentence(("{" if i == 0 else ", {") + '"pos": ', f"Be very {name}.", used)
-            neg = sentence(', "neg": ', f"Never be {name}.", used | {question_key(pos)})
-            used |= {question_key(pos), question_key(neg)}
-            sampler.commit("}")
-            data["instruction_pairs"].append({"pos": pos, "neg": neg})
-        sampler.commit("]")
+        filler.sampler.commit(f'"trait": "{name}", "description": {json.dumps(description)}')
+        data["instruction_pairs"] = filler.pairs(name, n_pairs, set(seen))  # no copies of the example
         for key in ("extraction_questions", "evaluation_questions"):
-            sampler.commit(f', "{key}": [')
-            data[key] = []
-            for slot in range(n_questions + n_questions // 2):
-                text = fill(", " if slot else "", seen, question=True, min_words=4)
-                if text is None:
-                    stats["skipped"] += 1
-                    sampler.commit('"')  # close the abandoned string (the context only)
-                    continue
-                seen.add(question_key(text))
-                data[key].append(text)
-                if len(data[key]) == n_questions:
-                    break
-            sampler.commit("]")
+            data[key] = filler.questions(key, n_questions, seen)
         data["judge_rubric"] = RUBRIC_TEMPLATE.format(name=name, explanation=data["description"])
-        backend.stats = stats
+        backend.stats = filler.stats
         logger.info(
             "hf backend: %d candidates resampled, %d kept after repair, %d question slots skipped",
-            stats["resampled"],
-            stats["repaired"],
-            stats["skipped"],
+            filler.stats["resampled"],
+            filler.stats["repaired"],
+            filler.stats["skipped"],
         )
         return data
 
