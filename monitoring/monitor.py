@@ -25,7 +25,7 @@ from torch import nn
 from transformers import StoppingCriteria
 
 from persona_vaccine.steering import residual_ops
-from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
+from persona_vaccine.steering.forward_call import PositionTracker
 from persona_vaccine.steering.hook_core import attach
 from persona_vaccine.steering.vector import vector_for_model
 
@@ -64,7 +64,7 @@ class Monitor:
         self._valid: torch.Tensor | None = None  # [B, T] of the current call
         self._prefill = True
         self._device_cache: dict = {}
-        self._read_call = ForwardCallReader()
+        self._tracker = PositionTracker()
 
     # --- per generation -----------------------------------------------------------------------
     def set_turns(self, spans: list[list[tuple[int, int]]] | None) -> None:
@@ -86,13 +86,13 @@ class Monitor:
 
     # --- hooks --------------------------------------------------------------------------------
     def _pre_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        call = self._read_call(module, args, kwargs)
-        past = past_length(call.cache) or 0
+        at = self._tracker(module, args, kwargs)
+        call = at.call
         ids, tokens = call.input_ids, call.tokens
         if tokens is None:
             return
         batch, length = tokens.shape[:2]
-        self._prefill = past == 0 or not self.rows or len(self.rows) != batch
+        self._prefill = at.start == 0 or not self.rows or len(self.rows) != batch
         if self._prefill:
             self.rows = [RequestReadings.of(self.watches, r) for r in range(batch)]
             mask = call.attention_mask
@@ -185,6 +185,7 @@ class Monitor:
     def active(self) -> Iterator[Monitor]:
         """Register the hooks for the duration of the block."""
         ops = {layer: [self._watch] for layer in self.by_layer}
+        self._tracker.reset()
         try:
             with attach(self.model, ops, pre_forward=self._pre_forward, layers_path=self.layers_path):
                 yield self

@@ -1,14 +1,17 @@
-"""What a forward pre-hook sees of one model call: its inputs, KV cache and how many tokens came before.
+"""What a forward pre-hook sees of one model call, and where its tokens sit in the sequence.
 
-Steering (steering.hooks.Steerer) and monitoring (monitoring.monitor.Monitor) both read the call this
-way: positional arguments bound to the forward's parameter names, the cache under either name
-(`cache` in newer transformers, `past_key_values` before) and its length.
+`PositionTracker` is the one position tracker of the hook core: steering (`steering.hooks.Steerer`) and
+monitoring (`monitoring.monitor.Monitor`) both follow a model's calls with it. It binds positional
+arguments to the forward's parameter names, finds the cache under either name (`cache` in newer
+transformers, `past_key_values` before) and its length, and tells a new prompt (prefill) from decoding
+on a KV cache, from more prompt on a cache (a new turn) and from generation without a cache.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,3 +77,74 @@ class ForwardCallReader:
             return ForwardCall({**self._signature.bind_partial(*args, **kwargs).arguments, **kwargs})
         except TypeError:
             return ForwardCall(kwargs)
+
+
+_RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
+
+
+@dataclass
+class CallPositions:
+    """Where one forward call's tokens sit: absolute positions [start, start + length)."""
+
+    call: ForwardCall
+    attention_mask: Any  # a [B, T] tensor, or whatever else the forward got
+    start: int  # tokens already in the KV cache (or recurrent state) before this call
+    prompt_length: int | None  # tokens of the prompt, in the same (padded) coordinates; None = unknown
+    new_prompt: bool  # this call starts a new sequence
+
+    def response(self, batch: int, length: int, device: torch.device) -> torch.Tensor:
+        """[B, T] bool: which of this call's positions are past the prompt (all False when unknown)."""
+        if self.prompt_length is None:
+            return torch.zeros(batch, length, dtype=torch.bool, device=device)
+        absolute = torch.arange(length, device=device) + self.start
+        return (absolute >= self.prompt_length).expand(batch, length)
+
+
+class PositionTracker:
+    """Follows the calls of one model (use it as, or inside, its forward pre-hook)."""
+
+    def __init__(self) -> None:
+        self._read_call = ForwardCallReader()
+        self.reset()
+
+    def reset(self) -> None:
+        self.current: CallPositions | None = None
+        self._last_ids: torch.Tensor | None = None
+        self._seen = 0  # tokens of the current sequence the model has processed so far
+        self._last_cache: object = None
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> CallPositions:
+        call = self._read_call(module, args, kwargs)
+        inputs, cache = call.inputs, call.cache
+        previous = self.current.prompt_length if self.current is not None else None
+        state = next((inputs[k] for k in _RECURRENT_STATES if inputs.get(k) is not None), None)
+        if cache is None and state is not None and previous is not None:
+            cache, start = state, self._seen  # a recurrent state (RWKV, XLNet...): it continues what we saw
+        else:
+            known = past_length(cache)
+            # a cache that can't tell its length: the same object again continues the sequence we saw
+            start = known if known is not None else (self._seen if cache is self._last_cache else 0)
+        self._last_cache = cache
+        ids, length = call.tokens, call.length
+        prompt_length, new_prompt = previous, False
+        if start > 0:
+            if length is not None and length > 1:  # more prompt on top of a cache (a new turn)
+                prompt_length = start + length
+            elif prompt_length is None:  # a cache filled before tracking began: all of it is prompt
+                prompt_length = start
+        elif not self._continues(ids, previous):  # else: generation without a KV cache, same prompt again
+            prompt_length, new_prompt = length, True  # a new prefill: this call is the prompt
+        self._last_ids = ids.detach() if ids is not None and ids.dtype == torch.long else None
+        self._seen = start + (length or 0)
+        self.current = CallPositions(call, call.attention_mask, start, prompt_length, new_prompt)
+        return self.current
+
+    def _continues(self, ids: torch.Tensor | None, prompt_length: int | None) -> bool:
+        last = self._last_ids
+        if ids is None or last is None or ids.dtype != torch.long or prompt_length is None:
+            return False
+        return (
+            ids.shape[0] == last.shape[0]
+            and ids.shape[1] > last.shape[1]
+            and torch.equal(ids[:, : last.shape[1]], last)
+        )

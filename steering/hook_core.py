@@ -8,7 +8,9 @@ of a layer run in order, each on the previous one's result; the block's output k
 ends, however it ends. The arithmetic of the ops lives in `residual_ops`, shared with the vLLM worker.
 
 Users: the steering hooks (`hooks.Steerer`), the monitor (`monitoring.monitor.Monitor`), the activation
-reader of extraction and scoring (`activations`), and the trainer's projection penalty.
+reader of extraction and scoring (`activations`), the trainer's projection penalty and the export's bake
+probe. Steering and monitoring follow positions (prompt or answer, prefill or decode) with the one
+`forward_call.PositionTracker`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from persona_vaccine.cli_args import command_name
 from persona_vaccine.models.layers import (
     check_layer,
 )
-from persona_vaccine.steering.forward_call import ForwardCallReader, past_length
+from persona_vaccine.steering.forward_call import PositionTracker
 from persona_vaccine.steering.hook_core import attach
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 from persona_vaccine.steering.vocabulary import (
@@ -35,8 +35,6 @@ from persona_vaccine.steering.vocabulary import (
 )
 
 from . import residual_ops
-
-_RECURRENT_STATES = ("state", "mems", "cache_params")  # generate's per-model caches that are not a Cache
 
 
 class SteeringNoOp(ValueError):
@@ -142,11 +140,8 @@ class Steerer:
         self._call = _Call(None, 0, None)
         self._response_mask: torch.Tensor | None = None
         self._explicit = False
-        self._last_ids: torch.Tensor | None = None
-        self._seen = 0  # tokens of the current sequence the model has processed so far
-        self._last_cache: object = None
         self._mask_cache: dict[tuple, torch.Tensor | None] = {}
-        self._read_call = ForwardCallReader()
+        self._tracker = PositionTracker()
 
     # --- masks --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -167,53 +162,22 @@ class Steerer:
     def _capture(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self._explicit:
             return
-        call = self._read_call(module, args, kwargs)
-        inputs, cache = call.inputs, call.cache
-        state = next((inputs[k] for k in _RECURRENT_STATES if inputs.get(k) is not None), None)
-        if cache is None and state is not None and self._call.prompt_length is not None:
-            cache, start = state, self._seen  # a recurrent state (RWKV, XLNet...): it continues what we saw
-        else:
-            known = past_length(cache)
-            # a cache that can't tell its length: the same object again continues the sequence we saw
-            start = known if known is not None else (self._seen if cache is self._last_cache else 0)
-        self._last_cache = cache
-        ids, length = call.tokens, call.length
-        prompt_length = self._call.prompt_length
-        if start > 0:
-            if length is not None and length > 1:  # more prompt on top of a cache (a new turn)
-                prompt_length = start + length
-            elif prompt_length is None:  # a cache filled before steering began: all of it is prompt
-                prompt_length = start
-        elif self._continues(ids):
-            pass  # generation without a KV cache: the same prompt, fed again with the new tokens
-        else:
-            prompt_length = length  # a new prefill: this call is the prompt
-            if (
-                self._needs_response
-                and self._response_mask is None
-                and cache is None
-                and "use_cache" not in inputs  # generate() always passes it; a plain model(ids) does not
-            ):
-                raise SteeringNoOp(
-                    "positions='response' on a plain forward pass would steer nothing: a forward with no KV "
-                    "cache is all prompt. Under generate() the response is found by itself; for a forward over "
-                    "prompt + response, pass response_mask= to steer() (or use steerer.batch(attention_mask, "
-                    "response_mask))."
-                )
-        self._last_ids = ids.detach() if ids is not None and ids.dtype == torch.long else None
-        self._call = _Call(call.attention_mask, start, prompt_length)
-        self._seen = start + (length or 0)
+        at = self._tracker(module, args, kwargs)
+        if (
+            at.new_prompt
+            and self._needs_response
+            and self._response_mask is None
+            and at.call.cache is None
+            and "use_cache" not in at.call.inputs  # generate() always passes it; a plain model(ids) does not
+        ):
+            raise SteeringNoOp(
+                "positions='response' on a plain forward pass would steer nothing: a forward with no KV "
+                "cache is all prompt. Under generate() the response is found by itself; for a forward over "
+                "prompt + response, pass response_mask= to steer() (or use steerer.batch(attention_mask, "
+                "response_mask))."
+            )
+        self._call = _Call(at.attention_mask, at.start, at.prompt_length)
         self._mask_cache.clear()
-
-    def _continues(self, ids: torch.Tensor | None) -> bool:
-        last = self._last_ids
-        if ids is None or last is None or ids.dtype != torch.long or self._call.prompt_length is None:
-            return False
-        return (
-            ids.shape[0] == last.shape[0]
-            and ids.shape[1] > last.shape[1]
-            and torch.equal(ids[:, : last.shape[1]], last)
-        )
 
     def _mask(self, positions: str, hidden: torch.Tensor) -> torch.Tensor | None:
         """[B, T, 1] mask of the positions to steer in `hidden`, or None for every position."""
@@ -283,14 +247,15 @@ class Steerer:
     @contextlib.contextmanager
     def active(self) -> Iterator[Steerer]:
         """Register the hooks for the duration of the block (forward and backward)."""
-        self._call, self._last_ids = _Call(None, 0, None), None
+        self._call = _Call(None, 0, None)
+        self._tracker.reset()
         ops = {layer: [self._apply] for layer in self.ops}
         try:
             with attach(self.model, ops, pre_forward=self._capture, layers_path=self.layers_path):
                 yield self
         finally:
             self._mask_cache.clear()
-            self._last_ids = self._last_cache = None
+            self._tracker.reset()
 
 
 def _resolve_coef(vector: PersonaVector, coef: float | None) -> float:

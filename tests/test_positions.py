@@ -147,3 +147,61 @@ def test_a_new_turn_on_top_of_a_kept_cache_is_prompt(model):
         )
     assert after_first == 2
     assert steerer.steered_tokens[vector.trait] == 4
+
+
+def _tracked_calls(model, **generate_kwargs):
+    from persona_vaccine.steering.forward_call import PositionTracker
+
+    tracker, seen = PositionTracker(), []
+
+    def pre(module, args, kwargs):
+        at = tracker(module, args, kwargs)
+        seen.append((at.start, at.call.length, at.prompt_length, at.new_prompt))
+
+    handle = model.register_forward_pre_hook(pre, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model.generate(
+                max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, pad_token_id=0, **generate_kwargs
+            )
+    finally:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_the_position_tracker_tells_prompt_from_answer(model, use_cache):
+    ids = torch.tensor([[5, 6, 7, 8, 9], [0, 0, 7, 8, 9]])  # the second row left-padded
+    mask = (ids != 0).long()
+    calls = _tracked_calls(model, input_ids=ids, attention_mask=mask, use_cache=use_cache)
+    assert calls[0] == (0, 5, 5, True)  # the prefill is the prompt, padding included (padded coordinates)
+    assert len(calls) == NEW
+    for step, (start, length, prompt_length, new_prompt) in enumerate(calls[1:], 1):
+        assert prompt_length == 5 and not new_prompt
+        # on a KV cache each call is one new token after the rest; without one, the whole sequence again
+        assert (start, length) == ((5 + step - 1, 1) if use_cache else (0, 5 + step))
+
+
+def test_more_prompt_on_a_cache_is_a_new_turn(model):
+    from transformers import DynamicCache
+
+    from persona_vaccine.steering.forward_call import PositionTracker
+
+    tracker = PositionTracker()
+    cache = DynamicCache()
+    seen = []
+    handle = model.register_forward_pre_hook(lambda m, a, k: seen.append(tracker(m, a, k)), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.tensor([[5, 6, 7]]), past_key_values=cache, use_cache=True)
+            model(input_ids=torch.tensor([[8]]), past_key_values=cache, use_cache=True)
+            model(input_ids=torch.tensor([[9, 10, 11, 12]]), past_key_values=cache, use_cache=True)
+    finally:
+        handle.remove()
+    assert [(c.start, c.prompt_length, c.new_prompt) for c in seen] == [
+        (0, 3, True),
+        (3, 3, False),
+        (4, 8, False),
+    ]
+    assert seen[1].response(1, 1, torch.device("cpu")).tolist() == [[True]]
+    assert seen[2].response(1, 4, torch.device("cpu")).tolist() == [[False] * 4]

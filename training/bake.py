@@ -16,12 +16,12 @@ from torch import nn
 
 from persona_vaccine.errors import UserError
 from persona_vaccine.models.layers import (
-    block_hidden,
     eval_mode,
     get_decoder_layers,
     hidden_size,
     unwrap_model,
 )
+from persona_vaccine.steering.hook_core import attach
 
 _BIAS_FLAGS = ("mlp_bias",)  # config switches that give MLP projections a bias at load time
 
@@ -49,17 +49,23 @@ def _probe_ids(base: nn.Module) -> torch.Tensor:
     return torch.arange(1, 5, device=device).remainder(max(vocab - 1, 1)).unsqueeze(0) + 1
 
 
-def _block_output(base: nn.Module, block: nn.Module, ids: torch.Tensor, perturb=None) -> torch.Tensor:
+def _block_output(base: nn.Module, layer: int, ids: torch.Tensor, perturb=None) -> torch.Tensor:
+    """Block `layer`'s output on `ids`, read through the hook core; `perturb` = (sub-module, delta) adds
+    delta to that sub-module's output inside the block (a weight-side probe, not a residual-stream op)."""
     seen: dict[str, torch.Tensor] = {}
-    handles = [block.register_forward_hook(lambda m, a, o: seen.__setitem__("h", block_hidden(o).detach()))]
+
+    def read(_: int, hidden: torch.Tensor) -> None:
+        seen["h"] = hidden.detach()
+
+    handle = None
     if perturb is not None:
         module, delta = perturb
-        handles.append(module.register_forward_hook(lambda m, a, o: o + delta.to(o.dtype)))
+        handle = module.register_forward_hook(lambda m, a, o: o + delta.to(o.dtype))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), attach(base, {layer: [read]}):
             base(input_ids=ids, use_cache=False)
     finally:
-        for handle in handles:
+        if handle is not None:
             handle.remove()
     return seen["h"]
 
@@ -75,13 +81,13 @@ def residual_write(model: nn.Module, layer: int) -> tuple[str, nn.Module]:
         raise _no_bias(base.config)
     ids = _probe_ids(base)
     with eval_mode(base):
-        return _first_faithful(base, block, candidates, ids, size)
+        return _first_faithful(base, layer, candidates, ids, size)
 
 
-def _first_faithful(base, block, candidates, ids, size) -> tuple[str, nn.Module]:
+def _first_faithful(base, layer: int, candidates, ids, size) -> tuple[str, nn.Module]:
     model_type = getattr(base.config, "model_type", "?")
     try:
-        plain = _block_output(base, block, ids)
+        plain = _block_output(base, layer, ids)
     except RuntimeError as e:
         raise BakeError(
             f"baking steering into a '{model_type}' checkpoint is not supported here: the model failed on a probe "
@@ -91,7 +97,7 @@ def _first_faithful(base, block, candidates, ids, size) -> tuple[str, nn.Module]
     tol = 1e-3 * float(delta.abs().max()) + 1e-4 * float(plain.abs().max())
     for name, module in reversed(candidates):
         try:
-            moved = _block_output(base, block, ids, (module, delta)) - plain
+            moved = _block_output(base, layer, ids, (module, delta)) - plain
         except RuntimeError:  # the perturbation broke a shape downstream: not a residual write
             continue
         if torch.allclose(moved, delta.expand_as(moved), atol=tol, rtol=0):
