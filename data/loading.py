@@ -17,8 +17,8 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
+from persona_vaccine.choices import canonical
 from persona_vaccine.errors import UserError
-from persona_vaccine.steering.vocabulary import BUILDER_ALIASES, canonical
 
 from .code_builder import build_buggy_code_dataset
 from .evil_builder import build_evil_dataset
@@ -27,6 +27,9 @@ from .trait_builders import build_hallucination_dataset, build_sycophancy_datase
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 _FIELDS_HINT = "expected 'messages' (a chat) or 'prompt' and 'response' (strings)"
+
+# Old builder names (deprecated): builders are named after the trait they elicit (persona_vaccine/traits/*.json).
+BUILDER_ALIASES: dict[str, str] = {"sycophancy": "sycophantic", "hallucination": "hallucinating"}
 
 
 class DatasetError(UserError, ValueError):

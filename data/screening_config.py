@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from persona_vaccine.steering.generation_engines import check_engine_name
-from persona_vaccine.steering.vocabulary import SCREEN_METHODS, ScreenMethod
+
+# How a dataset is screened: with the base model's responses, or from the prompt's last token only.
+ScreenMethod = Literal["response", "prompt_last"]
+SCREEN_METHODS: tuple[ScreenMethod, ...] = get_args(ScreenMethod)
 
 METHODS = SCREEN_METHODS
 

@@ -24,8 +24,7 @@ from persona_vaccine.models.layers import (
 )
 from persona_vaccine.steering.forward_call import PositionTracker
 from persona_vaccine.steering.hook_core import attach
-from persona_vaccine.steering.vector import PersonaVector, vector_for_model
-from persona_vaccine.steering.vocabulary import (
+from persona_vaccine.steering.options import (
     COEF_UNITS,
     MODES,
     POSITIONS,
@@ -33,6 +32,7 @@ from persona_vaccine.steering.vocabulary import (
     SteeringMode,
     SteeringPositions,
 )
+from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
 from . import residual_ops
 

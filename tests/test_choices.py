@@ -1,12 +1,29 @@
-"""steering/vocabulary.py: one definition of each closed set of names, and its one check."""
+"""Closed sets of names: each defined once, beside the code that uses it, with one check."""
 
 from __future__ import annotations
 
 import typing
+from types import SimpleNamespace
 
 import pytest
 
-from persona_vaccine.steering import vocabulary as v
+from persona_vaccine import choices
+from persona_vaccine.data import levels, loading, screening_config
+from persona_vaccine.steering import options
+from persona_vaccine.training import config
+
+v = SimpleNamespace(
+    **{k: getattr(m, k) for m in (choices, options) for k in dir(m) if not k.startswith("_")},
+    LEVELS=levels.LEVELS,
+    Level=levels.Level,
+    LEVEL_ALIASES=levels.LEVEL_ALIASES,
+    normalize_level=levels.normalize_level,
+    BUILDER_ALIASES=loading.BUILDER_ALIASES,
+    SCREEN_METHODS=screening_config.SCREEN_METHODS,
+    ScreenMethod=screening_config.ScreenMethod,
+    SCHEDULES=config.SCHEDULES,
+    Schedule=config.Schedule,
+)
 
 
 def test_tuples_are_the_literals():
