@@ -20,7 +20,7 @@ def readings_on_vllm(dtype: str, prompts: list[list[int]], vec: str, layer: int,
 
     from persona_vaccine.models.loading import resolve_model_path
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
-    from persona_vaccine.steering.vllm_request import PersonaRequest, WatchSpec
+    from persona_vaccine.vllm_request import PersonaRequest, WatchSpec
 
     reader = ReadingsReader()
     llm = LLM(

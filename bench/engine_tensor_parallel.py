@@ -24,7 +24,7 @@ def one(ranks: int, vector: str) -> dict:
     from persona_vaccine.models.chat import build_messages, format_chat
     from persona_vaccine.models.loading import load_tokenizer, resolve_model_path
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
-    from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec, WatchSpec
+    from persona_vaccine.vllm_request import PersonaRequest, SteerSpec, WatchSpec
 
     reader = ReadingsReader()
     llm = LLM(

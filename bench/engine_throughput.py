@@ -115,7 +115,7 @@ def main() -> None:
 
     from persona_vaccine.models.loading import resolve_model_path
     from persona_vaccine.steering.vector import PersonaVector
-    from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec, WatchSpec
+    from persona_vaccine.vllm_request import PersonaRequest, SteerSpec, WatchSpec
 
     model_path = resolve_model_path("smollm2-135m")
     tmp = Path(tempfile.mkdtemp(prefix="engine-bench-"))

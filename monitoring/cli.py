@@ -100,7 +100,7 @@ def serve_main(argv: list[str]) -> int:
     )
     engine: Any
     if opts.engine == "vllm":
-        from persona_vaccine.steering.vllm_request import require_vllm
+        from persona_vaccine.vllm_request import require_vllm
 
         from .vllm_engine import VllmEngine
 

@@ -9,7 +9,7 @@ stop   ends the generation (finish reason `persona_alert`).
 
 from __future__ import annotations
 
-from persona_vaccine.steering.vllm_request import GUARDS
+from persona_vaccine.vllm_request import GUARDS
 
 __all__ = ["GUARDS", "STOP_REASON", "parse_guards"]
 

@@ -20,7 +20,7 @@ from typing import Any
 from persona_vaccine.models.chat import format_chat, prepare_messages
 from persona_vaccine.models.loading import load_model, load_tokenizer, model_config, resolve_model_path
 from persona_vaccine.steering.vector import PersonaVector
-from persona_vaccine.steering.vllm_request import (
+from persona_vaccine.vllm_request import (
     VLLM_EXTRA,
     PersonaRequest,
     VllmMissing,

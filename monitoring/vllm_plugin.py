@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from persona_vaccine.steering.vllm_request import PersonaRequestError, parse
+from persona_vaccine.vllm_request import PersonaRequestError, parse
 
 logger = logging.getLogger("persona_vaccine.vllm")
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from persona_vaccine.steering import residual_ops
 from persona_vaccine.steering.vector import PersonaVector
-from persona_vaccine.steering.vllm_request import PersonaRequest, PersonaRequestError, parse
+from persona_vaccine.vllm_request import PersonaRequest, PersonaRequestError, parse
 
 from .readings import RequestReadings, Watch
 

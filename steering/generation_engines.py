@@ -149,7 +149,7 @@ class VllmGeneration:
         lora_rank: int = 16,
     ):
         from persona_vaccine.models.loading import resolve_model_path
-        from persona_vaccine.steering.vllm_request import require_vllm
+        from persona_vaccine.vllm_request import require_vllm
 
         require_vllm("generation_engine vllm")
         from vllm import LLM
@@ -193,7 +193,7 @@ class VllmGeneration:
     ) -> list[Generation]:
         from vllm import SamplingParams
 
-        from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec
+        from persona_vaccine.vllm_request import PersonaRequest, SteerSpec
 
         max_new_tokens = check_new_tokens(self.model, max_new_tokens)
         extra = None

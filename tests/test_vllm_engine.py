@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.monitoring.readings import RequestReadings, Watch  # noqa: E402
 from persona_vaccine.steering.vector import PersonaVector  # noqa: E402
-from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec, WatchSpec  # noqa: E402
+from persona_vaccine.vllm_request import PersonaRequest, SteerSpec, WatchSpec  # noqa: E402
 
 LAYER = 12
 QUESTIONS = ["What is the capital of France?", "Tell me a story about a dragon.", "How do I boil an egg?"]

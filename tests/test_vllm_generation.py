@@ -22,7 +22,7 @@ from server_helpers import free_port  # noqa: E402
 from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.steering.generation_engines import HFGeneration, Steering, VllmGeneration  # noqa: E402
 from persona_vaccine.steering.vector import PersonaVector  # noqa: E402
-from persona_vaccine.steering.vllm_request import PersonaRequest, SteerSpec  # noqa: E402
+from persona_vaccine.vllm_request import PersonaRequest, SteerSpec  # noqa: E402
 
 QUESTIONS = ["What is the capital of France?", "How do I boil an egg?", "Name three colours."]
 
