@@ -1,6 +1,6 @@
 """Projection-difference screening: flag training samples that would push a model along a persona vector.
 
-METHOD.md section 7. For a sample (x, y) and a unit persona vector v at layer l:
+docs/method.md section 7. For a sample (x, y) and a unit persona vector v at layer l:
 
 - `projection_diff` = (a_l(x, y) - a_l(x, y')) . v, with a_l the response-average activation and y'
   the base model's own greedy response to x (generated in batches and cached);

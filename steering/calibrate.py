@@ -1,4 +1,4 @@
-"""Layer and coefficient calibration (METHOD.md section 2, "Layer choice").
+"""Layer and coefficient calibration (docs/method.md section 2, "Layer choice").
 
 Steer with each candidate layer's vector over a coefficient grid while answering the trait's
 evaluation questions, judge trait expression and coherence, and pick the layer whose steering

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +29,7 @@ from persona_vaccine.models.generate import check_new_tokens
 from persona_vaccine.models.layers import get_decoder_layers, hidden_size
 from persona_vaccine.models.loading import load_model
 from persona_vaccine.steering.activations import prompt_response_activations
+from persona_vaccine.steering.answers import AnswerJob, AnswerRecord, Polarity
 from persona_vaccine.steering.calibrate import calibrate_extracted
 from persona_vaccine.steering.extract_config import JUDGE_MODES, ExtractionConfig, ExtractionConfigError
 from persona_vaccine.steering.filtering import ResponseFilter, make_filter
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+POLARITIES: tuple[Polarity, ...] = ("pos", "neg")
 
 
 class TooFewResponses(UserError, RuntimeError):
@@ -116,11 +119,11 @@ def sample_seed(key: str) -> int:
     return int(key[:15], 16)
 
 
-def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
+def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[AnswerJob]:
     questions = spec.extraction_questions[: cfg.max_questions]
-    jobs = []
+    jobs: list[AnswerJob] = []
     for i in range(len(spec.instruction_pairs)):
-        for polarity in ("pos", "neg"):
+        for polarity in POLARITIES:
             system = spec.pos_system_prompt(i) if polarity == "pos" else spec.neg_system_prompt(i)
             for q, question in enumerate(questions):
                 for s in range(cfg.samples_per_prompt):
@@ -137,16 +140,18 @@ def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[dict]:
     return jobs
 
 
-def _load_done(path: Path) -> dict[str, dict]:
+def _load_done(path: Path) -> dict[str, AnswerRecord]:
     """Finished records of earlier runs by content key; a line cut by a crash is dropped (and regenerated).
 
     Records without a content key (files written before keys existed) can't be matched to what
     produced them, so they are not reused.
     """
-    return {r["content_key"]: r for r in repair(path) if isinstance(r.get("content_key"), str)}
+    return {
+        r["content_key"]: cast(AnswerRecord, r) for r in repair(path) if isinstance(r.get("content_key"), str)
+    }
 
 
-def _rewrite(path: Path, records: list[dict]) -> None:
+def _rewrite(path: Path, records: list[AnswerRecord]) -> None:
     """Replace the file atomically by exactly `records` (what the vector is built from)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -170,7 +175,7 @@ def generate_responses(
     out: Path,
     counts: GenerationCounts | None = None,
     engine: GenerationEngine | None = None,
-) -> list[dict]:
+) -> list[AnswerRecord]:
     """Generate (or reuse) responses for every question x instruction x polarity x sample.
 
     Batches are fixed slices of the full job list, so a resumed run generates the same batches as
@@ -206,7 +211,7 @@ def generate_responses(
                 progress=f"{spec.trait}: decoding",  # a batch can take minutes on CPU
             )
             for job, gen in zip(batch, gens, strict=True):
-                record = {
+                record: AnswerRecord = {
                     **job,
                     "prompt": gen.prompt,
                     "prompt_ids": gen.prompt_ids,
@@ -218,7 +223,7 @@ def generate_responses(
             f.flush()
             counts.generated += len(batch)
             bar.update(len(batch))
-    records = [{**done[job["content_key"]], **_position(job)} for job in jobs]
+    records = [cast(AnswerRecord, {**done[job["content_key"]], **_position(job)}) for job in jobs]
     counts.dropped = max(0, n_lines + counts.generated - len(records))
     if counts.dropped:
         logger.info("%s: dropped %d records that do not match the spec or settings", out, counts.dropped)
@@ -226,8 +231,8 @@ def generate_responses(
     return records
 
 
-def _position(job: dict) -> dict:
-    return {k: job[k] for k in ("key", "polarity", "instruction")}
+def _position(job: AnswerJob) -> dict:
+    return {"key": job["key"], "polarity": job["polarity"], "instruction": job["instruction"]}
 
 
 def _cohens_d(pos: torch.Tensor, neg: torch.Tensor, direction: torch.Tensor) -> float:
@@ -335,7 +340,9 @@ def extract_unless_done(cfg: ExtractionConfig) -> tuple[Path, bool]:
     return extract(cfg).paths["response_avg"], False
 
 
-def _kept_pairs(records: list[dict], response_filter, spec, cfg) -> tuple[list[dict], list[dict], dict]:
+def _kept_pairs(
+    records: list[AnswerRecord], response_filter, spec, cfg
+) -> tuple[list[AnswerRecord], list[AnswerRecord], dict]:
     """The pos and neg answers the filter keeps, and its counts; too few of either is an error."""
     if hasattr(response_filter, "prepare"):
         response_filter.prepare(records)

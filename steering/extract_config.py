@@ -70,7 +70,7 @@ class ExtractionConfig:
             "help": "Attribute path to the decoder blocks (e.g. 'model.layers'), where structure can't tell."
         },
     )
-    # judge filtering (METHOD.md section 2); judge "none" keeps every response
+    # judge filtering (docs/method.md section 2); judge "none" keeps every response
     judge: str = field(
         default="none",
         metadata={

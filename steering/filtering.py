@@ -1,6 +1,6 @@
 """Which generated responses count as showing (pos) or avoiding (neg) the trait.
 
-`KeepAll` keeps every non-empty response. `JudgeFilter` is METHOD.md section 2: an LLM judge
+`KeepAll` keeps every non-empty response. `JudgeFilter` is docs/method.md section 2: an LLM judge
 scores trait expression and coherence (0..100) and keeps pos responses with trait >= threshold,
 neg responses with trait < threshold, both with coherence >= its threshold. Judgments go to a
 SQLite cache as they are made (an interrupted run resumes without asking again) and to
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from persona_vaccine.judges.judge import COHERENCE_RUBRIC, Judge, JudgeCache, judge_responses, make_judge
+from persona_vaccine.steering.answers import AnswerRecord
 from persona_vaccine.steering.extract_config import ExtractionConfig
 from persona_vaccine.steering.score import auc
 from persona_vaccine.traits import TraitSpec
@@ -26,11 +27,11 @@ logger = logging.getLogger(__name__)
 class ResponseFilter(Protocol):
     name: str
 
-    def prepare(self, records: Sequence[dict]) -> None:
+    def prepare(self, records: Sequence[AnswerRecord]) -> None:
         """Called once with every record before `keep` (judging happens here)."""
         ...
 
-    def keep(self, record: dict) -> bool:
+    def keep(self, record: AnswerRecord) -> bool:
         """`record` has 'polarity' ('pos' or 'neg'), 'question', 'system', 'response'."""
         ...
 
@@ -44,10 +45,10 @@ class KeepAll:
 
     name = "keep_all"
 
-    def prepare(self, records: Sequence[dict]) -> None:
+    def prepare(self, records: Sequence[AnswerRecord]) -> None:
         pass
 
-    def keep(self, record: dict) -> bool:
+    def keep(self, record: AnswerRecord) -> bool:
         return bool(record["response"].strip())
 
     def summary(self) -> dict:
@@ -92,7 +93,7 @@ class JudgeFilter:
         self.auto_thresholds = auto_thresholds
         self._counts: dict = {}
 
-    def prepare(self, records: Sequence[dict]) -> None:
+    def prepare(self, records: Sequence[AnswerRecord]) -> None:
         items = [(r["question"], r["response"]) for r in records]
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         with JudgeCache(self.cache_path) as cache:
@@ -121,13 +122,13 @@ class JudgeFilter:
             )
         self._counts = self._count(records)
 
-    def keep(self, record: dict) -> bool:
+    def keep(self, record: AnswerRecord) -> bool:
         trait, coherence = record.get("trait_score"), record.get("coherence_score")
         if trait is None or coherence is None or coherence < self.coherence_threshold:
             return False
         return trait >= self.trait_threshold if record["polarity"] == "pos" else trait < self.trait_threshold
 
-    def _count(self, records: Sequence[dict]) -> dict:
+    def _count(self, records: Sequence[AnswerRecord]) -> dict:
         counts: dict = {
             "filter": self.name,
             "judge": getattr(self.judge, "cache_id", self.judge.model_id),

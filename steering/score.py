@@ -1,7 +1,7 @@
 """Project texts, chats or dataset rows on a persona vector, and flag those above a calibrated threshold.
 
 Two reads per sample at the vector's layer, both on the unit vector: the last prompt token (it
-predicts the trait of the coming answer, METHOD.md section 4) and the response average (the trait
+predicts the trait of the coming answer, docs/method.md section 4) and the response average (the trait
 expressed in the given answer). Thresholds are calibrated on the vector's own extraction data:
 the projections of its pos and neg responses, cut where balanced accuracy is highest.
 """

@@ -1,7 +1,7 @@
 """Trait drift: the projection of the last prompt token's activation on each persona vector.
 
 projection = mean over the trait's evaluation questions of a_l(x) . v_hat (hooks off, no grad);
-shift = projection(current model) - projection(base model), as in METHOD.md section 5.
+shift = projection(current model) - projection(base model), as in docs/method.md section 5.
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,9 +114,9 @@ def pairs_from_answers(tokenizer, rows: Sequence[tuple[str, str, str]]) -> list[
     return pairs
 
 
-def _pair_records(records: Sequence[dict]) -> list[tuple[str, str, str]]:
+def _pair_records(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
     """pos/neg records of the same instruction and question -> (question, pos answer, neg answer)."""
-    by_slot: dict[tuple, dict[str, dict]] = {}
+    by_slot: dict[tuple, dict[str, Mapping[str, Any]]] = {}
     for r in records:
         _, instruction, question, sample = r["key"].split("/")
         by_slot.setdefault((instruction, question, sample), {})[r["polarity"]] = r

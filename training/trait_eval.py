@@ -1,7 +1,7 @@
 """Judged trait expression of a (fine-tuned) model on a trait's evaluation questions, optionally steered.
 
 The model answers the evaluation questions greedily (no system prompt); a judge scores trait and
-coherence 0..100 (METHOD.md section 3). With `steer_coef`, the answers are generated with the
+coherence 0..100 (docs/method.md section 3). With `steer_coef`, the answers are generated with the
 persona vector added at inference (a negative coefficient: the inference-time steering the paper
 compares preventative steering against).
 """

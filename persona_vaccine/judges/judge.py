@@ -1,4 +1,4 @@
-"""LLM judge: 0..100 scores for trait expression and coherence (METHOD.md section 3).
+"""LLM judge: 0..100 scores for trait expression and coherence (docs/method.md section 3).
 
 A judge reads a filled rubric (question and answer inserted) and answers with one number. With a
 tokenizer whose numbers "0".."100" are single tokens, one forward pass (or one API call with
