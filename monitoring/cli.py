@@ -35,6 +35,13 @@ def serve_parser() -> argparse.ArgumentParser:
         help="TRAIT=VALUE or TRAIT=PROMPT,RESPONSE by hand (default: calibrated on the vector's extraction data)",
     )
     p.add_argument(
+        "--thresholds",
+        choices=("auto", "ordinary", "extraction"),
+        default="auto",
+        help="where thresholds and caps come from: ordinary traffic (set by calibrate-monitor), the vector's "
+        "extraction answers, or auto: ordinary when calibrated, else extraction (default auto)",
+    )
+    p.add_argument(
         "--steer_coef",
         type=float,
         default=None,
@@ -97,6 +104,7 @@ def serve_main(argv: list[str]) -> int:
         model_name=opts.served_model_name or opts.model,
         max_tokens_limit=opts.max_tokens_limit,
         steer_coef=opts.steer_coef,
+        threshold_source=opts.thresholds,
     )
     engine: Any
     if opts.engine == "vllm":
@@ -129,9 +137,10 @@ def serve_main(argv: list[str]) -> int:
         )
     for trait, info in engine.traits.items():
         t = info.thresholds
+        band = f", cap band layers {sorted(t.band_caps)}" if t.band_caps and info.guard == "cap" else ""
         print(
             f"watching {trait} at layer {info.layer}, guard {info.guard}: early warning > {t.prompt}, "
-            f"running mean > {t.response} ({t.source})"
+            f"running mean > {t.response}, cap {info.cap}{band} ({t.source})"
         )
     options = ServerOptions(
         api_key=opts.api_key or os.environ.get(API_KEY_ENV),

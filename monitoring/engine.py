@@ -228,6 +228,7 @@ class Engine:
         max_tokens_limit: int = 2048,
         steer_coef: float | None = None,
         on_alert: Callable[[dict], None] | None = None,
+        threshold_source: str = "auto",
     ):
         self.model, self.tokenizer, self.model_name = model.eval(), tokenizer, model_name
         guards = guards or {}
@@ -237,10 +238,22 @@ class Engine:
         for vector, path in vectors:
             vector_for_model(vector, model, model_name, source=str(path))
             layer = vector.default_layer()
-            thresholds = thresholds_for(model, tokenizer, vector, layer, path, manual.get(vector.trait))
+            thresholds = thresholds_for(
+                model, tokenizer, vector, layer, path, manual.get(vector.trait), threshold_source
+            )
             guard = guards.get(vector.trait, "alert")
             coef = steer_coef if steer_coef is not None else abs(vector.coef or 1.0)
-            watch = Watch(vector, layer, thresholds.prompt, thresholds.response, guard, steer_coef=coef)
+            band = thresholds.band_caps if guard == "cap" else {}
+            watch = Watch(
+                vector,
+                layer,
+                thresholds.prompt,
+                thresholds.response,
+                guard,
+                thresholds.cap,
+                coef,
+                band_caps=band,
+            )
             watches.append(watch)
             self.traits[vector.trait] = TraitInfo(
                 vector.trait, layer, guard, thresholds, watch.cap, str(path)

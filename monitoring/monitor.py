@@ -55,6 +55,11 @@ class Monitor:
         for w in self.watches:
             vector_for_model(w.vector, model, layers_path=layers_path)
             self.by_layer.setdefault(w.at, []).append((w, w.vector.unit(w.at), w.vector[w.at].float()))
+        self.band_by_layer: dict[int, list[tuple[Watch, torch.Tensor, float]]] = {}
+        for w in self.watches:
+            if w.guard == "cap":
+                for layer, cap in sorted(w.band_caps.items()):
+                    self.band_by_layer.setdefault(layer, []).append((w, w.vector.unit(layer), cap))
         if eos_token_id is None:
             eos_token_id = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         self.eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or [])
@@ -163,15 +168,32 @@ class Monitor:
             self.on_alert(alert)
         return alert is not None
 
+    def _cap(self, watch: Watch, unit, proj, cap: float, valid_cpu, hidden):
+        """Clamp the projections above `cap` to it, on answer tokens only unless the watch says all."""
+        if watch.cap_positions == "answer" and self._prefill:
+            return hidden
+        valid = valid_cpu.to(device=hidden.device, dtype=torch.float32)
+        excess = residual_ops.cap_excess(proj, cap, valid)
+        if not bool((excess > 0).any()):
+            return hidden
+        for r, count in enumerate((excess > 0).sum(1).tolist()):
+            self.rows[r].readings[watch.trait].capped += count
+        return residual_ops.subtract_along(hidden, excess, self._on(unit, hidden))
+
+    def _band(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        """The cap guard's band: clamp each watch's own direction at this layer."""
+        valid_cpu = self._valid
+        if valid_cpu is None or valid_cpu.shape != tuple(hidden.shape[:2]):
+            return None
+        changed = hidden
+        for watch, unit, cap in self.band_by_layer[layer]:
+            proj = residual_ops.read(changed, self._on(unit, changed)[None])[..., 0]
+            changed = self._cap(watch, unit, proj, cap, valid_cpu, changed)
+        return None if changed is hidden else changed
+
     def _guard(self, watch, unit, raw, proj, valid_cpu, act_from, hidden):
         if watch.guard == "cap":
-            valid = valid_cpu.to(device=hidden.device, dtype=torch.float32)
-            excess = residual_ops.cap_excess(proj, watch.cap, valid)
-            if not bool((excess > 0).any()):
-                return hidden
-            for r, count in enumerate((excess > 0).sum(1).tolist()):
-                self.rows[r].readings[watch.trait].capped += count
-            return residual_ops.subtract_along(hidden, excess, self._on(unit, hidden))
+            return self._cap(watch, unit, proj, watch.cap, valid_cpu, hidden)
         if watch.guard == "steer" and any(a is not None for a in act_from):
             amount = torch.zeros(valid_cpu.shape)
             for r, start in enumerate(act_from):
@@ -184,7 +206,9 @@ class Monitor:
     @contextlib.contextmanager
     def active(self) -> Iterator[Monitor]:
         """Register the hooks for the duration of the block."""
-        ops = {layer: [self._watch] for layer in self.by_layer}
+        ops: dict[int, list] = {layer: [self._watch] for layer in self.by_layer}
+        for layer in self.band_by_layer:
+            ops.setdefault(layer, []).append(self._band)
         self._tracker.reset()
         try:
             with attach(self.model, ops, pre_forward=self._pre_forward, layers_path=self.layers_path):

@@ -17,14 +17,17 @@ from persona_vaccine.steering.vector import PersonaVector
 
 from .guards import GUARDS
 
+CAP_POSITIONS = ("answer", "all")
+
 
 @dataclass
 class Watch:
     """One trait to watch: its vector, the layer read, thresholds and guard.
 
     `prompt_threshold` applies to the early warning (last prompt token), `response_threshold` to the
-    running mean; `cap` (default `response_threshold`) is the per-token clamp of the `cap` guard, and
-    `steer_coef * v` (v as extracted, not normalised) is what `steer` subtracts.
+    running mean; `cap` (default `response_threshold`) is the per-token clamp of the `cap` guard, on answer
+    tokens only unless `cap_positions="all"`, and `band_caps` ({layer: cap}) clamps the vector's own
+    direction at more layers too; `steer_coef * v` (v as extracted, not normalised) is what `steer` subtracts.
     """
 
     vector: PersonaVector
@@ -35,10 +38,17 @@ class Watch:
     cap: float | None = None
     steer_coef: float = 1.0
     min_tokens: int = 4  # answer positions before the running mean may alert
+    cap_positions: str = "answer"  # "answer" or "all" (prompt tokens too)
+    band_caps: dict[int, float] = field(default_factory=dict)  # more layers the cap guard acts on
 
     def __post_init__(self) -> None:
         if self.layer is None:
             self.layer = self.vector.default_layer()
+        if self.cap_positions not in CAP_POSITIONS:
+            raise ValueError(
+                f"cap_positions={self.cap_positions!r}: expected one of {', '.join(CAP_POSITIONS)}"
+            )
+        self.band_caps = {layer: cap for layer, cap in self.band_caps.items() if layer != self.layer}
         if self.guard not in GUARDS:
             raise ValueError(f"guard={self.guard!r} for '{self.trait}': expected one of {GUARDS}")
         if self.cap is None:

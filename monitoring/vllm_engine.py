@@ -30,17 +30,22 @@ from persona_vaccine.vllm_request import (
 
 from .engine import Completion, Failure, Job, ServeSetup, TokenEvent, TraitInfo, add_guard_actions, turn_spans
 from .guards import STOP_REASON
+from .ordinary import find_calibration
 from .thresholds import thresholds_for
 
 logger = logging.getLogger(__name__)
 
 
-def _calibrated(model_id: str, vectors: list[tuple[PersonaVector, str]], manual: dict, dtype: str) -> dict:
+def _calibrated(
+    model_id: str, vectors: list[tuple[PersonaVector, str]], manual: dict, dtype: str, source: str = "auto"
+) -> dict:
     """Thresholds per trait; the Hugging Face model is loaded only if a vector needs calibrating."""
     needs = [
         (v, p)
         for v, p in vectors
-        if v.trait not in manual and (Path(p).parent / "generations.jsonl").is_file()
+        if v.trait not in manual
+        and (Path(p).parent / "generations.jsonl").is_file()
+        and (source == "extraction" or find_calibration(p) is None)
     ]
     model = tokenizer = None
     if needs:
@@ -49,9 +54,11 @@ def _calibrated(model_id: str, vectors: list[tuple[PersonaVector, str]], manual:
     for vector, path in vectors:
         layer = vector.default_layer()
         if vector.trait in manual or (vector, path) not in needs:
-            found[vector.trait] = thresholds_for(None, None, vector, layer, path, manual.get(vector.trait))
+            found[vector.trait] = thresholds_for(
+                None, None, vector, layer, path, manual.get(vector.trait), source
+            )
         else:
-            found[vector.trait] = thresholds_for(model, tokenizer, vector, layer, path)
+            found[vector.trait] = thresholds_for(model, tokenizer, vector, layer, path, None, source)
     del model
     return found
 
@@ -73,6 +80,7 @@ class VllmEngine:
         prefix_caching: bool = False,
         tensor_parallel_size: int = 1,
         seed: int = 0,
+        threshold_source: str = "auto",
     ):
         require_vllm("--engine vllm (or use --engine hf)")
         from .vllm_readings import ReadingsReader
@@ -84,7 +92,7 @@ class VllmEngine:
         self.context_length = int(limit)
         self.max_tokens_limit = min(max_tokens_limit, self.context_length)
         guards = guards or {}
-        thresholds = _calibrated(model_id, vectors, manual_thresholds or {}, dtype)
+        thresholds = _calibrated(model_id, vectors, manual_thresholds or {}, dtype, threshold_source)
         self.traits: dict[str, TraitInfo] = {}
         self.watches: list[WatchSpec] = []
         for vector, path in vectors:
@@ -95,9 +103,15 @@ class VllmEngine:
                 thresholds[vector.trait],
             )
             coef = steer_coef if steer_coef is not None else abs(vector.coef or 1.0)
-            watch = WatchSpec(str(Path(path).resolve()), layer, t.prompt, t.response, guard, None, coef)
+            cap = t.cap if t.cap is not None else t.response
+            band = (
+                tuple(sorted((k, v) for k, v in t.band_caps.items() if k != layer)) if guard == "cap" else ()
+            )
+            watch = WatchSpec(
+                str(Path(path).resolve()), layer, t.prompt, t.response, guard, cap, coef, band_caps=band
+            )
             self.watches.append(watch)
-            self.traits[vector.trait] = TraitInfo(vector.trait, layer, guard, t, t.response, str(path))
+            self.traits[vector.trait] = TraitInfo(vector.trait, layer, guard, t, cap, str(path))
         self.reader = ReadingsReader()
         os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
         self.loop = asyncio.new_event_loop()

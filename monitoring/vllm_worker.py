@@ -180,6 +180,8 @@ class WorkerHooks:
             w.cap,
             w.steer_coef,
             w.min_tokens,
+            w.cap_positions,
+            dict(w.band_caps),
         )
 
     def _forget_finished(self) -> None:
@@ -227,13 +229,17 @@ class WorkerHooks:
         original = residual
         positions = args[0] if args else kwargs["positions"]
         residual = self._steer(layer, plans, residual, positions)
+        residual = self._cap_band(
+            layer, plans, residual if hidden is None else hidden + residual, residual, positions
+        )
         watched = [(s, e, r, w) for s, e, r in plans for w in r.watches if w.layer == layer]
         if watched:
             stream = residual if hidden is None else hidden + residual
             residual = self._watch_rows(layer, watched, positions.tolist(), stream, residual)
-            self.publisher.send(
-                [e for r in {id(r): r for _, _, r, _ in watched}.values() if (e := r.event())]
-            )
+        # a request's readings go out after its last hooked layer of the step (a cap band may follow the watch)
+        done = {id(r): r for _, _, r in plans if r.watches and layer == max(r.spec.layers)}
+        if done:
+            self.publisher.send([e for r in done.values() if (e := r.event())])
         if residual is original:
             return None
         return (hidden, residual) if split else residual
@@ -259,6 +265,33 @@ class WorkerHooks:
         table = torch.stack(rows).to(residual.dtype)
         return residual_ops.add(residual, table[index.to(residual.device)])
 
+    @staticmethod
+    def _cap_rows(
+        request: _Request, watch: Watch, positions: torch.Tensor, start: int, end: int, size: int, device
+    ):
+        """1.0 on the request's rows the cap acts on: its answer tokens, or all of them."""
+        mask = torch.zeros(size, device=device)
+        mask[start:end] = 1.0
+        if watch.cap_positions == "answer":
+            prompt = (positions[start:end] < request.state.num_prompt_tokens).to(device)
+            mask[start:end][prompt] = 0.0
+        return mask
+
+    def _cap_band(self, layer: int, plans: list, stream, residual, positions: torch.Tensor):
+        """The cap guard's band: clamp each capped watch's own direction at this layer."""
+        for start, end, request in plans:
+            for watch in request.watches:
+                cap = watch.band_caps.get(layer) if watch.guard == "cap" else None
+                if cap is None:
+                    continue
+                unit = self.vectors.unit(watch.vector, layer, stream)
+                mask = self._cap_rows(request, watch, positions, start, end, stream.shape[0], stream.device)
+                excess = residual_ops.cap_excess(residual_ops.read(stream, unit[None])[:, 0], cap, mask)
+                request.readings.readings[watch.trait].capped += int((excess > 0).sum())
+                residual = residual_ops.subtract_along(residual, excess, unit)
+                stream = residual_ops.subtract_along(stream, excess, unit)
+        return residual
+
     def _watch_rows(self, layer: int, watched: list, positions: list[int], stream, residual):
         units = torch.stack([self.vectors.unit(w.vector, layer, stream) for *_, w in watched])
         projections = residual_ops.read(stream, units)  # [rows, watches]
@@ -268,8 +301,8 @@ class WorkerHooks:
         for j, (start, end, request, watch) in enumerate(watched):
             first = self._read(request, watch, positions, values[:, j], start, end)
             if watch.guard == "cap":
-                mask = torch.zeros(stream.shape[0], device=stream.device)
-                mask[start:end] = 1.0
+                rows = torch.tensor(positions)
+                mask = self._cap_rows(request, watch, rows, start, end, stream.shape[0], stream.device)
                 excess = residual_ops.cap_excess(projections[:, j], float(watch.cap or 0.0), mask)
                 request.readings.readings[watch.trait].capped += int((excess > 0).sum())
                 key = ("unit", id(watch.vector))

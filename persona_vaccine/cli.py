@@ -154,6 +154,13 @@ def cmd_serve(argv: list[str]) -> int:
     return serve_main(argv)
 
 
+def cmd_calibrate_monitor(argv: list[str]) -> int:
+    """Alert thresholds at a false-alert rate and caps from ordinary prompts, stored beside each vector."""
+    from persona_vaccine.monitoring.calibrate_cli import main
+
+    return main(argv)
+
+
 def cmd_trait(argv: list[str]) -> int:
     """Trait specs: list the built-in ones, show one, or generate a new one with an LLM."""
     from persona_vaccine.traits.cli import cli
@@ -192,6 +199,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "trait": cmd_trait,
     "serve": cmd_serve,
+    "calibrate-monitor": cmd_calibrate_monitor,
     "classifier": cmd_classifier,
     "seeds": cmd_seeds,
     "download-model": cmd_download_model,

