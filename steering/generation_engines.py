@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 
 from torch import nn
 
-from persona_vaccine.models.generate import Generation, _stop_ids, check_new_tokens, context_length, generate
+from persona_vaccine.models.generate import Generation, stop_ids, check_new_tokens, context_length, generate
 from persona_vaccine.steering.hooks import steer
 from persona_vaccine.steering.vector import PersonaVector
 
@@ -156,7 +156,7 @@ class VllmGeneration:
 
         os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
         self.model, self.tokenizer = model, tokenizer
-        self.stop = _stop_ids(model, tokenizer)
+        self.stop = stop_ids(model, tokenizer)
         cpu = not any(p.is_cuda for p in model.parameters())
         # vLLM's CPU build can't seed requests one by one (its CPU generators have no offset, which a
         # chunked prefill needs): there the engine's own seed makes the run reproducible instead
@@ -244,7 +244,7 @@ class OpenAIGeneration:
         self.name = f"openai:{model}"
         self.client = OpenAICompatibleChat(model, base_url)
         self.model, self.tokenizer, self.parallel = hf_model, tokenizer, parallel
-        self.stop = _stop_ids(hf_model, tokenizer)
+        self.stop = stop_ids(hf_model, tokenizer)
 
     def generate(
         self,

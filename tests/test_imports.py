@@ -8,19 +8,24 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("steering", "data", "training", "monitoring")
+PACKAGES = ("steering", "data", "training", "monitoring")  # top-level folders, linked into persona_vaccine/
+INNER = ("models", "judges", "traits")  # packages inside persona_vaccine/
+BASICS = ("errors", "paths", "choices", "cli_args", "lock", "jsonl", "llm_http", "vllm_request")
 PREFIX = "persona_vaccine."  # the one import name: persona_vaccine.steering, persona_vaccine.data, ...
 
 
 def module_files() -> dict[str, Path]:
     """{dotted module name: file} of every module of the packages (subpackages included)."""
     modules = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            modules[".".join(parts)] = path
+    for base, packages in ((ROOT, PACKAGES), (ROOT / "persona_vaccine", INNER)):
+        for package in packages:
+            for path in sorted((base / package).rglob("*.py")):
+                parts = list(path.relative_to(base).with_suffix("").parts)
+                if parts[-1] == "__init__":
+                    parts.pop()
+                modules[".".join(parts)] = path
+    for name in BASICS:
+        modules[name] = ROOT / "persona_vaccine" / f"{name}.py"
     return modules
 
 

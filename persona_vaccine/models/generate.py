@@ -24,7 +24,7 @@ class Generation:
     response: str
 
 
-def _stop_ids(model: nn.Module, tokenizer) -> set[int]:
+def stop_ids(model: nn.Module, tokenizer) -> set[int]:
     ids: set[int] = set()
     for source in (getattr(unwrap_model(model), "generation_config", None), tokenizer):
         eos = getattr(source, "eos_token_id", None)
@@ -126,7 +126,7 @@ def generate(
     max_new_tokens = check_new_tokens(model, max_new_tokens)
     limit = context_length(model)
     device = next(unwrap_model(model).parameters()).device
-    stop = _stop_ids(model, tokenizer)
+    stop = stop_ids(model, tokenizer)
     sampling: dict[str, Any] = (
         {"do_sample": True, "temperature": temperature, "top_p": top_p}
         if temperature > 0
