@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 
 from torch import nn
 
-from persona_vaccine.models.generate import Generation, stop_ids, check_new_tokens, context_length, generate
+from persona_vaccine.models.generate import Generation, check_new_tokens, context_length, generate, stop_ids
 from persona_vaccine.steering.hooks import steer
 from persona_vaccine.steering.vector import PersonaVector
 
