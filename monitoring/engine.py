@@ -112,6 +112,8 @@ class TraitInfo:
             "threshold_source": t.source,
             "prompt_auc": t.prompt_auc,
             "response_auc": t.response_auc,
+            "expected_false_alert_rate": t.false_alert_rate,
+            "band_caps": {str(k): v for k, v in t.band_caps.items()},
         }
 
 

@@ -79,7 +79,16 @@ def test_dashboard_shows_meters_tokens_and_alerts(tiny_chat_model, tiny_tokenize
             assert len(tokens) >= 2
             assert "rgba" in tokens[0].value_of_css_property("background-color")
             assert len(driver.find_elements(By.CSS_SELECTOR, ".conv")) == 1  # one conversation, two requests
-            assert len(driver.find_elements(By.CSS_SELECTOR, ".req")) == 2
+            assert _wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, ".req")) == 2)  # the next poll
+            rows = {
+                r.find_elements(By.TAG_NAME, "td")[0].text: [
+                    c.text for c in r.find_elements(By.TAG_NAME, "td")
+                ]
+                for r in driver.find_elements(By.CSS_SELECTOR, "#traits tr")[1:]
+            }
+            heads = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#traits th")]
+            rolling = heads.index("alerts, last 50")
+            assert rows["evil"][rolling] == "100.0%" and rows["sycophantic"][rolling] == "0.0%"
             assert driver.save_screenshot(str(tmp_path / "dashboard.png"))
     finally:
         if driver is not None:

@@ -139,11 +139,24 @@ function renderAlerts() {
   if (!alerts.length) list.append(el("li", { class: "muted" }, "no alerts"));
 }
 
+const ROLLING = 50; // requests in the rolling alert rate
+
+function pct(x) { return x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`; }
+
+function rollingAlertRate(trait) {
+  const done = state.requests.filter((r) => r.finish_reason !== null).slice(-ROLLING);
+  if (!done.length) return null;
+  return done.filter((r) => r.alerts.some((a) => a.trait === trait)).length / done.length;
+}
+
 function renderTraits() {
   const table = document.getElementById("traits");
-  table.replaceChildren(el("tr", {}, ...["trait", "layer", "guard", "early warning >", "mean >", "cap", "source"].map((h) => el("th", {}, h))));
+  const heads = ["trait", "layer", "guard", "early warning >", "mean >", "cap", "expected alerts", `alerts, last ${ROLLING}`, "source"];
+  table.replaceChildren(el("tr", {}, ...heads.map((h) => el("th", {}, h))));
   for (const [trait, i] of Object.entries(state.traits)) {
-    table.append(el("tr", {}, ...[trait, i.layer, i.guard, fmt(i.prompt_threshold), fmt(i.response_threshold), fmt(i.cap), i.threshold_source].map((x) => el("td", {}, x))));
+    const cells = [trait, i.layer, i.guard, fmt(i.prompt_threshold), fmt(i.response_threshold), fmt(i.cap),
+      pct(i.expected_false_alert_rate), pct(rollingAlertRate(trait)), i.threshold_source];
+    table.append(el("tr", {}, ...cells.map((x) => el("td", {}, x))));
   }
 }
 
