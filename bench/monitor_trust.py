@@ -239,11 +239,11 @@ def _alert_stats(model, vector: PersonaVector, cal: OrdinaryCalibration, answere
     return {"alert_rate": sum(alerts) / len(alerts), "mean_projection": statistics.fmean(means)}
 
 
-def stage_drift(out: Path, seeds: int, steps: int) -> dict:
+def stage_drift(out: Path, seeds: int, steps: int, n_prompts: int) -> dict:
     vector = PersonaVector.load(vector_path("evil"))
     cal = find_calibration(vector_path("evil"))
     assert cal is not None
-    prompts = load_prompts(None, "heldout")
+    prompts = load_prompts(None, "heldout")[:n_prompts]
     runs = {"base": [Path(MODEL)], **_train(out, seeds, steps)}
     result = {}
     for name, paths in runs.items():
@@ -456,7 +456,7 @@ def main() -> None:
         elif stage == "behaviour":
             results[stage] = stage_behaviour(model, tokenizer, opts.pairs)
         elif stage == "drift":
-            results[stage] = stage_drift(out, opts.seeds, opts.steps)
+            results[stage] = stage_drift(out, opts.seeds, opts.steps, opts.drift_prompts)
         elif stage == "cap":
             results[stage] = stage_cap(model, tokenizer, out, opts.cap_prompts, opts.pairs, opts.mc_limit)
         elif stage == "conversations":

@@ -185,3 +185,44 @@ def test_the_shipped_ordinary_prompts_split_in_half(tmp_path):
     bad.write_text(json.dumps({"text": "no prompt field"}) + "\n")
     with pytest.raises(UserError, match=r"bad.jsonl:1: expected a JSON object with a 'prompt' field"):
         load_prompts(bad)
+
+
+def test_calibrate_monitor_command_writes_beside_the_vector_and_resumes(
+    tiny_chat_model, tiny_tokenizer, tmp_path
+):
+    from persona_vaccine import cli
+
+    model_dir = tmp_path / "model"
+    tiny_chat_model.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    vector = random_vector(tiny_chat_model, "evil", 12, model_id=str(model_dir))
+    path = vector.save(tmp_path / "vectors" / "response_avg.safetensors")
+    prompts = tmp_path / "ordinary.jsonl"
+    words = [
+        "cooking",
+        "travel",
+        "music",
+        "gardens",
+        "trains",
+        "weather",
+        "coffee",
+        "chess",
+        "maps",
+        "rivers",
+    ]
+    rows = [
+        {"prompt": f"Tell me about {w}.", "split": "tune" if i % 2 else "heldout"}
+        for i, w in enumerate(words)
+    ]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["calibrate-monitor", "--model", str(model_dir), "--vectors", str(path), "--prompts", str(prompts),
+            "--generation_engine", "hf", "--max_new_tokens", "6", "--false_alert_rate", "0.2", "--band", "1-2"]  # fmt: skip
+    assert cli.main(argv) == 0
+    saved = find_calibration(path)
+    assert saved is not None and (saved.n_tune, saved.n_heldout) == (5, 5)
+    assert set(saved.band_caps) == {1, 2, vector.default_layer()}
+    answers = list((tmp_path / "vectors").glob("ordinary_answers-*.jsonl"))
+    assert len(answers) == 1 and len(answers[0].read_text().splitlines()) == 10
+    assert cli.main(argv) == 0
+    assert len(answers[0].read_text().splitlines()) == 10  # the rerun reused every answer, appended none
+    assert cli.main([*argv[:-2], "--band", "9-12"]) == 2  # a band outside the model: one clear error
