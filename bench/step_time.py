@@ -24,6 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from persona_vaccine.data.loading import load_training_dataset  # noqa: E402
 from persona_vaccine.steering.extract import ExtractionConfig, extract  # noqa: E402
+from persona_vaccine.training.callbacks import (  # noqa: E402
+    DriftCallback,
+    callback_of,
+    probe_batches,
+    probe_loss,
+)
 from persona_vaccine.training.coef_controller import balanced_start  # noqa: E402
 from persona_vaccine.training.config import PreventativeSFTConfig  # noqa: E402
 from persona_vaccine.training.run import load_base_model  # noqa: E402
@@ -90,7 +96,12 @@ def main() -> None:
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this bench bypasses
     batch = next(iter(trainer.get_train_dataloader()))
     steerer = trainer.steerer
+    assert steerer is not None
     model = trainer.model
+    drift_callback = callback_of(trainer, DriftCallback)
+    assert drift_callback is not None
+    meter = drift_callback.meter
+    specs = [s.spec for s in trainer.steering if s.spec is not None]
     model.train()
 
     def step(steering: bool) -> float:
@@ -103,10 +114,10 @@ def main() -> None:
 
     def drift() -> float:
         start = time.perf_counter()
-        trainer.drift.metrics(model)
+        meter.metrics(model)
         return time.perf_counter() - start
 
-    trainer.drift.measure_base(model)
+    meter.measure_base(model)
     step(True), step(False), drift()  # warm-up
     times = {"plain": [], "steered": [], "drift": []}
     for _ in range(opts.repeats):
@@ -116,9 +127,9 @@ def main() -> None:
     trainer.steerer = steerer
     scans = {}
     for n in (16, 8):  # steering_auto_probe_examples
-        batches = trainer.probe_batches(n)
+        batches = probe_batches(trainer, n)
         start = time.perf_counter()
-        balanced_start(lambda b=batches: trainer.probe_loss(b), steerer, trainer.specs, 8.0)
+        balanced_start(lambda b=batches: probe_loss(model, steerer, b), steerer, specs, 8.0)
         scans[n] = time.perf_counter() - start
     med = {k: statistics.median(v) for k, v in times.items()}
     tokens = int(batch["attention_mask"].sum())
@@ -130,7 +141,7 @@ def main() -> None:
     for name, label in (
         ("plain", "train step, no steering"),
         ("steered", "train step, preventative steering"),
-        ("drift", f"drift measurement ({len(trainer.drift.probes[0].prompts)} prompts)"),
+        ("drift", f"drift measurement ({len(meter.probes[0].prompts)} prompts)"),
     ):
         print(f"{label:<34}{med[name]:>10.3f}{min(times[name]):>10.3f}")
     print(f"{'ratio steered / plain (target <= 1.03)':<44}{med['steered'] / med['plain']:>10.3f}")

@@ -9,10 +9,11 @@ import json
 import pytest
 import torch
 from helpers import random_vector
-from test_trainer import QUESTIONS, _args, _train
+from test_trainer import QUESTIONS, _args, _callback, _train
 
 from persona_vaccine.models.layers import block_hidden, get_decoder_layers, with_block_hidden
 from persona_vaccine.steering.hooks import Steerer, SteeringSpec
+from persona_vaccine.training.callbacks import CoefControllerCallback, probe_batches, probe_loss
 from persona_vaccine.training.coef_controller import (
     START_GRID,
     CoefController,
@@ -111,7 +112,7 @@ def test_auto_coefficients_are_logged_and_follow_the_drift(
     norm = float(vector[2].norm())
     for r in rows:
         assert r["steering/coef/evil"] == pytest.approx(pi.update(r["drift/evil/shift"] / norm), abs=1e-6)
-    assert trainer.specs[0].coef == rows[-1]["steering/coef/evil"]
+    assert trainer.steering[0].coef == rows[-1]["steering/coef/evil"]
 
 
 def test_the_drift_cost_of_training_is_counted_once_per_measured_step(
@@ -154,7 +155,7 @@ def test_a_resumed_run_continues_the_controller(tiny_chat_model, tiny_tokenizer,
         dataset, tiny_tokenizer, model_id="tiny",
     )  # fmt: skip
     saved = json.loads((tmp_path / "run" / "checkpoint-2" / "steering_auto.json").read_text())
-    assert saved["evil"]["coef"] == first.specs[0].coef != 0.0
+    assert saved["evil"]["coef"] == first.steering[0].coef != 0.0
     resumed = PreventativeSFTTrainer(
         model=copy.deepcopy(tiny_chat_model), args=_args(tmp_path, "run", max_steps=3, **common),
         train_dataset=dataset, processing_class=tiny_tokenizer, model_id="tiny",
@@ -208,21 +209,26 @@ def test_the_balanced_start_is_the_real_loss_minimiser(
         model=copy.deepcopy(tiny_chat_model), args=args, train_dataset=dataset, processing_class=tiny_tokenizer,
         model_id="tiny",
     )  # fmt: skip
-    batches = trainer.probe_batches(8)
+    batches = probe_batches(trainer, 8)
     assert len(batches) == 2 and all(b["input_ids"].shape[0] == 4 for b in batches)
-    trainer._measure_base()
-    trainer._start_coefs()
-    scan = trainer.auto_start["evil"]
+    auto = _callback(trainer, CoefControllerCallback)
+    auto.measure_base(trainer)  # the balanced start, as at train begin
+    scan = auto.auto_start["evil"]
     losses = scan["losses"]
+    spec = trainer.steering[0].spec
+
+    def loss() -> float:
+        return probe_loss(trainer.model, trainer.steerer, batches)
+
     # the scan's losses are the model's: the one at coef 0 is the unsteered training loss
-    trainer.steerer.set_coef(trainer.specs[0], 0.0)
-    assert losses[START_GRID.index(0.0)] == pytest.approx(trainer.probe_loss(batches), rel=1e-5)
+    trainer.steerer.set_coef(spec, 0.0)
+    assert losses[START_GRID.index(0.0)] == pytest.approx(loss(), rel=1e-5)
     assert len(set(round(x, 6) for x in losses)) > 1  # the coefficient changes the loss
     assert scan["start"] == pytest.approx(parabola_minimum(scan["coefs"], losses))
-    trainer.steerer.set_coef(trainer.specs[0], scan["start"])
-    assert trainer.probe_loss(batches) <= min(losses) + 1e-4
+    trainer.steerer.set_coef(spec, scan["start"])
+    assert loss() <= min(losses) + 1e-4
     # the controller starts there: its integral reproduces the start at zero error
-    pi = trainer.coef_controller.pis[0]
+    pi = auto.controller.pis[0]
     assert pi.coef == scan["start"] and pi.ki * pi.integral == pytest.approx(scan["start"])
     trainer.train()
-    assert trainer.specs[0].coef != 0.0
+    assert trainer.steering[0].coef != 0.0

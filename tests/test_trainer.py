@@ -12,6 +12,7 @@ from trl import SFTTrainer
 
 from persona_vaccine.data.loading import load_training_dataset
 from persona_vaccine.models.layers import get_decoder_layers
+from persona_vaccine.training.callbacks import DriftCallback, MarginCallback, callback_of
 from persona_vaccine.training.config import PreventativeSFTConfig
 from persona_vaccine.training.trainer import PreventativeSFTTrainer
 
@@ -33,6 +34,12 @@ def _args(tmp_path, name, **kw) -> PreventativeSFTConfig:
         disable_tqdm=True,
     )
     return PreventativeSFTConfig(**{**defaults, **kw})
+
+
+def _callback(trainer, kind):
+    callback = callback_of(trainer, kind)
+    assert callback is not None, kind.__name__
+    return callback
 
 
 def _losses(trainer) -> list[float]:
@@ -126,8 +133,9 @@ def test_drift_is_logged_at_every_logging_step_and_at_the_end(
     for r in train_rows:
         assert r["drift/evil/shift"] == pytest.approx(r["drift/evil/projection"] - base, abs=1e-5)
     # the drift meter reads the unsteered model: its measure equals a fresh measurement without hooks
-    assert trainer.drift.metrics(trainer.model)["drift/evil/projection"] == pytest.approx(
-        trainer.final_drift["drift/evil/projection"], abs=1e-5
+    drift = _callback(trainer, DriftCallback)
+    assert drift.meter.metrics(trainer.model)["drift/evil/projection"] == pytest.approx(
+        drift.final_metrics["drift/evil/projection"], abs=1e-5
     )
 
 
@@ -182,10 +190,11 @@ def test_lora_training_saves_an_unsteered_adapter(
     with torch.no_grad():
         torch.testing.assert_close(reloaded(input_ids=ids).logits, trainer.model(input_ids=ids).logits)
     # the drift base is the base model's projection (measured with the adapter disabled)
-    assert trainer.drift.base["evil"] == pytest.approx(
-        trainer.drift.projections(copy.deepcopy(tiny_chat_model))["evil"], abs=1e-5
+    drift = _callback(trainer, DriftCallback)
+    assert drift.meter.base["evil"] == pytest.approx(
+        drift.meter.projections(copy.deepcopy(tiny_chat_model))["evil"], abs=1e-5
     )
-    assert trainer.final_drift["drift/evil/shift"] != 0.0
+    assert drift.final_metrics["drift/evil/shift"] != 0.0
 
 
 def test_vector_checks_at_trainer_start(tiny_chat_model, tiny_tokenizer, dataset, vector_file, tmp_path):
@@ -332,7 +341,8 @@ def test_margin_is_logged_with_the_drift_and_reaches_the_summary_fields(
     assert rows[0]["behaviour/evil/margin_shift"] == 0.0 and "behaviour/data_evil/margin" in rows[0]
     base = json.loads((tmp_path / "margin" / "margin_base.json").read_text())
     assert set(base) == {"evil", "data_evil"}
-    summary = trainer.margin.summary(trainer.final_margin)
+    margin = _callback(trainer, MarginCallback)
+    summary = margin.meter.summary(margin.final_metrics)
     assert summary["data_evil"]["pairs"] == 4
     assert summary["evil"]["margin_shift"] == pytest.approx(
         summary["evil"]["final_margin"] - summary["evil"]["base_margin"], abs=1e-6

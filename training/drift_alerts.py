@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
-from transformers import TrainerCallback
+from .meters import MeterCallback
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ def _level(levels: dict[str | None, float], trait: str) -> float | None:
     return levels.get(trait, levels.get(None))
 
 
-class DriftAlertCallback(TrainerCallback):
-    """Watches the logged drift shifts; `alerts` and `stopped` go into summary.json."""
+class DriftAlertCallback(MeterCallback):
+    """Watches the logged drift shifts; `alerts` and `stopped` go into summary.json (`drift_alerts`)."""
 
     def __init__(
         self, alert_above: list[str] | None, stop_above: list[str] | None, webhook: str | None = None
@@ -94,6 +95,9 @@ class DriftAlertCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if self.webhook is not None:
             self.webhook.close()
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {"drift_alerts": self.summary()} if self.enabled else {}
 
     def summary(self) -> dict:
         return {

@@ -8,14 +8,15 @@ import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persona_vaccine.steering.generation_engines import GenerationEngine, HFGeneration, VllmGeneration
 from persona_vaccine.steering.hooks import steer
 
+from .callbacks import DriftCallback, MarginCallback, callback_of
 from .capability import capability_metrics
 from .config import DataArguments, PreventativeSFTConfig
 from .sizing import answer_questions
@@ -23,6 +24,9 @@ from .summary import DriftRecord, RunSummary
 from .tracking import reports_to_wandb
 from .train_data import clean_heldout_rows
 from .trait_eval import judged_expression
+
+if TYPE_CHECKING:
+    from persona_vaccine.judges.judge import Judge
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +66,18 @@ class AfterTraining:
         return flat
 
 
-def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str) -> AfterTraining:
-    """Capability benchmarks and judged trait expression of the fine-tuned model, unsteered and (with
-    `inference_steering_coef`) with the first vector added at inference. Writes the judged answers to
-    OUTPUT_DIR/samples[_inference_steered]_<trait>.json (main process)."""
+def evaluate_after_training(
+    trainer, args: PreventativeSFTConfig, model_id: str, heldout: Sequence[dict] | None = None
+) -> AfterTraining:
+    """Capability benchmarks (`heldout`: the clean rows of `heldout_loss`) and judged trait expression of
+    the fine-tuned model, unsteered and (with `inference_steering_coef`) with the first vector added at
+    inference. Writes the judged answers to OUTPUT_DIR/samples[_inference_steered]_<trait>.json (main
+    process)."""
     from transformers.integrations import is_deepspeed_zero3_enabled
 
-    wants_judge = args.judge_after_training != "none" and bool(trainer.vectors)
-    wants_samples = bool(trainer.vectors) and reports_to_wandb(args)  # answers only, without a judge
+    vectors = [s.vector for s in trainer.steering]
+    wants_judge = args.judge_after_training != "none" and bool(vectors)
+    wants_samples = bool(vectors) and reports_to_wandb(args)  # answers only, without a judge
     n_questions = answer_questions(args, trainer.state, wants_judge) if wants_judge or wants_samples else 0
     wants_samples = wants_samples and n_questions != 0  # `auto` on a short run: none (an INFO line says so)
     if not (args.capability_benchmarks or wants_judge or wants_samples):
@@ -80,21 +88,15 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
         )
         return AfterTraining({"post_training_eval": ZERO3_SKIPPED})
     model, tokenizer = trainer.model, trainer.processing_class
-    heldout = trainer.capability_heldout
-    judge = None
-    if wants_judge:
-        from persona_vaccine.judges.judge import make_judge
-
-        name = model_id if args.judge_after_training == "base" else args.judge_after_training
-        judge = make_judge(name, answer_prefix=args.judge_answer_prefix, min_mass=args.judge_min_mass)
+    judge = run_judge(args, model_id) if wants_judge else None
     variants: list[tuple[str, float | None]] = [("", None)]
-    if args.inference_steering_coef and trainer.vectors:
+    if args.inference_steering_coef and vectors:
         variants.append(("_inference_steered", args.inference_steering_coef))
     out: dict = {}
     errors: dict[str, str] = {}
     samples: dict[str, dict] = {}
-    first, first_layer = (trainer.vectors[0], trainer.layers[0]) if trainer.vectors else (None, None)
-    progress = post_training_progress(args, len(variants), len(trainer.vectors), wants_judge or wants_samples)
+    first, first_layer = (vectors[0], trainer.steering[0].layer) if vectors else (None, None)
+    progress = post_training_progress(args, len(variants), len(vectors), wants_judge or wants_samples)
     engines = contextlib.ExitStack()
     engine = (
         engines.enter_context(answer_engine(trainer, args, model_id))
@@ -121,7 +123,7 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
                 out.update(steered_behaviour(trainer, suffix))
         if judge is not None or wants_samples:
             scores = {}
-            for vector in trainer.vectors:
+            for vector in vectors:
                 progress.set_postfix_str(f"answers{suffix} {vector.trait}")
                 result = judged_expression(
                     model, tokenizer, vector, judge, n_questions, args.judge_max_new_tokens,
@@ -146,6 +148,14 @@ def evaluate_after_training(trainer, args: PreventativeSFTConfig, model_id: str)
     if errors:
         out["capability_errors"] = errors
     return AfterTraining(out, samples, ran=True)
+
+
+def run_judge(args: PreventativeSFTConfig, model_id: str) -> Judge:
+    """The judge of `judge_after_training` (`base`: the run's base model)."""
+    from persona_vaccine.judges.judge import make_judge
+
+    name = model_id if args.judge_after_training == "base" else args.judge_after_training
+    return make_judge(name, answer_prefix=args.judge_answer_prefix, min_mass=args.judge_min_mass)
 
 
 @contextlib.contextmanager
@@ -177,10 +187,11 @@ def steered_behaviour(trainer, suffix: str) -> dict[str, dict]:
     """Margin and projection shift of the model as it is now (under the inference-time steering hook):
     `behaviour<suffix>` and `trait_drift<suffix>`, against the same base values as the run's own."""
     out: dict[str, dict] = {}
-    if trainer.margin is not None:
-        out[f"behaviour{suffix}"] = trainer.margin.summary(trainer.margin.metrics(trainer.model))
-    if trainer.drift is not None:
-        out[f"trait_drift{suffix}"] = trainer.drift.records(trainer.drift.metrics(trainer.model))
+    margin, drift = callback_of(trainer, MarginCallback), callback_of(trainer, DriftCallback)
+    if margin is not None and margin.meter is not None:
+        out[f"behaviour{suffix}"] = margin.meter.summary(margin.meter.metrics(trainer.model))
+    if drift is not None:
+        out[f"trait_drift{suffix}"] = drift.meter.records(drift.meter.metrics(trainer.model))
     return out
 
 

@@ -1,5 +1,5 @@
 """What a run carries across a resume: the checkpoint it starts from, its metrics rows up to that step,
-its training clock and its mean loss over all steps."""
+its training clock and its mean loss over all steps (the meters' own state: `callbacks.MeterLog`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState, TrainingArguments
 
 from .config import PreventativeSFTConfig
 from .metrics_file import METRICS_FILE, read_metrics
@@ -19,18 +19,23 @@ logger = logging.getLogger(__name__)
 CLOCK_FILE = "run_clock.json"
 
 
-def check_resume(args: PreventativeSFTConfig) -> None:
-    """Resolve --resume_from_checkpoint (true: the last checkpoint) before a model is loaded."""
+def check_resume(args: PreventativeSFTConfig) -> str | None:
+    """Resolve --resume_from_checkpoint (true: the last checkpoint) before a model is loaded; returns the
+    checkpoint folder (None: a fresh run), also left in `args.resume_from_checkpoint`."""
     args.resume_from_checkpoint = resolve_resume(args.resume_from_checkpoint, str(args.output_dir))
+    return args.resume_from_checkpoint
 
 
-def resolve_checkpoint(output_dir: Path, checkpoint: str | bool | None) -> str | None:
-    """The checkpoint directory a resume starts from (`True`: the latest in OUTPUT_DIR)."""
-    if checkpoint is True or checkpoint == "true":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    return str(checkpoint) if checkpoint else None
+def resumed_checkpoint(args: TrainingArguments, state: TrainerState) -> Path | None:
+    """The checkpoint a training loop resumed from, as a callback sees it at train begin (None: a fresh
+    run): the one named in the config, else OUTPUT_DIR/checkpoint-<step>."""
+    if state.global_step == 0:
+        return None
+    named = args.resume_from_checkpoint
+    if named and Path(named).is_dir():
+        return Path(named)
+    own = Path(str(args.output_dir)) / f"checkpoint-{state.global_step}"
+    return own if own.is_dir() else None
 
 
 def checkpoint_step(checkpoint: str | None) -> int:
@@ -48,25 +53,22 @@ def start_clean(output_dir: Path) -> None:
         metrics.unlink()
 
 
-def truncate_metrics(output_dir: Path, checkpoint: str | bool) -> None:
+def truncate_metrics(output_dir: Path, checkpoint: str) -> None:
     """On resume, drop metrics.jsonl rows logged after the checkpoint (they are logged again)."""
-    resolved = resolve_checkpoint(output_dir, checkpoint)
-    state = Path(str(resolved)) / "trainer_state.json"
     metrics = output_dir / METRICS_FILE
-    if not (resolved and state.is_file() and metrics.is_file()):
+    if not (metrics.is_file() and (Path(checkpoint) / "trainer_state.json").is_file()):
         return
-    step = json.loads(state.read_text())["global_step"]
+    step = checkpoint_step(checkpoint)
     kept = [row for row in read_metrics(output_dir) if row.get("step", 0) <= step]  # torn lines go too
     metrics.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 class RunClockCallback(TrainerCallback):
-    """The whole run's bookkeeping across resumes, kept in each checkpoint as run_clock.json:
+    """The whole run's clock across resumes, kept in each checkpoint as run_clock.json:
 
     - `elapsed_s`: wall time since the run started (model loading and setup included; the evaluation
       after training too, when `elapsed()` is read at the end),
-    - `train_s`: time in the training loop (the trainer's `train_runtime`),
-    - `counters`: the run's counters (`drift/measurements`, `drift/measure_seconds`).
+    - `train_s`: time in the training loop (the trainer's `train_runtime`).
 
     A resumed run starts from the checkpoint's figures (the time after that checkpoint, lost with the
     crash, is not counted). Its trainer-end log row gets the whole run's `train_runtime` and `train_loss`:
@@ -74,14 +76,11 @@ class RunClockCallback(TrainerCallback):
     (metrics.jsonl, W&B), as the first of the run's callbacks.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, counters: dict[str, float] | None = None):
+    def __init__(self, checkpoint: str | Path | None = None):
         saved = read_clock(checkpoint)
         self.start_step = checkpoint_step(str(checkpoint) if checkpoint else None)
         self.offset_s = _seconds(saved.get("elapsed_s"))
         self.train_offset_s = _seconds(saved.get("train_s", saved.get("elapsed_s")))
-        counters = saved.get("counters")
-        self.saved_counters: dict[str, float] = dict(counters) if isinstance(counters, dict) else {}
-        self.counters: dict[str, float] = counters if counters is not None else {}
         self.start = time.perf_counter()  # the run starts now (built before the model is loaded)
         self.train_start: float | None = None
 
@@ -93,13 +92,6 @@ class RunClockCallback(TrainerCallback):
         """Time in the training loop of the whole run so far."""
         since = 0.0 if self.train_start is None else time.perf_counter() - self.train_start
         return self.train_offset_s + since
-
-    def restore_counters(self, counters: dict[str, float]) -> None:
-        """Continue `counters` (a live dict the run updates) from the checkpoint's, and save it with the clock."""
-        for key, value in self.saved_counters.items():
-            if key in counters:
-                counters[key] = type(counters[key])(value)
-        self.counters = counters
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.train_start = time.perf_counter()
@@ -123,7 +115,6 @@ class RunClockCallback(TrainerCallback):
                 "elapsed_s": self.elapsed(),
                 "train_s": self.train_elapsed(),
                 "step": state.global_step,
-                "counters": dict(self.counters),
             }
             tmp = checkpoint / (CLOCK_FILE + ".tmp")
             tmp.write_text(json.dumps(clock))

@@ -1,24 +1,10 @@
-"""Both ends of a run in its log, whatever `logging_steps` is: the base model's drift (and margins) as the
-row of step 0, and a log at the last step (its loss, drift and margins), so that a run shorter than one
-logging interval still has its losses and its drift at the start and the end."""
+"""The end of a run in its log, whatever `logging_steps` is: a log at the last step (its loss, drift and
+margins), so that a run shorter than one logging interval still has its losses and its drift at the end
+(the base model's figures are the row of step 0: `callbacks.MeterLog`)."""
 
 from __future__ import annotations
 
 from transformers import TrainerCallback
-
-
-def base_row(drift, margin) -> dict[str, float]:
-    """The step-0 row: the base model's projections and margins, with shifts of 0 (empty: nothing measured)."""
-    row: dict[str, float] = {}
-    if drift is not None:
-        for name, value in drift.base.items():
-            row[f"drift/{name}/projection"] = value
-            row[f"drift/{name}/shift"] = 0.0
-    if margin is not None:
-        for name, value in margin.base.items():
-            row[f"behaviour/{name}/margin"] = value
-            row[f"behaviour/{name}/margin_shift"] = 0.0
-    return row
 
 
 class LogLastStep(TrainerCallback):

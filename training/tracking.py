@@ -147,7 +147,7 @@ def use_run_wandb_callback(
         return
     args = trainer.args
     trainer.remove_callback(WandbCallback)
-    traits = [v.trait for v in trainer.vectors]
+    traits = [s.trait for s in trainer.steering]
     init = wandb_init_kwargs(
         Path(args.output_dir), args.run_name, model_id, data_args, args, traits, recipe, resolved
     )
