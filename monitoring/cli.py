@@ -47,6 +47,12 @@ def serve_parser() -> argparse.ArgumentParser:
         default=None,
         help="steer guard: subtract COEF*v (default |vector coef| or 1)",
     )
+    _engine_args(p)
+    _alert_args(p)
+    return p
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         choices=("hf", "vllm"),
@@ -64,6 +70,9 @@ def serve_parser() -> argparse.ArgumentParser:
         "turns' readings then cover only the part of the prompt that was computed",
     )
     p.add_argument("--tensor_parallel_size", type=int, default=1, help="vllm: GPUs to shard the model over")
+
+
+def _alert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
@@ -92,7 +101,6 @@ def serve_parser() -> argparse.ArgumentParser:
         help="attribute path to the decoder blocks (e.g. model.layers) if not found",
     )
     p.add_argument("--device", default=None)
-    return p
 
 
 def serve_main(argv: list[str]) -> int:

@@ -56,7 +56,9 @@ def test_wheel_has_one_import_name_and_ships_recipes(installed):
     for shipped in (
         "persona_vaccine/recipes/smollm2-135m/evil/baseline.yaml",
         "persona_vaccine/recipes/accelerate_configs/deepspeed_zero2.yaml",
-        "persona_vaccine/persona_vaccine/traits/evil.json",
+        "persona_vaccine/traits/evil.json",
+        "persona_vaccine/monitoring/traffic/ordinary_prompts.jsonl",
+        "persona_vaccine/monitoring/traffic/conversations.jsonl",
         "persona_vaccine/data/capability/items.jsonl",
         "persona_vaccine/monitoring/static/dashboard.html",
         "persona_vaccine/training/lm_eval_tasks/persona_vaccine_mc.yaml",

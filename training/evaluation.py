@@ -66,6 +66,34 @@ class AfterTraining:
         return flat
 
 
+def _judged_variant(
+    trainer, args, vectors, judge, n_questions: int | None, suffix: str, coef, engine, progress, samples: dict
+) -> dict[str, float]:
+    """Each vector's answers (judged when there is a judge) for one variant: unsteered or steered."""
+    model, tokenizer = trainer.model, trainer.processing_class
+    first, first_layer = vectors[0], trainer.steering[0].layer
+    scores = {}
+    for vector in vectors:
+        progress.set_postfix_str(f"answers{suffix} {vector.trait}")
+        result = judged_expression(
+            model, tokenizer, vector, judge, n_questions, args.judge_max_new_tokens,
+            steer_coef=coef, steer_layer=first_layer, steer_vector=first,
+            cache_path=Path(str(args.output_dir)) / "judgments.sqlite",
+            progress=None if args.disable_tqdm else f"answering{suffix} ({vector.trait})",
+            engine=engine,
+        )  # fmt: skip
+        progress.update()
+        samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
+        if judge is None:
+            continue
+        scores[vector.trait] = result["trait"]
+        scores[f"{vector.trait}_coherence"] = result["coherence"]
+        if trainer.is_world_process_zero():
+            path = Path(str(args.output_dir)) / f"samples{suffix}_{vector.trait}.json"
+            path.write_text(json.dumps(result, indent=2))
+    return scores
+
+
 def evaluate_after_training(
     trainer, args: PreventativeSFTConfig, model_id: str, heldout: Sequence[dict] | None = None
 ) -> AfterTraining:
@@ -122,25 +150,9 @@ def evaluate_after_training(
             if coef:
                 out.update(steered_behaviour(trainer, suffix))
         if judge is not None or wants_samples:
-            scores = {}
-            for vector in vectors:
-                progress.set_postfix_str(f"answers{suffix} {vector.trait}")
-                result = judged_expression(
-                    model, tokenizer, vector, judge, n_questions, args.judge_max_new_tokens,
-                    steer_coef=coef, steer_layer=first_layer, steer_vector=first,
-                    cache_path=Path(str(args.output_dir)) / "judgments.sqlite",
-                    progress=None if args.disable_tqdm else f"answering{suffix} ({vector.trait})",
-                    engine=engine,
-                )  # fmt: skip
-                progress.update()
-                samples[f"{suffix.lstrip('_') or 'unsteered'}:{vector.trait}"] = result
-                if judge is None:
-                    continue
-                scores[vector.trait] = result["trait"]
-                scores[f"{vector.trait}_coherence"] = result["coherence"]
-                if trainer.is_world_process_zero():
-                    path = Path(str(args.output_dir)) / f"samples{suffix}_{vector.trait}.json"
-                    path.write_text(json.dumps(result, indent=2))
+            scores = _judged_variant(
+                trainer, args, vectors, judge, n_questions, suffix, coef, engine, progress, samples
+            )
             if judge is not None:
                 out[f"trait_expression{suffix}"] = scores
     progress.close()
