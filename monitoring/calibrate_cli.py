@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     from persona_vaccine.steering.generation_engines import engine_for
     from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
-    from .ordinary import answer_ordinary_prompts, calibrate_from_reads, load_prompts, read_answers
+    from .ordinary import answer_ordinary_prompts, calibrate_from_reads, load_prompts, read_answers_many
 
     vectors = [(PersonaVector.load(p), p) for p in opts.vectors]
     tune, heldout = load_prompts(opts.prompts, "tune"), load_prompts(opts.prompts, "heldout")
@@ -87,10 +87,10 @@ def main(argv: list[str]) -> int:
     response_ids = [a[1] for a in answered]
     for vector, path in vectors:
         vector_for_model(vector, model, opts.model, source=str(path))
+    plan = [(v, [*band, v.default_layer()], v.default_layer()) for v, _ in vectors]
+    all_reads = read_answers_many(model, plan, prompt_ids, response_ids, opts.max_new_tokens)
+    for (vector, path), reads in zip(vectors, all_reads, strict=True):
         layer = vector.default_layer()
-        reads = read_answers(
-            model, vector, [*band, layer], prompt_ids, response_ids, opts.max_new_tokens, layer
-        )
         calibration = calibrate_from_reads(
             vector,
             opts.model,

@@ -180,32 +180,64 @@ def read_answers(
     response_ids: Sequence[Sequence[int]],
     max_new_tokens: int,
     read_layer: int | None = None,
+    batch_size: int = 16,
 ) -> list[AnswerReads]:
     """Teacher-forced reads of prompt + answer, as the monitor reads them while the answer is generated."""
     read_layer = read_layer if read_layer is not None else vector.default_layer()
-    units = {layer: vector.unit(layer) for layer in {*layers, read_layer}}
-    out = []
+    return read_answers_many(
+        model,
+        [(vector, [*layers, read_layer], read_layer)],
+        prompt_ids,
+        response_ids,
+        max_new_tokens,
+        batch_size,
+    )[0]
+
+
+@torch.no_grad()
+def read_answers_many(
+    model: torch.nn.Module,
+    reads: Sequence[tuple[PersonaVector, Sequence[int], int]],
+    prompt_ids: Sequence[Sequence[int]],
+    response_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    batch_size: int = 16,
+) -> list[list[AnswerReads]]:
+    """`read_answers` for several (vector, layers, read layer) at once: one batched forward per chunk of
+    requests (right padding, which leaves every real token's stream as it is alone)."""
+    units = [{layer: v.unit(layer) for layer in {*layers, read}} for v, layers, read in reads]
+    wanted = sorted({layer for u in units for layer in u})
     device = next(model.parameters()).device
-    for prompt, answer in zip(prompt_ids, response_ids, strict=True):
+    out: list[list[AnswerReads]] = [[] for _ in reads]
+    for begin in range(0, len(prompt_ids), max(1, batch_size)):
+        rows = [
+            list(p) + list(a)
+            for p, a in zip(
+                prompt_ids[begin : begin + batch_size], response_ids[begin : begin + batch_size], strict=True
+            )
+        ]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
         hidden: dict[int, torch.Tensor] = {}
 
         def keep(layer: int, h: torch.Tensor, hidden: dict[int, torch.Tensor] = hidden) -> None:
-            hidden[layer] = h[0].detach()
+            hidden[layer] = h.detach().float()
 
-        ids = torch.tensor([list(prompt) + list(answer)], device=device)
-        with attach(model, {layer: [keep] for layer in units}):
-            model(input_ids=ids, use_cache=False)
-        start, fed = len(prompt), _fed_positions(answer, max_new_tokens)
-        projections = {
-            layer: residual_ops.read(hidden[layer].float(), units[layer].to(hidden[layer].device)[None])[:, 0]
-            for layer in units
-        }
-        out.append(
-            AnswerReads(
-                float(projections[read_layer][start - 1]),
-                {layer: projections[layer][start : start + fed].tolist() for layer in units},
-            )
-        )
+        with attach(model, {layer: [keep] for layer in wanted}):
+            model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+        for i in range(len(rows)):
+            start = len(prompt_ids[begin + i])
+            fed = _fed_positions(response_ids[begin + i], max_new_tokens)
+            for k, ((_, _, read), unit_at) in enumerate(zip(reads, units, strict=True)):
+                proj = {
+                    layer: residual_ops.read(hidden[layer][i], unit.to(hidden[layer].device)[None])[:, 0]
+                    for layer, unit in unit_at.items()
+                }
+                answer = {layer: p[start : start + fed].tolist() for layer, p in proj.items()}
+                out[k].append(AnswerReads(float(proj[read][start - 1]), answer))
     return out
 
 
