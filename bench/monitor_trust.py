@@ -6,6 +6,8 @@ Stages (each result is kept in OUT/results.json; a rerun redoes only what is mis
   calibrate    `launch.py calibrate-monitor` on the shipped ordinary prompts: thresholds at 1 % false alerts
   behaviour    judge-free behaviour: Level II vs Normal builder answers teacher-forced (running mean AUC), and the
                early warning against the model's own likelihood margin on the same questions (AUC, Spearman r)
+  classifier   the early warning and running mean of the model's own answers (evaluation questions, with no,
+               pos and neg system prompt) against the classifier judge's verdict on each answer
   drift        base, baseline fine-tune and preventative fine-tune of the evil family (merged exports, several
                seeds): alert rate and mean projection on the held-out ordinary prompts at the base thresholds
   cap          the cap at the 99th percentile of ordinary answer tokens: ordinary answers changed, multiple
@@ -192,6 +194,60 @@ def stage_behaviour(model, tokenizer, n_pairs: int) -> dict:
             "running_mean_auc_level2_vs_normal": auc(running[0], running[1]),
             "early_warning_auc_margin_above_median": auc(prefers, other),
             "early_warning_spearman_r_margin": spearman(early, margins),
+        }
+        print(trait, out[trait], flush=True)
+    return out
+
+
+def split_auc(
+    values: list[float], labels: list[bool], kinds: list[str], only: str | None = None
+) -> float | None:
+    """AUC of `values` for trait answers vs the others (of one kind of prompt only, if given)."""
+    rows = [(v, y) for v, y, k in zip(values, labels, kinds, strict=True) if only is None or k == only]
+    pos, neg = [v for v, y in rows if y], [v for v, y in rows if not y]
+    return auc(pos, neg) if pos and neg else None
+
+
+def stage_classifier(model, tokenizer) -> dict:
+    """The early warning and the running mean against what the answer then does, judged by the classifier
+    judge (TF-IDF + logistic regression on the extraction's answers: it never sees the vector)."""
+    from persona_vaccine.judges.classifier import FILE_NAME, ClassifierJudge, train_from_extraction
+    from persona_vaccine.traits import load_trait_spec
+
+    out = {}
+    for trait in TRAITS:
+        trait_dir = vector_path(trait).parent
+        if not (trait_dir / FILE_NAME).is_file():
+            train_from_extraction(trait_dir).save(trait_dir / FILE_NAME)
+        judge = ClassifierJudge.load(trait_dir / FILE_NAME)
+        spec = load_trait_spec(trait)
+        vector = PersonaVector.load(vector_path(trait))
+        layer = vector.default_layer()
+        systems = {"none": None, "pos": spec.pos_system_prompt(0), "neg": spec.neg_system_prompt(0)}
+        prompts, kinds = [], []
+        for kind, system in systems.items():
+            for question in spec.evaluation_questions:
+                prompts.append(format_chat(tokenizer, build_messages(question, system)))
+                kinds.append(kind)
+        from persona_vaccine.steering.generation_engines import engine_for
+
+        with engine_for(engine_name(), MODEL, model, tokenizer) as engine:
+            gens = engine.generate(prompts, MAX_NEW)
+        reads = read_answers(
+            model, vector, [layer], [g.prompt_ids for g in gens], [g.response_ids for g in gens], MAX_NEW
+        )
+        labels = [p >= 0.5 for p in judge.probabilities([g.response for g in gens])]
+        running = [statistics.fmean(r.answer[layer]) if r.answer[layer] else 0.0 for r in reads]
+        early = [r.prompt_last for r in reads]
+
+        out[trait] = {
+            "answers": len(gens),
+            "trait_answers": sum(labels),
+            "trait_answers_unprompted": sum(y for y, k in zip(labels, kinds, strict=True) if k == "none"),
+            "early_warning_auc": split_auc(early, labels, kinds),
+            "running_mean_auc": split_auc(running, labels, kinds),
+            "early_warning_auc_unprompted": split_auc(early, labels, kinds, "none"),
+            "running_mean_auc_unprompted": split_auc(running, labels, kinds, "none"),
         }
         print(trait, out[trait], flush=True)
     return out
@@ -434,7 +490,9 @@ def main() -> None:
     )
     p.add_argument("--mc_limit", type=int, default=200)
     p.add_argument(
-        "--stages", nargs="*", default=["vectors", "calibrate", "behaviour", "drift", "cap", "conversations"]
+        "--stages",
+        nargs="*",
+        default=["vectors", "calibrate", "behaviour", "classifier", "drift", "cap", "conversations"],
     )
     opts = p.parse_args()
     out = ROOT / opts.out
@@ -447,7 +505,7 @@ def main() -> None:
             print(f"{stage}: kept from {results_path}")
             continue
         start = time.perf_counter()
-        if stage in ("behaviour", "cap", "conversations") and model is None:
+        if stage in ("behaviour", "classifier", "cap", "conversations") and model is None:
             model, tokenizer = load_model(MODEL)
         if stage == "vectors":
             results[stage] = stage_vectors()
@@ -455,6 +513,8 @@ def main() -> None:
             results[stage] = stage_calibrate()
         elif stage == "behaviour":
             results[stage] = stage_behaviour(model, tokenizer, opts.pairs)
+        elif stage == "classifier":
+            results[stage] = stage_classifier(model, tokenizer)
         elif stage == "drift":
             results[stage] = stage_drift(out, opts.seeds, opts.steps, opts.drift_prompts)
         elif stage == "cap":
