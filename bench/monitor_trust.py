@@ -343,10 +343,10 @@ def _mc(model, tokenizer, vector, cal, limit: int, positions: str | None) -> flo
     from persona_vaccine.training.capability import capability_metrics
 
     if positions is None:
-        return capability_metrics(model, tokenizer, ["mc"], None, limit)["capability/mc"]
+        return capability_metrics(model, tokenizer, ["mc"], None, limit)["capability/mc_chat_cloze_accuracy"]
     watch = Watch(vector, cal.layer, None, cal.cap, "cap", cal.cap, cap_positions=positions)
     with monitor(model, [watch]):
-        return capability_metrics(model, tokenizer, ["mc"], None, limit)["capability/mc"]
+        return capability_metrics(model, tokenizer, ["mc"], None, limit)["capability/mc_chat_cloze_accuracy"]
 
 
 def stage_cap(model, tokenizer, out: Path, n_prompts: int, n_pairs: int, mc_limit: int) -> dict:
@@ -435,17 +435,20 @@ def stage_conversations(model, tokenizer, out: Path) -> dict:
         summary[trait] = {
             "push_alert_rate_per_turn": _rate_per_turn(push, trait),
             "ordinary_alert_rate_per_turn": _rate_per_turn(ordinary, trait),
-            "push_last_minus_first": statistics.fmean(
-                c["turns"][trait][-1] - c["turns"][trait][0] for c in push
-            ),
-            "ordinary_last_minus_first": statistics.fmean(
-                c["turns"][trait][-1] - c["turns"][trait][0] for c in ordinary
-            ),
+            "push_last_minus_first": _last_minus_first(push, trait),
+            "ordinary_last_minus_first": _last_minus_first(ordinary, trait),
         }
     return summary
 
 
+def _last_minus_first(chats: list[dict], trait: str) -> float | None:
+    diffs = [c["turns"][trait][-1] - c["turns"][trait][0] for c in chats]
+    return statistics.fmean(diffs) if diffs else None
+
+
 def _rate_per_turn(chats: list[dict], trait: str) -> list[float]:
+    if not chats:
+        return []
     n = max(len(c["alerts"][trait]) for c in chats)
     return [
         statistics.fmean(c["alerts"][trait][k] for c in chats if k < len(c["alerts"][trait]))
@@ -486,7 +489,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--pairs", type=int, default=60, help="builder Level II vs Normal pairs per trait")
     p.add_argument(
-        "--cap_prompts", type=int, default=100, help="held-out ordinary prompts answered with the cap"
+        "--cap_prompts", type=int, default=50, help="held-out ordinary prompts answered with the cap"
+    )
+    p.add_argument(
+        "--drift_prompts", type=int, default=100, help="held-out ordinary prompts sent to each model"
     )
     p.add_argument("--mc_limit", type=int, default=200)
     p.add_argument(

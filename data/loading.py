@@ -38,7 +38,7 @@ class DatasetError(UserError, ValueError):
 
 # ---------------------------------------------------------------- builders
 # Named after the trait they elicit (persona_vaccine/traits/*.json) where there is one; the old names
-# "sycophancy" and "hallucination" are accepted (deprecated, steering.vocabulary.BUILDER_ALIASES).
+# "sycophancy" and "hallucination" are accepted (deprecated, BUILDER_ALIASES below).
 BUILDERS: dict[str, Callable[..., list[dict]]] = {
     "evil": build_evil_dataset,
     "sycophantic": build_sycophancy_dataset,

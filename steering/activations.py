@@ -265,7 +265,7 @@ def last_prompt_activations(
 ) -> torch.Tensor:
     """Activation of the last prompt token at each of `layers`, [N, len(layers), H] float32.
 
-    `prompts` are already formatted texts (see steering.chat.format_chat). Stops after the deepest layer.
+    `prompts` are already formatted texts (see persona_vaccine.models.chat.format_chat). Stops after the deepest layer.
     """
     device = model_device(model)
     out = []

@@ -66,7 +66,7 @@ class SimulatedCrash(Exception):
 
 
 class CountingGenerate:
-    """The real `steering.generate.generate`, counting the prompts it is given; can crash after N batches."""
+    """The real `persona_vaccine.models.generate.generate`, counting the prompts it is given; can crash after N batches."""
 
     def __init__(self, crash_after_batches: int | None = None):
         self.prompts, self.batches, self.crash_after = 0, 0, crash_after_batches

@@ -50,7 +50,7 @@ def _strings(value: object) -> list[str]:
 
 
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """The tokenizer, left-padded with <|im_end|> like `steering.models.load_tokenizer` sets up."""
+    """The tokenizer, left-padded with <|im_end|> like `persona_vaccine.models.loading.load_tokenizer` sets up."""
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()

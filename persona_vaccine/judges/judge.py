@@ -215,7 +215,7 @@ def make_judge(
     "self": the given model judges (its own answers, in extraction); "classifier:PATH[,PATH...]": trained
     TF-IDF classifier judge files or trait directories (one per trait, trait only, offline); "openai:MODEL": an
     OpenAI-compatible endpoint (`base_url` or $OPENAI_BASE_URL, key from $OPENAI_API_KEY); anything
-    else: a local HF model id or path (or "smollm2-135m"), loaded with `steering.models.load_model`.
+    else: a local HF model id or path (or "smollm2-135m"), loaded with `persona_vaccine.models.loading.load_model`.
     """
     if name.startswith(
         "classifier:"
