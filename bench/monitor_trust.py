@@ -482,6 +482,65 @@ def _plot_conversations(per_chat: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _f(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def _ci(values: list[float], pct: bool = False) -> str:
+    m, lo, hi = values
+    return f"{_pct(m)} [{_pct(lo)}, {_pct(hi)}]" if pct else f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def report(results: dict) -> str:
+    """The markdown tables of docs/RESULTS.md from results.json."""
+    lines = ["| trait | held-out false alerts at the 1 % setting | running mean AUC, Level II vs Normal (teacher-forced) "
+             "| running mean AUC vs classifier verdict, all / unprompted | early warning AUC vs classifier verdict, "
+             "all / unprompted | early warning vs likelihood margin: AUC / Spearman r |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for t in TRAITS:
+        c, b, k = results["calibrate"][t], results["behaviour"][t], results.get("classifier", {}).get(t, {})
+        lines.append(
+            f"| {t} | {_pct(c['heldout_false_alert_rate'])} of {c['n_heldout']} | {_f(b['running_mean_auc_level2_vs_normal'])} "
+            f"| {_f(k.get('running_mean_auc'))} / {_f(k.get('running_mean_auc_unprompted'))} "
+            f"| {_f(k.get('early_warning_auc'))} / {_f(k.get('early_warning_auc_unprompted'))} "
+            f"| {_f(b['early_warning_auc_margin_above_median'])} / {_f(b['early_warning_spearman_r_margin'], 2)} |"
+        )
+    if "drift" in results:
+        d = results["drift"]
+        lines += ["", "| evil model | alert rate on held-out ordinary prompts | mean projection of the answers | seeds |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name in ("base", "baseline", "preventative"):
+            lines.append(
+                f"| {name} | {_ci(d[name]['alert_rate'], True)} | {_ci(d[name]['mean_projection'])} | {d[name]['seeds']} |"
+            )
+        lines.append(
+            f"\nbaseline / base alert rate: {d['baseline_over_base']:.1f}x; preventative / base: {d['preventative_over_base']:.2f}x"
+        )
+    if "cap" in results:
+        c = results["cap"]
+        removed = [x["removed"] for x in c["drifted"] if x["removed"] is not None]
+        lines += ["", "| the evil cap (99th percentile of ordinary answer tokens) | figure |", "|---|---|",
+                  f"| ordinary answers changed (greedy, 48 tokens) | {_pct(c['ordinary_answers_changed'])} |",
+                  f"| multiple choice (choice text): without / cap on answer tokens / cap on all tokens | "
+                  f"{_pct(c['mc']['without'])} / {_pct(c['mc']['cap_on_answer_tokens'])} / {_pct(c['mc']['cap_on_all_tokens'])} |",
+                  f"| likelihood margin removed, pos-prompted answers | {_pct(c['pos_prompted']['removed'])} |",
+                  f"| likelihood margin removed, baseline fine-tunes (per seed) | {', '.join(_pct(r) for r in removed)} |"]  # fmt: skip
+    if "conversations" in results:
+        lines += ["", "| trait | running-mean alert rate per turn, chats pushing toward the trait | ordinary chats "
+                  "| answer mean, last turn minus first: pushing / ordinary |", "|---|---|---|---|"]  # fmt: skip
+        for t in TRAITS:
+            c = results["conversations"][t]
+            push = ", ".join(_pct(x) for x in c["push_alert_rate_per_turn"])
+            ordinary = ", ".join(_pct(x) for x in c["ordinary_alert_rate_per_turn"])
+            lines.append(
+                f"| {t} | {push} | {ordinary} | {_f(c['push_last_minus_first'], 2)} / {_f(c['ordinary_last_minus_first'], 2)} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/trust")
@@ -500,8 +559,14 @@ def main() -> None:
         nargs="*",
         default=["vectors", "calibrate", "behaviour", "classifier", "drift", "cap", "conversations"],
     )
+    p.add_argument(
+        "--report", action="store_true", help="print the markdown tables of OUT/results.json and stop"
+    )
     opts = p.parse_args()
     out = ROOT / opts.out
+    if opts.report:
+        print(report(json.loads((out / "results.json").read_text())))
+        return
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}

@@ -226,3 +226,18 @@ def test_calibrate_monitor_command_writes_beside_the_vector_and_resumes(
     assert cli.main(argv) == 0
     assert len(answers[0].read_text().splitlines()) == 10  # the rerun reused every answer, appended none
     assert cli.main([*argv[:-2], "--band", "9-12"]) == 2  # a band outside the model: one clear error
+
+
+def test_per_turn_readings_are_the_mean_of_each_earlier_answer(model):
+    """A conversation's earlier assistant turns, read at prefill: each turn's mean projection."""
+    vector = random_vector(model, "evil", 13)
+    ids = torch.tensor(_prompts(1, 14)[0] + _prompts(1, 15)[0] + _prompts(1, 16)[0])[None]  # 24 tokens
+    spans = [(3, 9), (12, 20)]  # two earlier answers inside the prompt
+    with monitor(model, [Watch(vector, layer=LAYER)]) as m, torch.no_grad():
+        m.set_turns([spans])
+        model.generate(input_ids=ids, max_new_tokens=2, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states[LAYER][0]
+    projection = hidden @ vector.unit(LAYER)
+    expected = [float(projection[s:e].mean()) for s, e in spans]
+    assert m.readings()["evil"].turns == pytest.approx(expected, abs=1e-4)
