@@ -323,11 +323,11 @@ def stage_drift(out: Path, seeds: int, steps: int, n_prompts: int) -> dict:
     return result
 
 
-def _changed_answers(model, tokenizer, vector, cal, prompts: list[str]) -> float:
+def _changed_answers(model, tokenizer, vector, cal, prompts: list[str], caps: dict[int, float]) -> float:
     from persona_vaccine.monitoring import Watch, monitor
 
     changed = 0
-    watch = Watch(vector, cal.layer, None, cal.cap, "cap", cal.cap)
+    watch = Watch(vector, cal.layer, None, cal.cap, "cap", cal.cap, band_caps=caps)
     for prompt in prompts:
         ids = torch.tensor([_prompt_ids(tokenizer, prompt)])
         with torch.no_grad():
@@ -338,33 +338,41 @@ def _changed_answers(model, tokenizer, vector, cal, prompts: list[str]) -> float
     return changed / len(prompts)
 
 
-def _mc(model, tokenizer, vector, cal, limit: int, positions: str | None) -> float:
+def _mc(
+    model, tokenizer, vector, cal, limit: int, positions: str | None, caps: dict[int, float] | None = None
+) -> float:
     from persona_vaccine.monitoring import Watch, monitor
     from persona_vaccine.training.capability import capability_metrics
 
     if positions is None:
         return capability_metrics(model, tokenizer, ["mc"], None, limit)["capability/mc_chat_cloze_accuracy"]
-    watch = Watch(vector, cal.layer, None, cal.cap, "cap", cal.cap, cap_positions=positions)
+    watch = Watch(
+        vector, cal.layer, None, cal.cap, "cap", cal.cap, cap_positions=positions, band_caps=caps or {}
+    )
     with monitor(model, [watch]):
         return capability_metrics(model, tokenizer, ["mc"], None, limit)["capability/mc_chat_cloze_accuracy"]
 
 
-def stage_cap(model, tokenizer, out: Path, n_prompts: int, n_pairs: int, mc_limit: int) -> dict:
+def stage_cap(
+    model, tokenizer, out: Path, n_prompts: int, n_pairs: int, mc_limit: int, band: bool = False
+) -> dict:
+    """With `band`, the cap acts at every layer of the calibration's band (`calibrate-monitor --band`)."""
     from persona_vaccine.training.margin import data_answer_rows
     from persona_vaccine.traits import load_trait_spec
 
     vector = PersonaVector.load(vector_path("evil"))
     cal = find_calibration(vector_path("evil"))
     assert cal is not None
-    cap = (vector, {cal.layer: cal.cap})
-    result: dict = {"cap": cal.cap, "layer": cal.layer}
+    caps = dict(cal.band_caps) if band else {cal.layer: cal.cap}
+    cap = (vector, caps)
+    result: dict = {"cap": cal.cap, "layer": cal.layer, "band_caps": {str(k): v for k, v in caps.items()}}
     result["ordinary_answers_changed"] = _changed_answers(
-        model, tokenizer, vector, cal, load_prompts(None, "heldout")[:n_prompts]
+        model, tokenizer, vector, cal, load_prompts(None, "heldout")[:n_prompts], caps
     )
     result["mc"] = {
         "without": _mc(model, tokenizer, vector, cal, mc_limit, None),
-        "cap_on_answer_tokens": _mc(model, tokenizer, vector, cal, mc_limit, "answer"),
-        "cap_on_all_tokens": _mc(model, tokenizer, vector, cal, mc_limit, "all"),
+        "cap_on_answer_tokens": _mc(model, tokenizer, vector, cal, mc_limit, "answer", caps),
+        "cap_on_all_tokens": _mc(model, tokenizer, vector, cal, mc_limit, "all", caps),
     }
     rows = data_answer_rows("evil", n_pairs, seed=11)
     system = load_trait_spec("evil").pos_system_prompt(0)
@@ -519,10 +527,17 @@ def report(results: dict) -> str:
         lines.append(
             f"\nbaseline / base alert rate: {d['baseline_over_base']:.1f}x; preventative / base: {d['preventative_over_base']:.2f}x"
         )
-    if "cap" in results:
-        c = results["cap"]
+    for key, label in (
+        ("cap", "the evil cap at layer {layer}"),
+        ("cap_band", "the evil cap over layers {band}"),
+    ):
+        if key not in results:
+            continue
+        c = results[key]
+        layers = sorted(int(k) for k in c.get("band_caps", {str(c["layer"]): c["cap"]}))
+        title = label.format(layer=c["layer"], band=f"{layers[0]}-{layers[-1]}")
         removed = [x["removed"] for x in c["drifted"] if x["removed"] is not None]
-        lines += ["", "| the evil cap (99th percentile of ordinary answer tokens) | figure |", "|---|---|",
+        lines += ["", f"| {title} (99th percentile of ordinary answer tokens) | figure |", "|---|---|",
                   f"| ordinary answers changed (greedy, 48 tokens) | {_pct(c['ordinary_answers_changed'])} |",
                   f"| multiple choice (choice text): without / cap on answer tokens / cap on all tokens | "
                   f"{_pct(c['mc']['without'])} / {_pct(c['mc']['cap_on_answer_tokens'])} / {_pct(c['mc']['cap_on_all_tokens'])} |",
@@ -576,7 +591,7 @@ def main() -> None:
             print(f"{stage}: kept from {results_path}")
             continue
         start = time.perf_counter()
-        if stage in ("behaviour", "classifier", "cap", "conversations") and model is None:
+        if stage in ("behaviour", "classifier", "cap", "cap_band", "conversations") and model is None:
             model, tokenizer = load_model(MODEL)
         if stage == "vectors":
             results[stage] = stage_vectors()
@@ -590,6 +605,10 @@ def main() -> None:
             results[stage] = stage_drift(out, opts.seeds, opts.steps, opts.drift_prompts)
         elif stage == "cap":
             results[stage] = stage_cap(model, tokenizer, out, opts.cap_prompts, opts.pairs, opts.mc_limit)
+        elif stage == "cap_band":
+            results[stage] = stage_cap(
+                model, tokenizer, out, opts.cap_prompts, opts.pairs, opts.mc_limit, True
+            )
         elif stage == "conversations":
             results[stage] = stage_conversations(model, tokenizer, out)
         results[stage + "_seconds"] = time.perf_counter() - start
