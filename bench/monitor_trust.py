@@ -524,8 +524,16 @@ def report(results: dict) -> str:
             lines.append(
                 f"| {name} | {_ci(d[name]['alert_rate'], True)} | {_ci(d[name]['mean_projection'])} | {d[name]['seeds']} |"
             )
+        base, held = d["base"]["alert_rate"][0], results["calibrate"]["evil"]["heldout_false_alert_rate"]
+        reference = base if base > 0 else held  # no base alert in these prompts: its rate on the 200 held-out
+        note = (
+            ""
+            if base > 0
+            else f" (no base alert on these prompts: its {_pct(held)} on all 200 held-out ones is the reference)"
+        )
         lines.append(
-            f"\nbaseline / base alert rate: {d['baseline_over_base']:.1f}x; preventative / base: {d['preventative_over_base']:.2f}x"
+            f"\nbaseline / base alert rate: {d['baseline']['alert_rate'][0] / reference:.1f}x; preventative / base: "
+            f"{d['preventative']['alert_rate'][0] / reference:.2f}x{note}"
         )
     for key, label in (
         ("cap", "the evil cap at layer {layer}"),
