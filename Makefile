@@ -31,12 +31,12 @@ demo: install
 	$(PY) launch.py
 
 # everything: lint, format, the type check of the library packages (config in pyproject.toml), every test
-# (two workers; the tests that start vLLM run on one of them, one after another)
+# (two workers of one thread each, a test module on one worker)
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile
 
 # the edit-test loop: no subprocess, DeepSpeed or embedded-model tests (those are marked slow)
 test-fast: install

@@ -9,7 +9,14 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # parallel workers share the cores: one thread each (and in the processes they start), not two contending
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    torch.set_num_threads(threads)
+else:
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 def tiny_llama(vocab_size: int = 256, layers: int = 4, hidden: int = 32, seed: int = 0):
