@@ -24,7 +24,7 @@ from doc_blocks import block_times, failed_block, runnable_blocks, script
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 GGUF = Path(".cache/persona-vaccine/gguf/SmolLM2-135M-Instruct.Q4_1.gguf")
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]  # one vLLM engine at a time
+pytestmark = pytest.mark.slow
 
 
 def user_env(home: Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 pytest.importorskip("vllm")
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]  # one vLLM engine at a time
+pytestmark = pytest.mark.slow
 
 from server_helpers import free_port  # noqa: E402
 

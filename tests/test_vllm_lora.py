@@ -7,7 +7,7 @@ import pytest
 import torch
 
 pytest.importorskip("vllm")
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]  # one vLLM engine at a time
+pytestmark = pytest.mark.slow
 
 from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E402
 from persona_vaccine.steering.generation_engines import HFGeneration  # noqa: E402

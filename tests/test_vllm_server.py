@@ -13,7 +13,7 @@ import pytest
 import torch
 
 pytest.importorskip("vllm")
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]  # one vLLM engine at a time
+pytestmark = pytest.mark.slow
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from server_helpers import running  # noqa: E402
