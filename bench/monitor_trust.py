@@ -38,6 +38,7 @@ from persona_vaccine.models.chat import build_messages, format_chat  # noqa: E40
 from persona_vaccine.models.loading import load_model  # noqa: E402
 from persona_vaccine.monitoring.ordinary import (  # noqa: E402
     OrdinaryCalibration,
+    alert_rate,
     find_calibration,
     load_prompts,
     read_answers,
@@ -144,8 +145,7 @@ def mean_logprob(model, prompt: list[int], answer: list[int], cap: tuple | None 
             unit = vector.unit(layer).to(hidden.dtype)
             rows = torch.zeros(hidden.shape[:2])
             rows[:, start:] = 1.0
-            excess = residual_ops.cap_excess(residual_ops.read(hidden, unit[None])[..., 0], caps[layer], rows)
-            return residual_ops.subtract_along(hidden, excess, unit)
+            return residual_ops.cap(hidden, unit, caps[layer], rows)[0]
 
         ops = {layer: [op] for layer in caps}
     with attach(model, ops):
@@ -286,13 +286,9 @@ def _alert_stats(model, vector: PersonaVector, cal: OrdinaryCalibration, answere
     reads = read_answers(
         model, vector, [layer], [a for a, _ in answered], [b for _, b in answered], MAX_NEW, layer
     )
-    alerts = [
-        r.prompt_last > cal.prompt_threshold
-        or ((m := r.running_max(layer, cal.min_tokens)) is not None and m > cal.response_threshold)
-        for r in reads
-    ]
+    rate = alert_rate(reads, layer, cal.prompt_threshold, cal.response_threshold, cal.min_tokens)
     means = [statistics.fmean(r.answer[layer]) for r in reads if r.answer[layer]]
-    return {"alert_rate": sum(alerts) / len(alerts), "mean_projection": statistics.fmean(means)}
+    return {"alert_rate": rate, "mean_projection": statistics.fmean(means)}
 
 
 def stage_drift(out: Path, seeds: int, steps: int, n_prompts: int) -> dict:
