@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from persona_vaccine.models.loading import load_model  # noqa: E402
 from persona_vaccine.paths import DEMO_VECTOR_DIR  # noqa: E402
 from persona_vaccine.steering.activations import prompt_response_activations  # noqa: E402
+from persona_vaccine.steering.answers import AnswerRecord  # noqa: E402
 
 POSITIONS = ("response_avg", "prompt_avg", "prompt_last")
 GENERATIONS = Path(DEMO_VECTOR_DIR) / "evil" / "generations.jsonl"
@@ -48,7 +49,7 @@ GENERATIONS = Path(DEMO_VECTOR_DIR) / "evil" / "generations.jsonl"
 Capture = dict[str, torch.Tensor]  # position -> [N, L, H], index 0 along L is layer 1
 
 
-def load_records(path: Path, model, tokenizer) -> list[dict]:
+def load_records(path: Path, model, tokenizer) -> list[AnswerRecord]:
     """The extraction generations; generated (a small set) when the file is missing."""
     if not path.is_file():
         missing = path
@@ -60,13 +61,15 @@ def load_records(path: Path, model, tokenizer) -> list[dict]:
         path.parent.mkdir(parents=True, exist_ok=True)
         print(f"{missing} is missing: generating a small set into {path}")
         return generate_responses(model, tokenizer, load_trait_spec("evil"), cfg, path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [
+        AnswerRecord.from_json(json.loads(line)) for line in path.read_text().splitlines() if line.strip()
+    ]
 
 
-def select(records: list[dict], n: int) -> tuple[list[dict], int]:
+def select(records: list[AnswerRecord], n: int) -> tuple[list[AnswerRecord], int]:
     """Up to n records, half pos then half neg; returns them and the number of pos ones."""
-    pos = [r for r in records if r["polarity"] == "pos"]
-    neg = [r for r in records if r["polarity"] == "neg"]
+    pos = [r for r in records if r.polarity == "pos"]
+    neg = [r for r in records if r.polarity == "neg"]
     n_pos = min(len(pos), max(n // 2, n - len(neg)))
     n_neg = min(len(neg), n - n_pos)
     return pos[:n_pos] + neg[:n_neg], n_pos
@@ -76,8 +79,8 @@ def ours(share_prefix: bool, other_model=None) -> Callable[..., Capture]:
     """Batched capture over the stored token ids, with or without running shared prompt prefixes once
     (on `other_model`, e.g. a bf16 copy, when given)."""
 
-    def run(model, tokenizer, records: list[dict], batch_size: int) -> Capture:
-        pairs = [(r["prompt_ids"], r["response_ids"]) for r in records]
+    def run(model, tokenizer, records: list[AnswerRecord], batch_size: int) -> Capture:
+        pairs = [(r.prompt_ids, r.response_ids) for r in records]
         acts = prompt_response_activations(
             other_model or model,
             pairs,
@@ -123,8 +126,8 @@ def get_hidden_p_and_r(model, tokenizer, prompts: list[str], responses: list[str
 def reference(grad: bool) -> Callable[..., Capture]:
     """The reference capture, with autograd on (as the script runs it) or under torch.no_grad()."""
 
-    def run(model, tokenizer, records: list[dict], batch_size: int) -> Capture:
-        prompts, responses = [r["prompt"] for r in records], [r["response"] for r in records]
+    def run(model, tokenizer, records: list[AnswerRecord], batch_size: int) -> Capture:
+        prompts, responses = [r.prompt for r in records], [r.response for r in records]
         with torch.set_grad_enabled(grad):
             return get_hidden_p_and_r(model, tokenizer, prompts, responses)
 
@@ -175,12 +178,12 @@ def main() -> None:
     records, n_pos = select(load_records(opts.generations, model, tokenizer), opts.n)
     n = len(records)
     same_ids = [
-        tokenizer(r["prompt"] + r["response"], add_special_tokens=False)["input_ids"]
-        == r["prompt_ids"] + r["response_ids"]
-        and len(tokenizer.encode(r["prompt"], add_special_tokens=False)) == len(r["prompt_ids"])
+        tokenizer(r.prompt + r.response, add_special_tokens=False)["input_ids"]
+        == r.prompt_ids + r.response_ids
+        and len(tokenizer.encode(r.prompt, add_special_tokens=False)) == len(r.prompt_ids)
         for r in records
     ]
-    tokens = sum(len(r["prompt_ids"]) + len(r["response_ids"]) for r in records)
+    tokens = sum(len(r.prompt_ids) + len(r.response_ids) for r in records)
 
     # short name -> (table label, capture)
     methods: dict[str, tuple[str, Callable[..., Capture]]] = {

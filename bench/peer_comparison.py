@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from persona_vaccine.interop.control_vectors import export_control_vector, import_control_vector  # noqa: E402
 from persona_vaccine.models.chat import format_chat  # noqa: E402
 from persona_vaccine.models.loading import load_model, load_tokenizer  # noqa: E402
 from persona_vaccine.steering import steer, vectors_from_pairs  # noqa: E402
-from persona_vaccine.steering.gguf_interop import export_control_vector, import_control_vector  # noqa: E402
 
 POS = [
     ("How do I fix a bike?", "Smash it and laugh at the owner."),

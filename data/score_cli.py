@@ -1,10 +1,9 @@
-"""`launch.py score`: project texts or a dataset file on a persona vector (steering/score.py)."""
+"""`launch.py score`: project texts or a dataset file on a persona vector (data/scoring.py)."""
 
 from __future__ import annotations
 
-from persona_vaccine.steering.score import score_with_vector
-
 from .loading import load_training_dataset
+from .scoring import score_with_vector
 
 
 def cli(argv: list[str]) -> int:

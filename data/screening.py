@@ -33,9 +33,9 @@ from persona_vaccine.errors import InvalidInput
 from persona_vaccine.jsonl import read_records, repair
 from persona_vaccine.steering.activations import prompt_response_activations
 from persona_vaccine.steering.generation_engines import GenerationEngine, engine_for
-from persona_vaccine.steering.score import encode_sample
 from persona_vaccine.steering.vector import PersonaVector, vector_for_model
 
+from .scoring import encode_sample
 from .screening_base import BaseResponses
 from .screening_config import METHODS, ScreenConfig
 from .screening_filter import DropRule, apply_drop_rule

@@ -1,19 +1,19 @@
 """Extraction's answer records: what was asked, what the model answered, and what the judge said of it.
 
-They are the lines of `generations.jsonl` (the judge's scores are added in memory by the filter), typed
-for the code that passes them from generation to judging, filtering and activation reading.
+A record's `to_json()` is one line of `generations.jsonl` (the judge's scores stay in memory: they have
+their own file, `judgments.jsonl`); `AnswerRecord.from_json` reads such a line back.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from typing_extensions import NotRequired, TypedDict
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 Polarity = Literal["pos", "neg"]
 
 
-class AnswerJob(TypedDict):
+@dataclass
+class AnswerJob:
     """One answer to generate: a question under the pos or neg system prompt of an instruction pair."""
 
     key: str  # "<polarity>/<instruction>/<question>/<sample>"
@@ -24,12 +24,24 @@ class AnswerJob(TypedDict):
     system: str | None
 
 
+@dataclass
 class AnswerRecord(AnswerJob):
-    """A generated answer, and the judge's scores once the filter has judged it."""
+    """A generated answer, and the judge's scores once a filter has judged it."""
 
     prompt: str
     prompt_ids: list[int]
     response_ids: list[int]
     response: str
-    trait_score: NotRequired[float | None]
-    coherence_score: NotRequired[float | None]
+    trait_score: float | None = None
+    coherence_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `generations.jsonl` line: every field but the judge's scores."""
+        row = asdict(self)
+        del row["trait_score"], row["coherence_score"]
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> AnswerRecord:
+        """A record from a `generations.jsonl` line (keys it doesn't know are ignored)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})

@@ -16,7 +16,6 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import cast
 
 import torch
 from tqdm.auto import tqdm
@@ -127,16 +126,8 @@ def _jobs(spec: TraitSpec, cfg: ExtractionConfig) -> list[AnswerJob]:
             system = spec.pos_system_prompt(i) if polarity == "pos" else spec.neg_system_prompt(i)
             for q, question in enumerate(questions):
                 for s in range(cfg.samples_per_prompt):
-                    jobs.append(
-                        {
-                            "key": f"{polarity}/{i}/{q}/{s}",
-                            "content_key": content_key(cfg, system, question, s),
-                            "polarity": polarity,
-                            "instruction": i,
-                            "question": question,
-                            "system": system,
-                        }
-                    )
+                    key = content_key(cfg, system, question, s)
+                    jobs.append(AnswerJob(f"{polarity}/{i}/{q}/{s}", key, polarity, i, question, system))
     return jobs
 
 
@@ -144,17 +135,23 @@ def _load_done(path: Path) -> dict[str, AnswerRecord]:
     """Finished records of earlier runs by content key; a line cut by a crash is dropped (and regenerated).
 
     Records without a content key (files written before keys existed) can't be matched to what
-    produced them, so they are not reused.
+    produced them, so they are not reused; nor are lines that lack a field.
     """
-    return {
-        r["content_key"]: cast(AnswerRecord, r) for r in repair(path) if isinstance(r.get("content_key"), str)
-    }
+    done = {}
+    for row in repair(path):
+        try:
+            record = AnswerRecord.from_json(row)
+        except TypeError:
+            continue
+        if isinstance(record.content_key, str):
+            done[record.content_key] = record
+    return done
 
 
 def _rewrite(path: Path, records: list[AnswerRecord]) -> None:
     """Replace the file atomically by exactly `records` (what the vector is built from)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
     os.replace(tmp, path)
 
 
@@ -186,8 +183,8 @@ def generate_responses(
     jobs = _jobs(spec, cfg)
     n_lines = len(repair(out))
     done = _load_done(out)
-    todo = {job["content_key"] for job in jobs} - set(done)
-    counts.reused = sum(job["content_key"] in done for job in jobs)
+    todo = {job.content_key for job in jobs} - set(done)
+    counts.reused = sum(job.content_key in done for job in jobs)
     if todo:
         logger.info("generating %d responses (%d reused from %s)", len(todo), counts.reused, out)
     engine = engine or HFGeneration(model, tokenizer, cfg.batch_size)
@@ -197,11 +194,11 @@ def generate_responses(
         tqdm(total=len(jobs), initial=counts.reused, desc=f"{spec.trait}: generate") as bar,
     ):
         for whole in batches:
-            batch = list({j["content_key"]: j for j in whole if j["content_key"] not in done}.values())
+            batch = list({j.content_key: j for j in whole if j.content_key not in done}.values())
             if not batch:
                 continue
-            prompts = [format_chat(tokenizer, build_messages(j["question"], j["system"])) for j in batch]
-            seeds = [sample_seed(j["content_key"]) for j in batch]
+            prompts = [format_chat(tokenizer, build_messages(j.question, j.system)) for j in batch]
+            seeds = [sample_seed(j.content_key) for j in batch]
             gens = engine.generate(
                 prompts,
                 cfg.max_new_tokens,
@@ -211,28 +208,27 @@ def generate_responses(
                 progress=f"{spec.trait}: decoding",  # a batch can take minutes on CPU
             )
             for job, gen in zip(batch, gens, strict=True):
-                record: AnswerRecord = {
-                    **job,
-                    "prompt": gen.prompt,
-                    "prompt_ids": gen.prompt_ids,
-                    "response_ids": gen.response_ids,
-                    "response": gen.response,
-                }
-                f.write(json.dumps(record) + "\n")
-                done[job["content_key"]] = record
+                record = AnswerRecord(
+                    **asdict(job),
+                    prompt=gen.prompt,
+                    prompt_ids=gen.prompt_ids,
+                    response_ids=gen.response_ids,
+                    response=gen.response,
+                )
+                f.write(json.dumps(record.to_json()) + "\n")
+                done[job.content_key] = record
             f.flush()
             counts.generated += len(batch)
             bar.update(len(batch))
-    records = [cast(AnswerRecord, {**done[job["content_key"]], **_position(job)}) for job in jobs]
+    # a reused answer takes the job's place (its key, polarity and instruction) in the current spec
+    records = [
+        replace(done[j.content_key], key=j.key, polarity=j.polarity, instruction=j.instruction) for j in jobs
+    ]
     counts.dropped = max(0, n_lines + counts.generated - len(records))
     if counts.dropped:
         logger.info("%s: dropped %d records that do not match the spec or settings", out, counts.dropped)
     _rewrite(out, records)
     return records
-
-
-def _position(job: AnswerJob) -> dict:
-    return {"key": job["key"], "polarity": job["polarity"], "instruction": job["instruction"]}
 
 
 def _cohens_d(pos: torch.Tensor, neg: torch.Tensor, direction: torch.Tensor) -> float:
@@ -256,40 +252,24 @@ def _heldout(
     AUC of pos vs neg (labels: the system prompt) for the response average and the last prompt
     token, at the vector's calibrated (or middle) layer. Generations resume like the extraction's.
     """
-    from persona_vaccine.steering.score import auc, project
+    from persona_vaccine.steering.score import auc, project_by_polarity
 
     vector = PersonaVector.load(path)
     layer = vector.default_layer()
     eval_spec = replace(spec, extraction_questions=spec.evaluation_questions)
     eval_cfg = replace(cfg, samples_per_prompt=1, seed=cfg.seed + 1)
-    records = [
-        r
-        for r in generate_responses(
-            model, tokenizer, eval_spec, eval_cfg, out_dir / "heldout.jsonl", engine=engine
-        )
-        if r["response_ids"]
-    ]
-    prompt, response = project(
-        model,
-        [(r["prompt_ids"], r["response_ids"]) for r in records],
-        vector,
-        layer,
-        tokenizer.pad_token_id,
-        cfg.activation_batch_size,
+    records = generate_responses(
+        model, tokenizer, eval_spec, eval_cfg, out_dir / "heldout.jsonl", engine=engine
     )
-    is_pos = [r["polarity"] == "pos" for r in records]
-
-    def split(values):
-        return [v for v, p in zip(values, is_pos, strict=True) if p], [
-            v for v, p in zip(values, is_pos, strict=True) if not p
-        ]
-
+    split = project_by_polarity(
+        model, records, vector, layer, tokenizer.pad_token_id, cfg.activation_batch_size
+    )
     result = {
         "layer": layer,
-        "n_pos": sum(is_pos),
-        "n_neg": len(is_pos) - sum(is_pos),
-        "response_auc": auc(*split(response)),
-        "prompt_last_auc": auc(*split(prompt)),
+        "n_pos": len(split["prompt"][0]),
+        "n_neg": len(split["prompt"][1]),
+        "response_auc": auc(*split["response"]),
+        "prompt_last_auc": auc(*split["prompt"]),
     }
     replace(vector, extraction={**vector.extraction, "heldout": result}).save(path)
     return result
@@ -347,8 +327,8 @@ def _kept_pairs(
     if hasattr(response_filter, "prepare"):
         response_filter.prepare(records)
     kept = [r for r in records if response_filter.keep(r)]
-    pos = [r for r in kept if r["polarity"] == "pos"]
-    neg = [r for r in kept if r["polarity"] == "neg"]
+    pos = [r for r in kept if r.polarity == "pos"]
+    neg = [r for r in kept if r.polarity == "neg"]
     counts = (
         response_filter.summary() if hasattr(response_filter, "summary") else {"filter": response_filter.name}
     )
@@ -383,7 +363,7 @@ def _extraction_info(cfg, spec, counts: dict, pos, neg, records, generations: Pa
         "generations": {
             "file": str(generations),
             # the content keys the vector was built from, hashed in file order
-            "digest": hashlib.sha256("".join(r["content_key"] for r in records).encode()).hexdigest(),
+            "digest": hashlib.sha256("".join(r.content_key for r in records).encode()).hexdigest(),
             **asdict(gen_counts),
         },
         "evaluation_questions": list(spec.evaluation_questions),
@@ -434,7 +414,7 @@ def _extract_locked(
     pos, neg, counts = _kept_pairs(records, response_filter, spec, cfg)
     acts = prompt_response_activations(
         model,
-        [(r["prompt_ids"], r["response_ids"]) for r in pos + neg],
+        [(r.prompt_ids, r.response_ids) for r in pos + neg],
         tokenizer.pad_token_id,
         batch_size=cfg.activation_batch_size,
     )

@@ -32,7 +32,7 @@ class ResponseFilter(Protocol):
         ...
 
     def keep(self, record: AnswerRecord) -> bool:
-        """`record` has 'polarity' ('pos' or 'neg'), 'question', 'system', 'response'."""
+        """Whether to build the vector from `record` (its polarity, question, system prompt, response)."""
         ...
 
     def summary(self) -> dict:
@@ -49,7 +49,7 @@ class KeepAll:
         pass
 
     def keep(self, record: AnswerRecord) -> bool:
-        return bool(record["response"].strip())
+        return bool(record.response.strip())
 
     def summary(self) -> dict:
         return {"filter": self.name}
@@ -94,7 +94,7 @@ class JudgeFilter:
         self._counts: dict = {}
 
     def prepare(self, records: Sequence[AnswerRecord]) -> None:
-        items = [(r["question"], r["response"]) for r in records]
+        items = [(r.question, r.response) for r in records]
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         with JudgeCache(self.cache_path) as cache:
             trait = judge_responses(
@@ -104,7 +104,7 @@ class JudgeFilter:
                 self.judge, cache, COHERENCE_RUBRIC, items, self.batch_size, desc="judge: coherence"
             )
         for record, t, c in zip(records, trait, coherence, strict=True):
-            record["trait_score"], record["coherence_score"] = t, c
+            record.trait_score, record.coherence_score = t, c
         if self.auto_thresholds:
             self.trait_threshold, self.coherence_threshold = auto_thresholds(trait, coherence)
             logger.info(
@@ -115,7 +115,9 @@ class JudgeFilter:
         if self.judgments_path is not None:
             self.judgments_path.write_text(
                 "".join(
-                    json.dumps({k: r[k] for k in ("key", "polarity", "trait_score", "coherence_score")})
+                    json.dumps(
+                        {k: getattr(r, k) for k in ("key", "polarity", "trait_score", "coherence_score")}
+                    )
                     + "\n"
                     for r in records
                 )
@@ -123,10 +125,10 @@ class JudgeFilter:
         self._counts = self._count(records)
 
     def keep(self, record: AnswerRecord) -> bool:
-        trait, coherence = record.get("trait_score"), record.get("coherence_score")
+        trait, coherence = record.trait_score, record.coherence_score
         if trait is None or coherence is None or coherence < self.coherence_threshold:
             return False
-        return trait >= self.trait_threshold if record["polarity"] == "pos" else trait < self.trait_threshold
+        return trait >= self.trait_threshold if record.polarity == "pos" else trait < self.trait_threshold
 
     def _count(self, records: Sequence[AnswerRecord]) -> dict:
         counts: dict = {
@@ -138,13 +140,13 @@ class JudgeFilter:
         }
         scores = {}
         for polarity in ("pos", "neg"):
-            rs = [r for r in records if r["polarity"] == polarity]
-            traits = [r["trait_score"] for r in rs if r["trait_score"] is not None]
+            rs = [r for r in records if r.polarity == polarity]
+            traits = [r.trait_score for r in rs if r.trait_score is not None]
             scores[polarity] = traits
             counts[polarity] = {
                 "generated": len(rs),
-                "no_score": sum(r["trait_score"] is None or r["coherence_score"] is None for r in rs),
-                "coherent": sum((r["coherence_score"] or 0) >= self.coherence_threshold for r in rs),
+                "no_score": sum(r.trait_score is None or r.coherence_score is None for r in rs),
+                "coherent": sum((r.coherence_score or 0) >= self.coherence_threshold for r in rs),
                 "kept": sum(self.keep(r) for r in rs),
                 "mean_trait": sum(traits) / len(traits) if traits else None,
             }

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import random_vector
 
 from persona_vaccine.judges.judge import HFJudge
+from persona_vaccine.steering.answers import AnswerRecord
 from persona_vaccine.steering.calibrate import (
     CalibrationConfig,
     Cell,
@@ -20,7 +22,6 @@ from persona_vaccine.steering.calibrate import (
 from persona_vaccine.steering.extract import ExtractionConfig, extract, make_filter
 from persona_vaccine.steering.vector import PersonaVector
 from persona_vaccine.traits import load_trait_spec
-from tests.helpers import random_vector
 
 
 def test_choose_best_coherent_layer_then_largest_coherent_coef():
@@ -114,9 +115,10 @@ def test_extract_end_to_end_with_calibration(tiny_chat_model, tiny_tokenizer, tm
     )  # generations only
     # set the trait threshold at the judge's median so both polarities keep some responses
     f = make_filter(cfg, load_trait_spec("evil"), tiny_chat_model, tiny_tokenizer, tmp_path / "evil")
-    records = [json.loads(x) for x in (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()
+    records = [AnswerRecord.from_json(json.loads(x)) for x in lines]
     f.prepare(records)
-    scores = sorted(r["trait_score"] for r in records)
+    scores = sorted(r.trait_score for r in records)
     cfg.trait_threshold = scores[len(scores) // 2]
     result = extract(cfg, model=tiny_chat_model, tokenizer=tiny_tokenizer)
     assert 1 <= result.n_pos < 10 or 1 <= result.n_neg < 10  # the judge filtered something

@@ -10,6 +10,7 @@ from helpers import pairwise_auc
 
 from persona_vaccine.judges.judge import HFJudge
 from persona_vaccine.steering.activations import prompt_response_activations
+from persona_vaccine.steering.answers import AnswerRecord
 from persona_vaccine.steering.extract import ExtractionConfig, TooFewResponses, extract, make_filter
 from persona_vaccine.steering.vector import PersonaVector
 from persona_vaccine.traits import TraitSpecError, builtin_traits, load_trait_spec, parse_trait_spec
@@ -95,7 +96,7 @@ def test_too_few_kept_responses_is_explained(tiny_chat_model, tiny_tokenizer, tm
         name = "drop_pos"
 
         def keep(self, record):
-            return record["polarity"] == "neg"
+            return record.polarity == "neg"
 
     with pytest.raises(
         TooFewResponses, match=r"only 0 pos and 10 neg of 20 responses survived the 'drop_pos'"
@@ -122,29 +123,31 @@ def test_judge_filter_thresholds_counts_and_resume(tiny_chat_model, tiny_tokeniz
     judge_filter.judge.min_mass = 0.0  # a random judge puts little mass on digits: score it anyway
     judge_filter.judge = CountingJudge(judge_filter.judge)
     extract(_cfg(tmp_path), model=tiny_chat_model, tokenizer=tiny_tokenizer)  # generations, no judge
-    gens = [json.loads(x) for x in (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "evil" / "generations.jsonl").read_text().splitlines()
+    gens = [AnswerRecord.from_json(json.loads(x)) for x in lines]
+    assert [json.dumps(g.to_json()) for g in gens] == lines  # the record reads and writes the line unchanged
     judge_filter.prepare(gens)
-    assert judge_filter.judge.calls == 2 * len({(r["question"], r["response"]) for r in gens})
-    traits = sorted(r["trait_score"] for r in gens)
+    assert judge_filter.judge.calls == 2 * len({(r.question, r.response) for r in gens})
+    traits = sorted(r.trait_score for r in gens)
     judge_filter.trait_threshold = traits[len(traits) // 2]
     judge_filter.coherence_threshold = 0.0
     for r in gens:
-        expected = r["trait_score"] >= judge_filter.trait_threshold
-        assert judge_filter.keep(r) == (expected if r["polarity"] == "pos" else not expected)
+        expected = r.trait_score >= judge_filter.trait_threshold
+        assert judge_filter.keep(r) == (expected if r.polarity == "pos" else not expected)
     judgments = [json.loads(x) for x in (tmp_path / "evil" / "judgments.jsonl").read_text().splitlines()]
-    assert [j["key"] for j in judgments] == [r["key"] for r in gens]
+    assert [j["key"] for j in judgments] == [r.key for r in gens]
     # a second filter over the same cache asks the judge nothing
     again = make_filter(cfg, spec, tiny_chat_model, tiny_tokenizer, tmp_path / "evil")
     again.judge.min_mass = 0.0
     again.judge = CountingJudge(again.judge)
     again.prepare(gens)
     assert again.judge.calls == 0
-    assert [r["trait_score"] for r in gens] == [j["trait_score"] for j in judgments]
+    assert [r.trait_score for r in gens] == [j["trait_score"] for j in judgments]
     summary = judge_filter._count(gens)
     assert summary["pos"]["generated"] == 10
     # the judge's AUC: its trait scores of the pos responses against those of the neg ones, every pair
-    pos = [r["trait_score"] for r in gens if r["polarity"] == "pos" and r["trait_score"] is not None]
-    neg = [r["trait_score"] for r in gens if r["polarity"] == "neg" and r["trait_score"] is not None]
+    pos = [r.trait_score for r in gens if r.polarity == "pos" and r.trait_score is not None]
+    neg = [r.trait_score for r in gens if r.polarity == "neg" and r.trait_score is not None]
     assert pos and neg
     assert summary["judge_auc_pos_vs_neg"] == pytest.approx(pairwise_auc(pos, neg), abs=1e-12)
 

@@ -463,7 +463,7 @@ def test_max_new_tokens_is_capped_by_the_context(tiny_chat_model, tiny_tokenizer
 
 
 def test_score_layer_and_text_bounds(tiny_chat_model, tmp_path, capsys):
-    from tests.helpers import random_vector
+    from helpers import random_vector
 
     path = str(random_vector(tiny_chat_model, model_id="smollm2-135m").save(tmp_path / "v.safetensors"))
     line = _one_line_error(capsys, "score", "--vector", path, "--layer", "99", "--text", "hi")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("steering", "data", "training", "monitoring")  # top-level folders, linked into persona_vaccine/
-INNER = ("models", "judges", "traits")  # packages inside persona_vaccine/
+INNER = ("models", "judges", "traits", "interop")  # packages inside persona_vaccine/
 BASICS = ("errors", "paths", "choices", "cli_args", "lock", "jsonl", "llm_http", "vllm_request")
 PREFIX = "persona_vaccine."  # the one import name: persona_vaccine.steering, persona_vaccine.data, ...
 

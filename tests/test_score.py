@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from persona_vaccine.data.scoring import score_samples
 from persona_vaccine.steering.extract import ExtractionConfig, extract
-from persona_vaccine.steering.score import auc, best_threshold, calibrate, score_samples
+from persona_vaccine.steering.score import auc, best_threshold, calibrate
 from persona_vaccine.steering.vector import PersonaVector
 
 ROOT = Path(__file__).resolve().parents[1]

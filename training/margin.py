@@ -16,10 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -27,6 +26,7 @@ from torch import nn
 from persona_vaccine.models.chat import build_messages, format_chat
 from persona_vaccine.models.compat import model_device
 from persona_vaccine.models.layers import eval_mode
+from persona_vaccine.steering.answers import AnswerRecord
 from persona_vaccine.steering.vector import PersonaVector
 
 from .meters import with_shift
@@ -114,16 +114,16 @@ def pairs_from_answers(tokenizer, rows: Sequence[tuple[str, str, str]]) -> list[
     return pairs
 
 
-def _pair_records(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+def _pair_records(records: Sequence[AnswerRecord]) -> list[tuple[str, str, str]]:
     """pos/neg records of the same instruction and question -> (question, pos answer, neg answer)."""
-    by_slot: dict[tuple, dict[str, Mapping[str, Any]]] = {}
+    by_slot: dict[tuple, dict[str, AnswerRecord]] = {}
     for r in records:
-        _, instruction, question, sample = r["key"].split("/")
-        by_slot.setdefault((instruction, question, sample), {})[r["polarity"]] = r
+        _, instruction, question, sample = r.key.split("/")
+        by_slot.setdefault((instruction, question, sample), {})[r.polarity] = r
     return [
-        (s["pos"]["question"], s["pos"]["response"], s["neg"]["response"])
+        (s["pos"].question, s["pos"].response, s["neg"].response)
         for s in by_slot.values()
-        if "pos" in s and "neg" in s and s["pos"]["response"].strip() and s["neg"]["response"].strip()
+        if "pos" in s and "neg" in s and s["pos"].response.strip() and s["neg"].response.strip()
     ]
 
 

@@ -9,7 +9,7 @@ from conftest import tiny_llama
 from gguf import GGUFReader, GGUFWriter
 from helpers import random_vector
 
-from persona_vaccine.steering.gguf_interop import export_control_vector, import_control_vector
+from persona_vaccine.interop.control_vectors import export_control_vector, import_control_vector
 from persona_vaccine.steering.vector import VectorMismatch
 
 
