@@ -11,8 +11,9 @@ rewritten after every section, so partial results survive):
    (`steering_all_layers`: incremental vectors at every layer), LoRA r=32 alpha=64 all-linear (and full
    fine-tuning for smollm2-135m); plus the drift measurement (`DriftCallback`'s meter) once per repeat;
 2. generate: greedy `model.generate` of exactly --gen_tokens new tokens at batch 1 and 16, plain vs
-   `monitor(...)` with an "alert" watch vs a "cap" watch (cap 0.0: it clamps about half the answer
-   tokens of a random model); a plain row with any hook attached aborts the section;
+   `monitor(...)` with an "alert" watch vs a "cap" watch (cap 0.0: it clamps the answer tokens that
+   read above 0 on a random model: about 40 % on the 7B shape, none on the 135M); a plain row with any
+   hook attached aborts the section;
 3. activations: `prompt_response_activations` (extraction's reader, every layer) over 64 x 256 tokens vs a
    plain forward of the same batches (full, with logits, and the decoder alone, which is what the reader
    runs: it stops after the last block).
@@ -20,14 +21,14 @@ The persona vector is a random unit vector per layer (trait "evil", so the drift
 questions), saved with PersonaVector.save. The tokenizer is the embedded SmolLM2's (saved to .gpu_tok for
 machines without the model), used for both shapes: its ids (< 49152) fit Qwen2.5's larger vocabulary.
 
-Device command (one line; .whl and .gpu_tok carried, both in .git/info/exclude):
+On a GPU machine that has torch, transformers, peft and accelerate but no network, no trl, datasets or
+jsonschema, and no model weights: download those as wheels here (trl, datasets, dill, multiprocess,
+jsonschema, jsonschema-specifications, referencing, rpds-py; `pip download --no-deps --only-binary=:all:
+--python-version 3.12 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION`), save the tokenizer with
+`load_tokenizer("smollm2-135m").save_pretrained(".gpu_tok")`, copy the checkout there and run
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && PYTHONUNBUFFERED=1 python3 bench/gpu_speed.py --out $OUT/gpu_speed.json 2>&1 | tee $OUT/log.txt
-
-.whl: trl 1.16.0, datasets 5.2.0, dill 0.4.1, multiprocess 0.70.19 (py312), jsonschema 4.26.0,
-jsonschema-specifications, referencing, rpds-py (cp312); everything else the GPU machine has. Made with `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
---implementation cp --platform manylinux_2_28_x86_64 ... -d .whl NAME==VERSION`; .gpu_tok with
-`load_tokenizer("smollm2-135m").save_pretrained(".gpu_tok")`.
+    pip install --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:$PWD \
+        python3 bench/gpu_speed.py --out gpu_speed.json
 """
 
 from __future__ import annotations
