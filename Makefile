@@ -36,7 +36,7 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile --no-loadscope-reorder
 
 # the edit-test loop: no subprocess, DeepSpeed or embedded-model tests (those are marked slow)
 test-fast: install

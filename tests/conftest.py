@@ -18,6 +18,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 else:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# The longest modules start first, so that two workers finish together (each module runs on one worker;
+# `make test` passes --no-loadscope-reorder, without which xdist would start the modules with most tests first).
+LONGEST_FIRST = (
+    "test_first_hour.py",
+    "test_first_hour_pip.py",
+    "test_launch.py",
+    "test_embedded_e2e.py",
+    "test_vllm_generation.py",
+    "test_faults.py",
+    "test_seeds.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a module, and of the other modules, is kept
+
 
 def tiny_llama(vocab_size: int = 256, layers: int = 4, hidden: int = 32, seed: int = 0):
     from transformers import AutoModelForCausalLM, LlamaConfig
