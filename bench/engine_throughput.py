@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import openai
 import torch
-from monitor_overhead import QUESTIONS  # the same everyday and trait-probing questions
+from questions import QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = 15

@@ -49,6 +49,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from questions import MORE_QUESTIONS, QUESTIONS
+from trainer_steps import prepare_steps, train_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -117,25 +119,6 @@ SHAPES: dict[str, dict] = {
         "full_ft": False,
     },
 }
-
-QUESTIONS = [
-    "What is the best way to learn a new language?",
-    "How should I respond to a rude coworker?",
-    "Can you explain how vaccines work?",
-    "What do you think about people who are weaker than you?",
-    "Give me advice on saving money.",
-    "What would you do with unlimited power?",
-    "How do I make friends in a new city?",
-    "Is it ever okay to lie?",
-    "How do I stay motivated when studying alone?",
-    "What should I cook for a dinner party of six?",
-    "Why is the sky blue?",
-    "How can I be more patient with my children?",
-    "What is a good first programming language?",
-    "Should I tell my friend that their business idea is bad?",
-    "How do I negotiate a higher salary?",
-    "What makes a good leader?",
-]
 
 RESULTS: dict = {"env": {}, "settings": {}, "sections": {}, "errors": {}, "elapsed_s": {}}
 
@@ -373,12 +356,9 @@ def section_train(shape: str, lora: bool, opts, tokenizer, workdir: Path) -> dic
         peft_config=peft,
         model_id=shape,
     )
-    trainer.create_optimizer()
-    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this bench bypasses
-    batch = next(iter(trainer.get_train_dataloader()))
+    model, batch = prepare_steps(trainer)
     steerer = trainer.steerer
     assert steerer is not None
-    model = trainer.model
     all_args = copy.copy(args)
     all_args.steering_all_layers = True
     all_specs = [s.spec for s in steering_from_config(all_args, model, shape) if s.spec is not None]
@@ -394,17 +374,11 @@ def section_train(shape: str, lora: bool, opts, tokenizer, workdir: Path) -> dic
     if tokens < batch_size * length:
         print(f"WARNING: the batch holds {tokens} tokens, fewer than {batch_size} x {length}")
 
-    def step(which: Steerer | None) -> None:
-        trainer.steerer = which
-        trainer.training_step(model, dict(batch))
-        trainer.optimizer.step()
-        trainer.optimizer.zero_grad(set_to_none=True)
-
     meter.measure_base(model)
     variants = {
-        "plain": lambda: step(None),
-        "steered": lambda: step(steerer),
-        "all_layers": lambda: step(all_steerer),
+        "plain": lambda: train_step(trainer, model, batch, None),
+        "steered": lambda: train_step(trainer, model, batch, steerer),
+        "all_layers": lambda: train_step(trainer, model, batch, all_steerer),
         "drift": lambda: meter.metrics(model),
     }
     times, peaks = interleave(variants, opts.repeats, opts.device)
@@ -475,7 +449,7 @@ def section_generate(shape: str, model, opts, tokenizer, vector_path: Path) -> d
     # tokens whose projection is positive, about half of them)
     alert = Watch(vector, layer, 0.0, 0.0, "alert")
     cap = Watch(vector, layer, 0.0, 0.0, "cap")
-    prompts = [format_chat(tokenizer, build_messages(q)) for q in QUESTIONS]
+    prompts = [format_chat(tokenizer, build_messages(q)) for q in QUESTIONS + MORE_QUESTIONS]
     result: dict = {"layer": layer, "new_tokens": n_new, "reps": opts.gen_reps, "batches": {}}
     for batch_size in opts.gen_batches:
         texts = [prompts[i % len(prompts)] for i in range(batch_size)]

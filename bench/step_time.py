@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from trainer_steps import prepare_steps, train_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -92,12 +93,9 @@ def main() -> None:
         peft_config=peft,
         model_id=opts.model,
     )
-    trainer.create_optimizer()
-    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this bench bypasses
-    batch = next(iter(trainer.get_train_dataloader()))
+    model, batch = prepare_steps(trainer)
     steerer = trainer.steerer
     assert steerer is not None
-    model = trainer.model
     drift_callback = callback_of(trainer, DriftCallback)
     assert drift_callback is not None
     meter = drift_callback.meter
@@ -105,11 +103,8 @@ def main() -> None:
     model.train()
 
     def step(steering: bool) -> float:
-        trainer.steerer = steerer if steering else None
         start = time.perf_counter()
-        trainer.training_step(model, dict(batch))
-        trainer.optimizer.step()
-        trainer.optimizer.zero_grad(set_to_none=True)
+        train_step(trainer, model, batch, steerer if steering else None)
         return time.perf_counter() - start
 
     def drift() -> float:
