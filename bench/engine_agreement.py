@@ -16,9 +16,11 @@ import tempfile
 
 
 def readings_on_vllm(dtype: str, prompts: list[list[int]], vec: str, layer: int, tokens: int):
+    import torch
     from vllm import LLM, SamplingParams
 
     from persona_vaccine.models.loading import resolve_model_path
+    from persona_vaccine.models.vllm_memory import engine_memory_args
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
     from persona_vaccine.vllm_request import PersonaRequest, WatchSpec
 
@@ -27,7 +29,7 @@ def readings_on_vllm(dtype: str, prompts: list[list[int]], vec: str, layer: int,
         model=resolve_model_path("smollm2-135m"),
         enforce_eager=True,
         dtype=dtype,  # type: ignore[arg-type]
-        gpu_memory_utilization=0.2,
+        **engine_memory_args(not torch.cuda.is_available(), gpu_share=0.2),
         max_model_len=1024,
     )
     params = [

@@ -19,10 +19,12 @@ import tempfile
 
 
 def one(ranks: int, vector: str) -> dict:
+    import torch
     from vllm import LLM, SamplingParams
 
     from persona_vaccine.models.chat import build_messages, format_chat
     from persona_vaccine.models.loading import load_tokenizer, resolve_model_path
+    from persona_vaccine.models.vllm_memory import engine_memory_args
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
     from persona_vaccine.vllm_request import PersonaRequest, SteerSpec, WatchSpec
 
@@ -31,7 +33,7 @@ def one(ranks: int, vector: str) -> dict:
         model=resolve_model_path("smollm2-135m"),
         enforce_eager=True,
         dtype="float32",
-        gpu_memory_utilization=0.1,
+        **engine_memory_args(not torch.cuda.is_available(), gpu_share=0.1),
         max_model_len=512,
         tensor_parallel_size=ranks,
         distributed_executor_backend="mp",

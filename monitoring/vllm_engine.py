@@ -19,6 +19,7 @@ from typing import Any
 
 from persona_vaccine.models.chat import format_chat, prepare_messages
 from persona_vaccine.models.loading import load_model, load_tokenizer, model_config, resolve_model_path
+from persona_vaccine.models.vllm_memory import engine_memory_args
 from persona_vaccine.steering.vector import PersonaVector
 from persona_vaccine.vllm_request import (
     VLLM_EXTRA,
@@ -125,7 +126,7 @@ class VllmEngine:
             max_model_len=self.context_length,
             enable_prefix_caching=prefix_caching,
             tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=float(os.environ.get("PERSONA_VLLM_MEMORY", "0.1" if _cpu() else "0.9")),
+            **engine_memory_args(_cpu(), gpu_share=0.9),
             seed=seed,
         )
         self.engine = self._call(self._start(engine_args), timeout=None)

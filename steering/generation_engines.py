@@ -22,6 +22,7 @@ from typing import Any, Protocol, cast
 from torch import nn
 
 from persona_vaccine.models.generate import Generation, check_new_tokens, context_length, generate, stop_ids
+from persona_vaccine.models.vllm_memory import engine_memory_args
 from persona_vaccine.steering.hooks import steer
 from persona_vaccine.steering.vector import PersonaVector
 
@@ -168,7 +169,7 @@ class VllmGeneration:
             dtype=dtype,  # type: ignore[arg-type]
             seed=seed,
             max_model_len=min(context_length(model) or 4096, 4096),
-            gpu_memory_utilization=float(os.environ.get("PERSONA_VLLM_MEMORY", "0.2" if cpu else "0.5")),
+            **engine_memory_args(cpu, gpu_share=0.5),
             **cast(dict[str, Any], {"enable_lora": True, "max_lora_rank": lora_rank} if lora else {}),
         )
         self.lora = lora

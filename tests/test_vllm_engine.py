@@ -36,6 +36,7 @@ def vec_path(tmp_path_factory) -> str:
 def engine(vec_path):
     """An in-process engine (so the test can see the model), its readings reader and the prompts."""
     from persona_vaccine.models.loading import load_tokenizer, resolve_model_path
+    from persona_vaccine.models.vllm_memory import engine_memory_args
     from persona_vaccine.monitoring.vllm_readings import ReadingsReader
 
     saved = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
@@ -43,15 +44,18 @@ def engine(vec_path):
     reader = ReadingsReader()
     from vllm import LLM
 
+    # a user's process already holds a model or a dataset: 3 GiB here, more than vLLM's share-based sizing allows
+    ballast = torch.ones(3 * 2**28)
     llm = LLM(
         model=resolve_model_path("smollm2-135m"),
         enforce_eager=True,
         dtype="float32",
-        gpu_memory_utilization=0.1,
+        **engine_memory_args(cpu=True, gpu_share=0.1),
         max_model_len=512,
         enable_prefix_caching=True,
         seed=0,
     )
+    del ballast
     tokenizer = load_tokenizer("smollm2-135m")
     prompts = [
         tokenizer(format_chat(tokenizer, build_messages(q)), add_special_tokens=False)["input_ids"]
