@@ -39,6 +39,10 @@ def user_env(home: Path) -> dict[str, str]:
     for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "TMPDIR"):
         if name in os.environ:
             env[name] = os.environ[name]  # how this machine reaches its package index
+    # the suite's workers share the cores (conftest.py): the user's commands get this worker's share, or
+    # their threads and the other worker's contend and each runs at half speed
+    if "OMP_NUM_THREADS" in os.environ:
+        env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
     return env
 
 
