@@ -185,14 +185,24 @@ def test_extract_command(tiny_setup, tmp_path):
         "1",
         "--max_new_tokens",
         "4",
+        "--min_kept",
+        "1",
     ]
     proc = _cli(cmd, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    from persona_vaccine.steering.answers import AnswerRecord
     from persona_vaccine.steering.vector import PersonaVector
 
+    # the random model's answers are seeded by a hash that includes its (temporary) path, so an answer is
+    # sometimes empty, and empty answers are dropped: the vector counts exactly the answers that were not
+    records = [
+        AnswerRecord.from_json(json.loads(line)) for line in open(tmp_path / "evil" / "generations.jsonl")
+    ]
+    kept = {p: sum(r.polarity == p and bool(r.response.strip()) for r in records) for p in ("pos", "neg")}
+    assert len(records) == 10 and min(kept.values()) >= 1
     vec = PersonaVector.load(tmp_path / "evil" / "response_avg.safetensors")
-    assert vec.model_id == str(root / "model") and vec.extraction["n_pos"] == 5
-    assert "5 pos / 5 neg" in proc.stdout
+    assert vec.model_id == str(root / "model") and vec.extraction["n_pos"] == kept["pos"]
+    assert f"{kept['pos']} pos / {kept['neg']} neg" in proc.stdout
 
 
 def test_help(tmp_path):
