@@ -19,7 +19,7 @@ from typing import Any
 
 from persona_vaccine.models.chat import format_chat, prepare_messages
 from persona_vaccine.models.loading import load_model, load_tokenizer, model_config, resolve_model_path
-from persona_vaccine.models.vllm_memory import engine_memory_args
+from persona_vaccine.models.vllm_memory import check_kv_cache_fits, engine_memory_args
 from persona_vaccine.steering.vector import PersonaVector
 from persona_vaccine.vllm_request import (
     VLLM_EXTRA,
@@ -92,6 +92,8 @@ class VllmEngine:
         limit = max_model_len or getattr(config, "max_position_embeddings", None) or max_tokens_limit
         self.context_length = int(limit)
         self.max_tokens_limit = min(max_tokens_limit, self.context_length)
+        memory = engine_memory_args(_cpu(), gpu_share=0.9)
+        check_kv_cache_fits(memory, config, self.context_length, dtype, length_flag="--max_model_len")
         guards = guards or {}
         thresholds = _calibrated(model_id, vectors, manual_thresholds or {}, dtype, threshold_source)
         self.traits: dict[str, TraitInfo] = {}
@@ -126,7 +128,7 @@ class VllmEngine:
             max_model_len=self.context_length,
             enable_prefix_caching=prefix_caching,
             tensor_parallel_size=tensor_parallel_size,
-            **engine_memory_args(_cpu(), gpu_share=0.9),
+            **memory,
             seed=seed,
         )
         self.engine = self._call(self._start(engine_args), timeout=None)

@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 from torch import nn
 
 from persona_vaccine.models.generate import Generation, check_new_tokens, context_length, generate, stop_ids
-from persona_vaccine.models.vllm_memory import engine_memory_args
+from persona_vaccine.models.vllm_memory import check_kv_cache_fits, engine_memory_args
 from persona_vaccine.steering.hooks import steer
 from persona_vaccine.steering.vector import PersonaVector
 
@@ -162,14 +162,17 @@ class VllmGeneration:
         # vLLM's CPU build can't seed requests one by one (its CPU generators have no offset, which a
         # chunked prefill needs): there the engine's own seed makes the run reproducible instead
         self.per_request_seeds = not cpu
+        max_model_len = min(context_length(model) or 4096, 4096)
+        memory = engine_memory_args(cpu, gpu_share=0.5)
+        check_kv_cache_fits(memory, model.config, max_model_len, dtype)
         self.llm = LLM(
             model=resolve_model_path(model_id),
             tokenizer=resolve_model_path(model_id),
             enforce_eager=True,
             dtype=dtype,  # type: ignore[arg-type]
             seed=seed,
-            max_model_len=min(context_length(model) or 4096, 4096),
-            **engine_memory_args(cpu, gpu_share=0.5),
+            max_model_len=max_model_len,
+            **memory,
             **cast(dict[str, Any], {"enable_lora": True, "max_lora_rank": lora_rank} if lora else {}),
         )
         self.lora = lora

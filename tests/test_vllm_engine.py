@@ -105,6 +105,17 @@ def recorder(llm, layer):
     return seen, handle
 
 
+def test_the_kv_cache_is_the_size_asked_for_counted_as_vllm_counts(engine):
+    from persona_vaccine.models.loading import model_config
+    from persona_vaccine.models.vllm_memory import engine_memory_args, kv_bytes_per_token
+
+    llm = engine[0]
+    cache = llm.llm_engine.vllm_config.cache_config
+    asked = engine_memory_args(cpu=True, gpu_share=0.1)["kv_cache_memory_bytes"]
+    block = cache.block_size * kv_bytes_per_token(model_config("smollm2-135m"), "float32")
+    assert asked - block < cache.num_gpu_blocks * block <= asked
+
+
 def test_the_hooks_are_attached_in_the_worker(engine):
     llm, _, _ = engine
     assert llm.collective_rpc("persona_hooks_attached") == [{"attached": True, "errors": 0, "rank": 0}]
