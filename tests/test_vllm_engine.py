@@ -44,7 +44,7 @@ def engine(vec_path):
     reader = ReadingsReader()
     from vllm import LLM
 
-    # a user's process already holds a model or a dataset: 3 GiB here, more than vLLM's share-based sizing allows
+    # a user's process already holds a model or a dataset: 3 GiB here, more than vLLM's share of RAM
     ballast = torch.ones(3 * 2**28)
     llm = LLM(
         model=resolve_model_path("smollm2-135m"),

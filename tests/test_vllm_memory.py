@@ -1,4 +1,4 @@
-"""The memory an in-process vLLM engine asks for: fixed on a CPU, a share of the GPU, and bad settings refused."""
+"""The memory an in-process vLLM engine asks for: fixed on a CPU, a share of a GPU, bad settings refused."""
 
 from __future__ import annotations
 

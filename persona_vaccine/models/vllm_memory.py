@@ -34,8 +34,9 @@ def check_kv_cache_fits(
 ) -> None:
     """Refuse, before vLLM starts, a fixed KV cache too small for one request of `max_model_len` tokens.
 
-    `length_flag` names the option that sets `max_model_len`, when the user has one. Counted for models whose every layer keeps keys and values for every token (sliding-window, hybrid
-    and compressed-attention models keep less, and are left to vLLM's own check).
+    `length_flag` names the option that sets `max_model_len`, when the user has one. Counted for models
+    whose every layer keeps keys and values for every token (sliding-window, hybrid and
+    compressed-attention models keep less, and are left to vLLM's own check).
     """
     kv_bytes = memory_args.get("kv_cache_memory_bytes")
     per_token = kv_bytes_per_token(config, dtype)
